@@ -1,0 +1,15 @@
+"""``auditor`` command line. Each area registers its commands in its own module."""
+
+from __future__ import annotations
+
+from auditor.cli._app import app
+
+# Importing the command modules registers their commands on ``app``.
+from auditor.cli import commands as _commands  # noqa: F401
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    """Entry point of the ``auditor`` script."""
+    app()

@@ -1,0 +1,217 @@
+"""The snapshot: what one night's collection holds, as pandas DataFrames with fixed schemas.
+
+This module is the contract between the collector (which builds a :class:`Snapshot`), the
+store (which writes and reads one) and the rules (which read one partition of it). Each frame
+has a fixed, documented column order; :func:`conform` gives any frame that order and the
+dtypes below, so that frames built in memory and frames read back from Parquet are the same.
+
+Frames
+------
+``status``          one row per company x data type (the dataStatus payload, flattened)
+``companies``       one row per company x connection (a company with no connection: one row,
+                    connection columns null)
+``errors``          one row per company whose data could not be collected (the run went on)
+``pull_operations`` pull operations fetched for data types in progress (to time stuck syncs)
+``sync_settings``   the client's sync settings (``company_id`` null) and any company overrides
+
+All timestamps are timezone-aware UTC (``datetime64[ns, UTC]``). Repeated strings are
+categoricals, so that 100,000 companies x 43 data types stay well under 2 GB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Final, Literal
+
+import pandas as pd
+
+__all__ = [
+    "COMPANIES_SCHEMA",
+    "ERRORS_SCHEMA",
+    "FRAME_NAMES",
+    "PULL_OPERATIONS_SCHEMA",
+    "SCHEMAS",
+    "STATUS_SCHEMA",
+    "SYNC_SETTINGS_SCHEMA",
+    "ColumnKind",
+    "Snapshot",
+    "conform",
+    "empty_frame",
+]
+
+ColumnKind = Literal["str", "category", "timestamp", "int", "float", "bool"]
+
+#: company x data type. ``platform``/``connection_id``/``connection_status`` are those of the
+#: company's connection that serves the data type (by ``source_type``; Linked preferred).
+#: ``latest_sync_requested`` is the ``requested`` time of the pull operation ``latest_sync_id``
+#: when the collector fetched it (in-progress types only), else null.
+STATUS_SCHEMA: Final[dict[str, ColumnKind]] = {
+    "company_id": "str",
+    "company_name": "str",
+    "platform": "category",
+    "integration_key": "category",
+    "source_type": "category",
+    "connection_id": "str",
+    "connection_status": "category",
+    "data_type": "category",
+    "current_status": "category",
+    "last_successful_sync": "timestamp",
+    "latest_sync_id": "str",
+    "latest_successful_sync_id": "str",
+    "latest_sync_requested": "timestamp",
+    "snapshot_at": "timestamp",
+}
+
+#: company x connection (``dataConnections`` of the company objects).
+COMPANIES_SCHEMA: Final[dict[str, ColumnKind]] = {
+    "company_id": "str",
+    "company_name": "str",
+    "company_created": "timestamp",
+    "company_last_sync": "timestamp",
+    "connection_id": "str",
+    "platform": "category",
+    "integration_key": "category",
+    "source_type": "category",
+    "connection_status": "category",
+    "link_url": "str",
+    "connection_created": "timestamp",
+    "connection_last_sync": "timestamp",
+    "snapshot_at": "timestamp",
+}
+
+#: A company (or a request about it) that failed after retries.
+ERRORS_SCHEMA: Final[dict[str, ColumnKind]] = {
+    "company_id": "str",
+    "company_name": "str",
+    "endpoint": "str",
+    "status_code": "int",
+    "error": "str",
+    "correlation_id": "str",
+    "attempts": "int",
+    "snapshot_at": "timestamp",
+}
+
+PULL_OPERATIONS_SCHEMA: Final[dict[str, ColumnKind]] = {
+    "company_id": "str",
+    "dataset_id": "str",
+    "connection_id": "str",
+    "data_type": "category",
+    "status": "category",
+    "status_description": "str",
+    "error_message": "str",
+    "requested": "timestamp",
+    "completed": "timestamp",
+    "progress": "int",
+    "is_completed": "bool",
+    "is_errored": "bool",
+}
+
+#: ``company_id`` null: the client-level (profile) settings; else that company's override.
+#: ``sync_schedule_hours`` is Codat's ``syncSchedule`` (hours between scheduled syncs).
+SYNC_SETTINGS_SCHEMA: Final[dict[str, ColumnKind]] = {
+    "company_id": "str",
+    "data_type": "category",
+    "fetch_on_first_link": "bool",
+    "sync_schedule_hours": "float",
+    "sync_order": "int",
+    "is_locked": "bool",
+}
+
+SCHEMAS: Final[dict[str, dict[str, ColumnKind]]] = {
+    "status": STATUS_SCHEMA,
+    "companies": COMPANIES_SCHEMA,
+    "errors": ERRORS_SCHEMA,
+    "pull_operations": PULL_OPERATIONS_SCHEMA,
+    "sync_settings": SYNC_SETTINGS_SCHEMA,
+}
+FRAME_NAMES: Final[tuple[str, ...]] = tuple(SCHEMAS)
+
+
+def _convert(series: pd.Series, kind: ColumnKind) -> pd.Series:
+    if kind == "timestamp":
+        return pd.to_datetime(series, utc=True, format="ISO8601").astype("datetime64[ns, UTC]")
+    if kind == "category":
+        return series.astype("category")
+    if kind == "int":
+        return pd.to_numeric(series, errors="coerce").astype("Int64")
+    if kind == "float":
+        return pd.to_numeric(series, errors="coerce").astype("float64")
+    if kind == "bool":
+        return series.astype("boolean")
+    return series.astype("string")
+
+
+def conform(frame: pd.DataFrame, schema: Mapping[str, ColumnKind]) -> pd.DataFrame:
+    """Return ``frame`` with exactly the schema's columns, in order, with the schema's dtypes.
+
+    Missing columns are added as nulls; extra columns are kept after the schema's columns.
+    """
+    out = {}
+    n = len(frame)
+    for name, kind in schema.items():
+        col = frame[name] if name in frame.columns else pd.Series([None] * n, index=frame.index)
+        out[name] = _convert(col, kind)
+    extra = [c for c in frame.columns if c not in schema]
+    result = pd.DataFrame(out, index=frame.index)
+    for c in extra:
+        result[c] = frame[c]
+    return result.reset_index(drop=True)
+
+
+def empty_frame(schema: Mapping[str, ColumnKind]) -> pd.DataFrame:
+    """An empty frame with the schema's columns and dtypes."""
+    return conform(pd.DataFrame({name: [] for name in schema}), schema)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One night's collection. Frames follow :data:`SCHEMAS`; ``meta`` is the manifest."""
+
+    snapshot_id: str
+    snapshot_at: datetime
+    status: pd.DataFrame = field(default_factory=lambda: empty_frame(STATUS_SCHEMA))
+    companies: pd.DataFrame = field(default_factory=lambda: empty_frame(COMPANIES_SCHEMA))
+    errors: pd.DataFrame = field(default_factory=lambda: empty_frame(ERRORS_SCHEMA))
+    pull_operations: pd.DataFrame = field(
+        default_factory=lambda: empty_frame(PULL_OPERATIONS_SCHEMA)
+    )
+    sync_settings: pd.DataFrame = field(default_factory=lambda: empty_frame(SYNC_SETTINGS_SCHEMA))
+    meta: Mapping[str, object] = field(default_factory=dict)
+
+    def frames(self) -> dict[str, pd.DataFrame]:
+        """The frames by name, in :data:`FRAME_NAMES` order."""
+        return {name: getattr(self, name) for name in FRAME_NAMES}
+
+    def conformed(self) -> Snapshot:
+        """A copy whose frames all follow their schemas."""
+        return replace(
+            self, **{name: conform(f, SCHEMAS[name]) for name, f in self.frames().items()}
+        )
+
+    @property
+    def company_ids(self) -> pd.Index:
+        """Every company in the snapshot: collected, erroring, or with no data types."""
+        ids = pd.concat(
+            [
+                self.companies["company_id"].astype("string"),
+                self.status["company_id"].astype("string"),
+                self.errors["company_id"].astype("string"),
+            ]
+        ).dropna()
+        return pd.Index(ids.unique())
+
+    def partition(self, company_ids: Iterable[str]) -> Snapshot:
+        """The company-complete part of the snapshot for ``company_ids``.
+
+        Client-level sync settings (``company_id`` null) are kept in every partition.
+        """
+        ids = pd.Index(list(company_ids))
+        parts: dict[str, pd.DataFrame] = {}
+        for name, f in self.frames().items():
+            mask = f["company_id"].isin(ids)
+            if name == "sync_settings":
+                mask = mask | f["company_id"].isna()
+            parts[name] = f.loc[mask].reset_index(drop=True)
+        return replace(self, **parts)
