@@ -1,0 +1,50 @@
+"""What one audit produces: the contract between the audit, the store and the reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Final
+
+import pandas as pd
+
+from auditor.findings import empty_findings
+
+__all__ = ["EXPIRED_SNOOZE_COLUMNS", "AuditResult"]
+
+#: Columns of :attr:`AuditResult.expired_snoozes`.
+EXPIRED_SNOOZE_COLUMNS: Final[tuple[str, ...]] = (
+    "rule",
+    "company_id",
+    "data_type",
+    "platform",
+    "group",
+    "reason",
+    "owner",
+    "until",
+)
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """The findings of one audit of one snapshot.
+
+    ``findings``        tonight's findings (:data:`auditor.findings.FINDINGS_COLUMNS`), snoozed
+                        rows included with ``snoozed=True``; ``state`` new/ongoing/regressed.
+    ``resolved``        incidents open in the previous audit and gone tonight (same columns,
+                        ``state='resolved'``, values as last seen).
+    ``expired_snoozes`` snoozes whose ``until`` has passed (:data:`EXPIRED_SNOOZE_COLUMNS`).
+    """
+
+    snapshot_id: str
+    as_of: datetime
+    findings: pd.DataFrame = field(default_factory=empty_findings)
+    resolved: pd.DataFrame = field(default_factory=empty_findings)
+    expired_snoozes: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame({c: [] for c in EXPIRED_SNOOZE_COLUMNS})
+    )
+
+    @property
+    def active(self) -> pd.DataFrame:
+        """Findings that count: not snoozed."""
+        return self.findings.loc[~self.findings["snoozed"].fillna(False).astype(bool)]
