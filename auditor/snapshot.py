@@ -133,7 +133,9 @@ def _convert(series: pd.Series, kind: ColumnKind) -> pd.Series:
     if kind == "timestamp":
         return pd.to_datetime(series, utc=True, format="ISO8601").astype("datetime64[ns, UTC]")
     if kind == "category":
-        return series.astype("category")
+        if isinstance(series.dtype, pd.CategoricalDtype):
+            return series
+        return series.astype("string").astype("category")
     if kind == "int":
         return pd.to_numeric(series, errors="coerce").astype("Int64")
     if kind == "float":
