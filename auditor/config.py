@@ -1,0 +1,294 @@
+"""The audit's configuration: a TOML file validated by pydantic (see ``config.example.toml``).
+
+``AuditConfig()`` is the default configuration and needs no file. :func:`load_config` reads a
+TOML file and raises :class:`ConfigError` naming the file, the line (where it can be found) and
+the dotted key of every problem, e.g.::
+
+    config.toml:12: rules.stale.warn_after: Input should be greater than or equal to 0
+
+Sections
+--------
+top level           ``timezone`` (display only; all computation is UTC), ``fail_on``,
+                    ``expected_data_types``, ``replace_default_groups``
+``[rules]``         ``select``/``ignore`` (rule names or codes, ``"all"``), then one table per
+                    rule, by name or code: ``enabled``, ``severity`` and the rule's thresholds
+``[groups]``        consistency groups: ``name = [members]`` adds or changes one, ``[]`` removes it
+``[email]``         free-form, read by the report/email area
+``[report]``        free-form, read by the report area
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
+
+from auditor.rules import RULES, Rule, RuleOptions, get_rule
+from auditor.rules.cross_type_skew import DEFAULT_GROUPS
+
+__all__ = [
+    "FAIL_ON_LEVELS",
+    "AuditConfig",
+    "ConfigError",
+    "FailOn",
+    "RulesConfig",
+    "format_validation_error",
+    "load_config",
+    "locate_key",
+    "parse_toml",
+]
+
+FailOn = Literal["never", "new-error", "error", "new-warning", "warning"]
+FAIL_ON_LEVELS: Final[tuple[str, ...]] = ("never", "new-error", "error", "new-warning", "warning")
+
+
+class ConfigError(ValueError):
+    """A configuration (or snooze) file is invalid. The message lists every problem."""
+
+    def __init__(self, message: str, problems: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.problems: tuple[str, ...] = tuple(problems)
+
+
+def _field_name(rule_name: str) -> str:
+    return rule_name.replace("-", "_")
+
+
+class _RulesBase(BaseModel):
+    """``[rules]``: which rules run, and one options table per rule."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    select: list[str] = Field(default_factory=lambda: ["all"])
+    ignore: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _codes_to_names(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            try:
+                out[get_rule(key).name] = value
+            except KeyError:
+                out[key] = value
+        return out
+
+    @field_validator("select", "ignore")
+    @classmethod
+    def _known_rules(cls, value: list[str]) -> list[str]:
+        names = []
+        for item in value:
+            if item == "all":
+                names.append(item)
+                continue
+            try:
+                names.append(get_rule(item).name)
+            except KeyError:
+                known = ", ".join(r.name for r in RULES)
+                raise ValueError(f"unknown rule {item!r}; known rules: all, {known}") from None
+        return names
+
+    def options(self, rule: Rule) -> RuleOptions:
+        """The validated options of ``rule``."""
+        value = getattr(self, _field_name(rule.name))
+        assert isinstance(value, RuleOptions)
+        return value
+
+    def is_selected(self, rule: Rule) -> bool:
+        """Whether ``rule`` runs: selected, not ignored, and ``enabled``."""
+        selected = "all" in self.select or rule.name in self.select
+        return selected and rule.name not in self.ignore and self.options(rule).enabled
+
+
+if TYPE_CHECKING:
+    RulesConfig = _RulesBase
+else:
+    RulesConfig = create_model(
+        "RulesConfig",
+        __base__=_RulesBase,
+        **{
+            _field_name(r.name): (
+                r.options_model,
+                Field(default_factory=r.options_model, alias=r.name),
+            )
+            for r in RULES
+        },
+    )
+
+
+class AuditConfig(BaseModel):
+    """The whole configuration. Every field has a default; unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Time zone in which reports display times. Computation is always UTC.
+    timezone: str = "UTC"
+    #: Which findings make ``auditor run`` exit non-zero (used by the run command).
+    fail_on: FailOn = "new-error"
+    #: Data types every company with a Linked connection should have synced (``never-synced``),
+    #: in addition to those whose sync setting has ``fetchOnFirstLink``.
+    expected_data_types: list[str] = Field(default_factory=list)
+    #: Start from no consistency groups instead of the defaults.
+    replace_default_groups: bool = False
+    #: Consistency groups to add or change; an empty list removes a default group.
+    groups: dict[str, list[str]] = Field(default_factory=dict)
+    rules: RulesConfig = Field(default_factory=RulesConfig)
+    #: Free-form settings of the email area.
+    email: dict[str, Any] = Field(default_factory=dict)
+    #: Free-form settings of the report area.
+    report: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as "
+                             "'Europe/London' or 'UTC')") from None
+        return value
+
+    @field_validator("groups")
+    @classmethod
+    def _valid_groups(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, members in value.items():
+            if len(members) == 1:
+                raise ValueError(f"group {name!r} needs at least two members (or [] to remove it)")
+            if len(set(members)) != len(members):
+                raise ValueError(f"group {name!r} lists a member twice")
+        return value
+
+    @property
+    def consistency_groups(self) -> dict[str, tuple[str, ...]]:
+        """The groups ``cross-type-skew`` checks: defaults (unless replaced) + configured."""
+        groups = {} if self.replace_default_groups else dict(DEFAULT_GROUPS)
+        for name, members in self.groups.items():
+            if members:
+                groups[name] = tuple(members)
+            else:
+                groups.pop(name, None)
+        return groups
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The display time zone."""
+        return ZoneInfo(self.timezone)
+
+    def rule_options(self, rule: Rule | str) -> RuleOptions:
+        """Validated options of a rule (by object, name or code)."""
+        return self.rules.options(get_rule(rule) if isinstance(rule, str) else rule)
+
+    def enabled_rules(self) -> tuple[Rule, ...]:
+        """The rules that run, in registry order."""
+        return tuple(r for r in RULES if self.rules.is_selected(r))
+
+    def severity_of(self, rule: Rule) -> str | None:
+        """The configured severity override of ``rule``, if any."""
+        return self.rule_options(rule).severity
+
+
+# --- errors that point at the file ------------------------------------------------------------
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
+_PART = r"""(?:"[^"]*"|'[^']*'|[A-Za-z0-9_\-]+)"""
+_KEY = re.compile(rf"^\s*({_PART}(?:\s*\.\s*{_PART})*)\s*=")
+
+
+def _split_key(text: str) -> tuple[str, ...]:
+    parts = re.findall(r""""([^"]*)"|'([^']*)'|([A-Za-z0-9_\-]+)""", text)
+    return tuple(a or b or c for a, b, c in parts)
+
+
+def locate_key(text: str, loc: Iterable[str | int]) -> int | None:
+    """The 1-based line of ``text`` (TOML) that best matches the key path ``loc``."""
+    target = tuple(str(p) for p in loc)
+    table: tuple[str, ...] = ()
+    array_counts: dict[tuple[str, ...], int] = {}
+    best_line, best_score = None, 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        path: tuple[str, ...] | None = None
+        header = _HEADER.match(line)
+        if header:
+            keys = _split_key(header.group(2))
+            if header.group(1) == "[[":
+                index = array_counts.get(keys, -1) + 1
+                array_counts[keys] = index
+                table = (*keys, str(index))
+            else:
+                table = keys
+            path = table
+        else:
+            key = _KEY.match(line)
+            if key:
+                path = (*table, *_split_key(key.group(1)))
+        if path is None:
+            continue
+        score = 0
+        for a, b in zip(path, target, strict=False):
+            if a != b and a.replace("-", "_") != b.replace("-", "_"):
+                break
+            score += 1
+        if score == len(path) and score > best_score:
+            best_line, best_score = number, score
+    return best_line
+
+
+def format_validation_error(exc: ValidationError, text: str, source: str) -> list[str]:
+    """One line per problem: ``source:line: dotted.key: message``."""
+    problems = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function")))
+        dotted = ".".join(str(p) for p in loc) or "(top level)"
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = "unknown key (check its spelling and section; see config.example.toml)"
+        elif "input" in err and err["type"] not in {"missing"} and not isinstance(
+            err["input"], dict | list
+        ):
+            message = f"{message} (got {err['input']!r})"
+        line = locate_key(text, loc) if loc else None
+        where = f"{source}:{line}" if line else source
+        problems.append(f"{where}: {dotted}: {message}")
+    return problems
+
+
+def parse_toml(path: Path) -> tuple[dict[str, Any], str]:
+    """Read a TOML file; a syntax error becomes a :class:`ConfigError` with its line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}", [str(exc)]) from None
+
+
+def load_config(path: str | Path | None) -> AuditConfig:
+    """Read and validate a TOML config file (``None``: the defaults)."""
+    if path is None:
+        return AuditConfig()
+    path = Path(path)
+    data, text = parse_toml(path)
+    try:
+        return AuditConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = format_validation_error(exc, text, str(path))
+        raise ConfigError(
+            f"invalid configuration in {path}:\n  " + "\n  ".join(problems), problems
+        ) from None

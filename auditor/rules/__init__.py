@@ -1,0 +1,66 @@
+"""The audit rules: one module per rule, registered explicitly in :data:`RULES`.
+
+Each rule has a stable code (``FA101``) and a readable name (``stale``); users may select
+rules by either. The registry refuses a duplicate code or name. A rule's module docstring is
+its documentation (``auditor rules NAME`` prints it).
+
+Codes: ``FA1xx`` freshness, ``FA2xx`` syncs failing, ``FA3xx`` connections,
+``FA4xx`` collection and data, ``FA5xx`` fleet-wide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from auditor.rules import (
+    cross_type_skew,
+    failed_after_success,
+    first_sync_failed,
+    stale,
+)
+from auditor.rules._base import Rule, RuleContext, RuleOptions, Thresholds, TieredOptions
+
+__all__ = [
+    "RULES",
+    "Rule",
+    "RuleContext",
+    "RuleOptions",
+    "Thresholds",
+    "TieredOptions",
+    "get_rule",
+    "make_registry",
+]
+
+
+def make_registry(rules: Iterable[Rule]) -> tuple[Rule, ...]:
+    """The rules as a tuple; raises ``ValueError`` on a duplicate code or name."""
+    seen: dict[str, Rule] = {}
+    out = []
+    for rule in rules:
+        for key in (rule.code, rule.name):
+            if key in seen:
+                raise ValueError(f"duplicate rule {key!r}: {seen[key].name} and {rule.name}")
+            seen[key] = rule
+        out.append(rule)
+    return tuple(out)
+
+
+RULES: tuple[Rule, ...] = make_registry(
+    (
+        stale.RULE,
+        cross_type_skew.RULE,
+        failed_after_success.RULE,
+        first_sync_failed.RULE,
+    )
+)
+
+_BY_KEY: dict[str, Rule] = {k: r for r in RULES for k in (r.code, r.code.lower(), r.name)}
+
+
+def get_rule(name_or_code: str) -> Rule:
+    """The rule named ``name_or_code`` (a name such as ``stale`` or a code such as ``FA101``)."""
+    key = name_or_code.strip()
+    rule = _BY_KEY.get(key) or _BY_KEY.get(key.lower()) or _BY_KEY.get(key.replace("_", "-"))
+    if rule is None:
+        raise KeyError(name_or_code)
+    return rule

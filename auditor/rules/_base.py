@@ -1,0 +1,274 @@
+"""What every rule is made of: the :class:`Rule` record, its options, its context, and helpers.
+
+A rule is data plus one pure function::
+
+    RULE = Rule(code="FA101", name="stale", default_severity="warning",
+                options_model=StaleOptions, check=check, doc=__doc__)
+
+``check(ctx)`` receives a :class:`RuleContext` (one company-complete partition of the snapshot,
+the rule's validated options, the whole config and ``as_of``) and returns a DataFrame whose
+columns are a subset of :data:`auditor.findings.FINDINGS_COLUMNS`. It must be vectorised (no
+Python loop over rows; ``groupby`` and loops over a handful of groups/settings are fine) and
+must not read the clock. The module docstring of the rule is its documentation.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, TypeVar
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from auditor.findings import Severity
+
+if TYPE_CHECKING:
+    from auditor.config import AuditConfig
+
+__all__ = [
+    "HOUR",
+    "Hours",
+    "Rule",
+    "RuleContext",
+    "RuleOptions",
+    "Scope",
+    "Thresholds",
+    "TieredOptions",
+    "fmt_hours",
+    "fmt_ts",
+    "hours_since",
+    "map_values",
+    "now_utc",
+    "parse_hours",
+    "resolve_thresholds",
+    "status_columns",
+    "tier",
+]
+
+HOUR: Final = pd.Timedelta(hours=1)
+Scope = Literal["partition", "fleet"]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([hdw]?)\s*$", re.IGNORECASE)
+_UNIT_HOURS: Final[dict[str, float]] = {"": 1.0, "h": 1.0, "d": 24.0, "w": 168.0}
+
+
+def parse_hours(value: Any) -> Any:
+    """Accept a number of hours, or a string such as ``"36h"``, ``"25d"``, ``"1w"``."""
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match is None:
+            raise ValueError(f"{value!r} is not a duration: use hours (36) or '36h', '25d', '1w'")
+        return float(match.group(1)) * _UNIT_HOURS[match.group(2).lower()]
+    return value
+
+
+#: A duration in hours; config files may also write ``"36h"``, ``"25d"`` or ``"2w"``.
+Hours = Annotated[float, BeforeValidator(parse_hours), Field(ge=0)]
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class RuleOptions(_Options):
+    """Options every rule has: ``enabled`` and a ``severity`` that overrides all its findings."""
+
+    enabled: bool = True
+    severity: Severity | None = None
+
+
+class Thresholds(_Options):
+    """A warning and an error threshold, in hours (either may be left to the level above)."""
+
+    warn_after: Hours | None = None
+    error_after: Hours | None = None
+
+
+class TieredOptions(RuleOptions):
+    """Options of a rule with a warning and an error threshold.
+
+    ``warn_after``/``error_after`` apply to every row; ``platforms.<name>`` overrides them for a
+    platform, ``data_types.<name>`` for a data type (the data type wins over the platform).
+    """
+
+    warn_after: Hours | None = None
+    error_after: Hours | None = None
+    platforms: dict[str, Thresholds] = Field(default_factory=dict)
+    data_types: dict[str, Thresholds] = Field(default_factory=dict)
+
+
+_O = TypeVar("_O", bound=RuleOptions)
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    """Everything a rule may read. Frames follow :data:`auditor.snapshot.SCHEMAS`.
+
+    For a partition rule the frames hold one company-complete partition; for a fleet rule
+    (``provider-incident``) they hold the whole fleet and ``findings`` holds the partition
+    rules' findings.
+    """
+
+    status: pd.DataFrame
+    companies: pd.DataFrame
+    errors: pd.DataFrame
+    pull_operations: pd.DataFrame
+    sync_settings: pd.DataFrame
+    options: RuleOptions
+    config: AuditConfig
+    as_of: pd.Timestamp
+    findings: pd.DataFrame | None = None
+
+    def opts(self, model: type[_O]) -> _O:
+        """The rule's options as its own options model."""
+        if not isinstance(self.options, model):
+            raise TypeError(f"expected {model.__name__}, got {type(self.options).__name__}")
+        return self.options
+
+    def setting(self, frame: pd.DataFrame, column: str) -> pd.Series:
+        """Sync setting ``column`` for each row of ``frame`` (by ``company_id`` x ``data_type``).
+
+        A company's own setting wins over the client-level one (``company_id`` null); rows with
+        neither get NA.
+        """
+        settings = self.sync_settings
+        client = settings.loc[settings["company_id"].isna()]
+        client = client.drop_duplicates("data_type", keep="last")
+        base = map_values(
+            frame["data_type"], dict(zip(client["data_type"], client[column], strict=True))
+        )
+        overrides = settings.loc[settings["company_id"].notna() & settings[column].notna()]
+        if overrides.empty or frame.empty:
+            return base
+        overrides = overrides.drop_duplicates(["company_id", "data_type"], keep="last")
+        hit = frame["company_id"].isin(overrides["company_id"])
+        if not hit.any():
+            return base
+        keys = frame.loc[hit, ["company_id", "data_type"]].astype("string")
+        ov = overrides[["company_id", "data_type", column]].astype(
+            {"company_id": "string", "data_type": "string"}
+        )
+        merged = keys.merge(ov, on=["company_id", "data_type"], how="left")
+        values = pd.Series(merged[column].to_numpy(), index=keys.index)
+        out = base.astype(object) if base.dtype != values.dtype else base.copy()
+        present = values.notna()
+        out.loc[present[present].index] = values[present]
+        return out
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A rule: stable code, readable name, default severity, options, one pure function."""
+
+    code: str
+    name: str
+    default_severity: Severity
+    options_model: type[RuleOptions]
+    check: Callable[[RuleContext], pd.DataFrame]
+    doc: str
+    scope: Scope = "partition"
+    #: Fleet rules only: mark the other findings given this rule's findings.
+    annotate: Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame] | None = None
+
+    @property
+    def summary(self) -> str:
+        """The first line of the rule's documentation."""
+        return self.doc.strip().splitlines()[0].strip() if self.doc.strip() else ""
+
+
+def map_values(keys: pd.Series, mapping: Mapping[Any, Any], default: Any = np.nan) -> pd.Series:
+    """``keys.map(mapping)`` computed once per distinct key (categoricals stay cheap)."""
+    codes, uniques = pd.factorize(keys, use_na_sentinel=True)
+    table = np.array([mapping.get(u, default) for u in uniques] + [default], dtype=object)
+    values = table[codes]  # code -1 (NA) takes the trailing default
+    out = pd.Series(values, index=keys.index)
+    try:
+        return out.infer_objects()
+    except (TypeError, ValueError):  # pragma: no cover - mixed objects stay objects
+        return out
+
+
+def hours_since(ts: pd.Series, as_of: pd.Timestamp) -> pd.Series:
+    """Hours from each timestamp to ``as_of`` (NaN for NaT)."""
+    delta = as_of - ts
+    return pd.Series(delta.to_numpy() / np.timedelta64(1, "h"), index=ts.index, dtype="float64")
+
+
+def fmt_ts(ts: pd.Series) -> pd.Series:
+    """``YYYY-MM-DD HH:MM UTC`` for each timestamp (``never`` for NaT), vectorised."""
+    values = ts.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[m]")
+    text = np.char.replace(np.datetime_as_string(values, unit="m"), "T", " ")
+    out = pd.Series(text, index=ts.index, dtype="string") + " UTC"
+    return out.where(ts.notna(), "never")
+
+
+def fmt_hours(hours: pd.Series) -> pd.Series:
+    """Hours rounded to a whole number, as text (``?`` for NaN)."""
+    whole = hours.round(0).astype("Float64").astype("Int64")
+    return whole.astype("string").fillna("?")
+
+
+def tier(
+    value: pd.Series, warn: pd.Series, error: pd.Series
+) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """(flagged mask, severity, crossed threshold) for ``value`` strictly above a threshold."""
+    is_error = (value > error).fillna(False).astype(bool)
+    is_warn = (value > warn).fillna(False).astype(bool) & ~is_error
+    flagged = is_error | is_warn
+    severity = pd.Series(np.where(is_error, "error", "warning"), index=value.index)
+    threshold = pd.Series(np.where(is_error, error, warn), index=value.index, dtype="float64")
+    return flagged, severity, threshold
+
+
+def resolve_thresholds(
+    frame: pd.DataFrame,
+    options: TieredOptions,
+    warn_default: pd.Series | float,
+    error_default: pd.Series | float,
+) -> tuple[pd.Series, pd.Series]:
+    """Per-row (warn, error) hours: data type > platform > rule-level > the given defaults."""
+    out: list[pd.Series] = []
+    for attr, default in (("warn_after", warn_default), ("error_after", error_default)):
+        series = (
+            default.astype("float64")
+            if isinstance(default, pd.Series)
+            else pd.Series(float(default), index=frame.index)
+        )
+        level: float | None = getattr(options, attr)
+        if level is not None:
+            series = pd.Series(level, index=frame.index, dtype="float64")
+        for column, table in (("platform", options.platforms), ("data_type", options.data_types)):
+            mapping = {k: getattr(v, attr) for k, v in table.items()}
+            mapping = {k: v for k, v in mapping.items() if v is not None}
+            if mapping and column in frame.columns:
+                override = map_values(frame[column], mapping).astype("float64")
+                series = override.fillna(series)
+        out.append(series)
+    return out[0], out[1]
+
+
+#: Columns a finding about one status row copies from it.
+_STATUS_COLUMNS: Final[tuple[str, ...]] = (
+    "company_id",
+    "company_name",
+    "platform",
+    "connection_id",
+    "data_type",
+    "current_status",
+    "last_successful_sync",
+)
+
+
+def status_columns(rows: pd.DataFrame) -> dict[str, pd.Series]:
+    """The finding columns copied from status rows."""
+    return {c: rows[c] for c in _STATUS_COLUMNS if c in rows.columns}
+
+
+def now_utc(as_of: datetime) -> pd.Timestamp:
+    """``as_of`` as a UTC Timestamp (naive means UTC)."""
+    ts = pd.Timestamp(as_of)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")

@@ -1,0 +1,118 @@
+"""A data type's last successful sync is older than its freshness threshold.
+
+What it flags
+    Each company x data type whose ``lastSuccessfulSync`` is older than the warning threshold
+    (warning) or the error threshold (error). Ages exactly at a threshold are not flagged.
+    Data types that are ``NotSupported`` or have never synced are not stale (see
+    ``never-synced``).
+
+Thresholds
+    Configured thresholds win, most specific first: ``[rules.stale.data_types.<type>]``, then
+    ``[rules.stale.platforms.<platform>]``, then ``warn_after``/``error_after`` of
+    ``[rules.stale]``. Where none is configured they follow the sync settings: with Codat's
+    ``syncSchedule`` S hours for that data type (the company's own setting wins over the
+    client's), warning after ``schedule_warn_factor`` x S (2 x S) and error after
+    ``schedule_error_factor`` x S (4 x S); with no schedule, S = 168 h (Codat's recommended
+    weekly sync).
+
+Why it matters
+    Lenders and analysts read this data as if it were current. A data type that stopped
+    syncing silently shows last month's invoices and balances as today's.
+
+How to fix
+    Queue a sync of the data type (``POST /companies/{id}/data/queue/{dataType}``) and watch its
+    pull operation. If the data type is also in an error state, follow that finding's remedy
+    first; if syncs are simply not scheduled, check the sync schedule in the Codat portal.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from pydantic import Field
+
+from auditor.rules._base import (
+    Hours,
+    Rule,
+    RuleContext,
+    TieredOptions,
+    fmt_hours,
+    fmt_ts,
+    hours_since,
+    resolve_thresholds,
+    status_columns,
+    tier,
+)
+
+__all__ = ["RULE", "StaleOptions", "check"]
+
+
+class StaleOptions(TieredOptions):
+    """``[rules.stale]``: thresholds, and how they follow the sync schedule by default."""
+
+    schedule_warn_factor: float = Field(default=2.0, gt=0)
+    schedule_error_factor: float = Field(default=4.0, gt=0)
+    default_schedule_hours: Hours = 168.0
+
+
+def check(ctx: RuleContext) -> pd.DataFrame:
+    """Stale data types of the partition."""
+    opts = ctx.opts(StaleOptions)
+    status = ctx.status
+    candidates = status.loc[
+        status["last_successful_sync"].notna()
+        & (status["current_status"] != "NotSupported").fillna(True).astype(bool)
+    ]
+    age = hours_since(candidates["last_successful_sync"], ctx.as_of)
+    schedule = ctx.setting(candidates, "sync_schedule_hours").astype("float64")
+    schedule = schedule.where(schedule > 0).fillna(opts.default_schedule_hours)
+    warn, error = resolve_thresholds(
+        candidates,
+        opts,
+        schedule * opts.schedule_warn_factor,
+        schedule * opts.schedule_error_factor,
+    )
+    flagged, severity, threshold = tier(age, warn, error)
+    rows = candidates.loc[flagged]
+    age, threshold = age[flagged], threshold[flagged]
+    data_type = rows["data_type"].astype("string")
+    message = (
+        data_type
+        + " last synced successfully at "
+        + fmt_ts(rows["last_successful_sync"])
+        + ", "
+        + fmt_hours(age)
+        + " h ago ("
+        + severity[flagged]
+        + " after "
+        + fmt_hours(threshold)
+        + " h)."
+    )
+    remedy = (
+        "Queue a sync of "
+        + data_type
+        + " (POST /companies/"
+        + rows["company_id"].astype("string")
+        + "/data/queue/"
+        + data_type
+        + ") and check its pull operation; if it keeps failing, fix the error it reports."
+    )
+    return pd.DataFrame(
+        {
+            **status_columns(rows),
+            "severity": severity[flagged],
+            "age_hours": age,
+            "threshold_hours": threshold,
+            "message": message,
+            "remedy": remedy,
+        }
+    )
+
+
+RULE = Rule(
+    code="FA101",
+    name="stale",
+    default_severity="warning",
+    options_model=StaleOptions,
+    check=check,
+    doc=__doc__ or "",
+)
