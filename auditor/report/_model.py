@@ -1,0 +1,728 @@
+"""The report's view model: everything the templates show, computed from an :class:`AuditResult`.
+
+Python decides *what* is shown (counts, rankings, chart geometry, which rows fit); the templates
+decide *how*. Nothing here produces markup.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Final, Protocol
+
+import pandas as pd
+
+from auditor.findings import FINDINGS_COLUMNS, SEVERITIES, empty_findings
+from auditor.result import EXPIRED_SNOOZE_COLUMNS, AuditResult
+
+from ._env import resolve_tz
+
+__all__ = [
+    "HISTORY_COLUMNS",
+    "STATE_ORDER",
+    "Breakdown",
+    "Change",
+    "DocBlock",
+    "FindingRow",
+    "FleetInfo",
+    "ReportView",
+    "RuleDoc",
+    "RuleSection",
+    "RuleTotal",
+    "TrendChart",
+    "build_view",
+    "finding_rows",
+    "load_rules",
+    "rank_findings",
+    "rule_anchor",
+]
+
+#: Columns of the per-night history frame (``auditor.store.history``).
+HISTORY_COLUMNS: Final[tuple[str, ...]] = ("snapshot_date", "snapshot_id", "severity", "count")
+
+#: States in the order ops should read them.
+STATE_ORDER: Final[tuple[str, ...]] = ("new", "regressed", "ongoing", "resolved")
+
+TREND_NIGHTS: Final[int] = 30
+
+
+class RuleDoc(Protocol):
+    """What the report needs of a rule (``auditor.rules.RULES`` items satisfy it)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def code(self) -> str: ...
+    @property
+    def default_severity(self) -> str: ...
+    @property
+    def summary(self) -> str: ...
+    @property
+    def doc(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class FleetInfo:
+    """Fleet-level facts the findings alone cannot tell."""
+
+    companies_audited: int | None = None
+    snapshot_id: str | None = None
+    as_of: datetime | None = None
+    connections: int | None = None
+    collection_errors: int | None = None
+    title: str = "Codat data freshness"
+
+
+def load_rules() -> tuple[RuleDoc, ...]:
+    """``auditor.rules.RULES`` when the rules package provides it, else nothing."""
+    try:
+        from auditor import rules as rules_pkg
+    except ImportError:  # pragma: no cover - the package always exists
+        return ()
+    found = getattr(rules_pkg, "RULES", ())
+    return tuple(found)
+
+
+def rule_anchor(name: str) -> str:
+    """The appendix anchor of rule ``name``."""
+    return "rule-" + (re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "unnamed")
+
+
+# --------------------------------------------------------------------------------------------
+# small value helpers
+
+
+def _text(value: object) -> str | None:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    text = str(value)
+    return text if text else None
+
+
+def _number(value: object) -> float | None:
+    if value is None or value is pd.NA:
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else number
+
+
+def _when(value: object) -> datetime | None:
+    if value is None or value is pd.NaT or value is pd.NA:
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime(warn=False)
+    return value if isinstance(value, datetime) else None
+
+
+def _truncate(text: str | None, limit: int) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
+
+
+def _str_col(frame: pd.DataFrame, name: str, missing: str) -> pd.Series:
+    return frame[name].astype("string").fillna(missing)
+
+
+# --------------------------------------------------------------------------------------------
+# ranking
+
+
+def rank_findings(findings: pd.DataFrame) -> pd.DataFrame:
+    """``findings`` worst first: errors before warnings, new/regressed before ongoing, oldest."""
+    if findings.empty:
+        return findings
+    sev = findings["severity"].astype("string").map({"error": 0, "warning": 1}).fillna(2)
+    state = (
+        findings["state"]
+        .astype("string")
+        .map({"new": 0, "regressed": 0, "ongoing": 1, "resolved": 2})
+        .fillna(1)
+    )
+    age = pd.to_numeric(findings["age_hours"], errors="coerce").fillna(-math.inf)
+    keys = pd.DataFrame(
+        {
+            "_sev": sev.astype("int64"),
+            "_state": state.astype("int64"),
+            "_age": -age,
+            "_name": findings["company_name"].astype("string").fillna(""),
+        },
+        index=findings.index,
+    )
+    order = keys.sort_values(["_sev", "_state", "_age", "_name"], kind="stable").index
+    return findings.loc[order]
+
+
+# --------------------------------------------------------------------------------------------
+# view model pieces
+
+
+@dataclass(frozen=True)
+class Change:
+    """What changed since the previous audit (snoozed rows left out)."""
+
+    new_errors: int = 0
+    new_warnings: int = 0
+    regressed_errors: int = 0
+    regressed_warnings: int = 0
+    resolved_errors: int = 0
+    resolved_warnings: int = 0
+
+    @property
+    def new(self) -> int:
+        return self.new_errors + self.new_warnings
+
+    @property
+    def regressed(self) -> int:
+        return self.regressed_errors + self.regressed_warnings
+
+    @property
+    def resolved(self) -> int:
+        return self.resolved_errors + self.resolved_warnings
+
+
+@dataclass(frozen=True)
+class RuleTotal:
+    name: str
+    code: str | None
+    anchor: str
+    summary: str | None
+    documented: bool
+    warning: int
+    error: int
+
+    @property
+    def total(self) -> int:
+        return self.warning + self.error
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """One row of a per-platform / per-data-type breakdown; ``*_share`` in [0, 1] for bars."""
+
+    key: str
+    companies: int
+    warning: int
+    error: int
+    error_share: float
+    warning_share: float
+
+    @property
+    def total(self) -> int:
+        return self.warning + self.error
+
+
+@dataclass(frozen=True)
+class FindingRow:
+    rule: str
+    code: str | None
+    anchor: str
+    severity: str
+    company_id: str
+    company_name: str | None
+    platform: str | None
+    data_type: str | None
+    group: str | None
+    current_status: str | None
+    last_successful_sync: datetime | None
+    age_hours: float | None
+    threshold_hours: float | None
+    message: str | None
+    remedy: str | None
+    state: str | None
+    first_seen: datetime | None
+    nights_open: int | None
+    snooze_reason: str | None
+
+
+@dataclass(frozen=True)
+class TrendBar:
+    day: date
+    x: float
+    width: float
+    error: int
+    warning: int
+    error_y: float
+    error_h: float
+    warning_y: float
+    warning_h: float
+    label: str | None
+    tonight: bool
+
+
+@dataclass(frozen=True)
+class TrendChart:
+    width: int
+    height: int
+    plot_left: int
+    plot_top: int
+    plot_bottom: int
+    plot_right: int
+    bars: tuple[TrendBar, ...]
+    ticks: tuple[tuple[float, int], ...]
+    nights: int
+    max_total: int
+
+    @property
+    def empty(self) -> bool:
+        return not self.bars
+
+
+@dataclass(frozen=True)
+class DocBlock:
+    """One block of a rule docstring: a paragraph, a list, a literal block or a heading."""
+
+    kind: str  # "p" | "ul" | "pre" | "h"
+    lines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RuleSection:
+    name: str
+    code: str | None
+    anchor: str
+    default_severity: str | None
+    summary: str | None
+    blocks: tuple[DocBlock, ...]
+
+
+@dataclass(frozen=True)
+class ExpiredSnooze:
+    rule: str | None
+    company_id: str | None
+    data_type: str | None
+    platform: str | None
+    group: str | None
+    reason: str | None
+    owner: str | None
+    until: datetime | None
+
+    @property
+    def anchor(self) -> str | None:
+        return rule_anchor(self.rule) if self.rule else None
+
+
+@dataclass(frozen=True)
+class FilterOptions:
+    rules: tuple[str, ...]
+    severities: tuple[str, ...]
+    platforms: tuple[str, ...]
+    states: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ReportView:
+    """Everything ``report.html`` shows."""
+
+    title: str
+    tz: str
+    snapshot_id: str
+    as_of: datetime
+    companies_audited: int | None
+    companies_affected: int
+    connections: int | None
+    collection_errors: int | None
+    open_errors: int
+    open_warnings: int
+    snoozed: int
+    change: Change
+    rule_totals: tuple[RuleTotal, ...]
+    platforms: tuple[Breakdown, ...]
+    data_types: tuple[Breakdown, ...]
+    rows: tuple[FindingRow, ...]
+    rows_total: int
+    resolved_rows: tuple[FindingRow, ...]
+    resolved_total: int
+    snoozed_rows: tuple[FindingRow, ...]
+    expired_snoozes: tuple[ExpiredSnooze, ...]
+    trend: TrendChart
+    appendix: tuple[RuleSection, ...]
+    filters: FilterOptions
+    csv_files: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def open_total(self) -> int:
+        return self.open_errors + self.open_warnings
+
+    @property
+    def truncated(self) -> bool:
+        return len(self.rows) < self.rows_total
+
+
+# --------------------------------------------------------------------------------------------
+# builders
+
+
+def _count(frame: pd.DataFrame, state: str, severity: str) -> int:
+    if frame.empty:
+        return 0
+    mask = (frame["state"].astype("string") == state) & (
+        frame["severity"].astype("string") == severity
+    )
+    return int(mask.fillna(False).sum())
+
+
+def build_change(active: pd.DataFrame, resolved: pd.DataFrame) -> Change:
+    """Counts of new, regressed and resolved incidents by severity."""
+    resolved_active = _unsnoozed(resolved)
+    sev = resolved_active["severity"].astype("string")
+    return Change(
+        new_errors=_count(active, "new", "error"),
+        new_warnings=_count(active, "new", "warning"),
+        regressed_errors=_count(active, "regressed", "error"),
+        regressed_warnings=_count(active, "regressed", "warning"),
+        resolved_errors=int((sev == "error").fillna(False).sum()),
+        resolved_warnings=int((sev == "warning").fillna(False).sum()),
+    )
+
+
+def _unsnoozed(frame: pd.DataFrame) -> pd.DataFrame:
+    if frame.empty or "snoozed" not in frame.columns:
+        return frame
+    return frame.loc[~frame["snoozed"].fillna(False).astype(bool)]
+
+
+def _severity_counts(frame: pd.DataFrame, key: str) -> pd.DataFrame:
+    """Per ``key``: warning and error counts and distinct companies, biggest first."""
+    if frame.empty:
+        return pd.DataFrame(columns=["warning", "error", "companies", "total"])
+    keys = _str_col(frame, key, "(none)")
+    sev = frame["severity"].astype("string").fillna("warning")
+    table = pd.crosstab(keys, sev)
+    for s in SEVERITIES:
+        if s not in table.columns:
+            table[s] = 0
+    table = table[list(SEVERITIES)]
+    companies = frame.groupby(keys, observed=True)["company_id"].nunique()
+    table["companies"] = companies.reindex(table.index).fillna(0).astype("int64")
+    table["total"] = table["warning"] + table["error"]
+    return table.sort_values(["error", "total"], ascending=False, kind="stable")
+
+
+def build_breakdown(
+    frame: pd.DataFrame, key: str, limit: int | None = None
+) -> tuple[Breakdown, ...]:
+    table = _severity_counts(frame, key)
+    if limit is not None:
+        table = table.head(limit)
+    top = max(int(table["total"].max()) if len(table) else 0, 1)
+    return tuple(
+        Breakdown(
+            key=str(k),
+            companies=int(r["companies"]),
+            warning=int(r["warning"]),
+            error=int(r["error"]),
+            error_share=int(r["error"]) / top,
+            warning_share=int(r["warning"]) / top,
+        )
+        for k, r in table.iterrows()
+    )
+
+
+def build_rule_totals(active: pd.DataFrame, rules: Sequence[RuleDoc]) -> tuple[RuleTotal, ...]:
+    """One row per rule: every documented rule (zeros included), then any undocumented ones."""
+    table = _severity_counts(active, "rule")
+    documented = {r.name: r for r in rules}
+    names = [r.name for r in rules] + [str(n) for n in table.index if str(n) not in documented]
+    by_rule: dict[str, dict[str, int]] = {
+        str(k): {str(s): int(v) for s, v in row.items()}
+        for k, row in table[list(SEVERITIES)].to_dict("index").items()
+    }
+    out: list[RuleTotal] = []
+    for name in names:
+        doc = documented.get(name)
+        counts = by_rule.get(name, {})
+        code = doc.code if doc is not None else None
+        if code is None and not active.empty:
+            codes = active.loc[active["rule"].astype("string") == name, "code"].dropna()
+            code = str(codes.iloc[0]) if len(codes) else None
+        out.append(
+            RuleTotal(
+                name=name,
+                code=code,
+                anchor=rule_anchor(name),
+                summary=doc.summary if doc is not None else None,
+                documented=doc is not None,
+                warning=counts.get("warning", 0),
+                error=counts.get("error", 0),
+            )
+        )
+    return tuple(out)
+
+
+def finding_rows(frame: pd.DataFrame, *, text_limit: int = 500) -> tuple[FindingRow, ...]:
+    """``frame`` (already ranked and cut) as view rows."""
+    rows: list[FindingRow] = []
+    for rec in frame.to_dict("records"):
+        rule = _text(rec.get("rule")) or "?"
+        nights = _number(rec.get("nights_open"))
+        rows.append(
+            FindingRow(
+                rule=rule,
+                code=_text(rec.get("code")),
+                anchor=rule_anchor(rule),
+                severity=_text(rec.get("severity")) or "warning",
+                company_id=_text(rec.get("company_id")) or "",
+                company_name=_truncate(_text(rec.get("company_name")), 200),
+                platform=_text(rec.get("platform")),
+                data_type=_text(rec.get("data_type")),
+                group=_text(rec.get("group")),
+                current_status=_text(rec.get("current_status")),
+                last_successful_sync=_when(rec.get("last_successful_sync")),
+                age_hours=_number(rec.get("age_hours")),
+                threshold_hours=_number(rec.get("threshold_hours")),
+                message=_truncate(_text(rec.get("message")), text_limit),
+                remedy=_truncate(_text(rec.get("remedy")), text_limit),
+                state=_text(rec.get("state")),
+                first_seen=_when(rec.get("first_seen")),
+                nights_open=None if nights is None else int(nights),
+                snooze_reason=_truncate(_text(rec.get("snooze_reason")), 200),
+            )
+        )
+    return tuple(rows)
+
+
+def parse_doc(doc: str | None) -> tuple[DocBlock, ...]:
+    """A rule docstring as blocks: blank-line separated paragraphs, ``-`` lists, indented code,
+    and reST-style underlined headings."""
+    if not doc:
+        return ()
+    blocks: list[DocBlock] = []
+    for chunk in re.split(r"\n\s*\n", inspect.cleandoc(doc)):
+        lines = chunk.splitlines()
+        if not lines:
+            continue
+        if len(lines) >= 2 and re.fullmatch(r"[-=~^]{3,}", lines[1].strip()):
+            blocks.append(DocBlock("h", (lines[0].strip(),)))
+            lines = lines[2:]
+            if not lines:
+                continue
+        if all(line.startswith((" ", "\t")) for line in lines):
+            blocks.append(DocBlock("pre", tuple(inspect.cleandoc("\n".join(lines)).splitlines())))
+        elif all(re.match(r"\s*[-*] ", line) or line.startswith("  ") for line in lines) and (
+            re.match(r"\s*[-*] ", lines[0])
+        ):
+            items: list[str] = []
+            for line in lines:
+                m = re.match(r"\s*[-*] (.*)", line)
+                if m:
+                    items.append(m.group(1).strip())
+                else:
+                    items[-1] += " " + line.strip()
+            blocks.append(DocBlock("ul", tuple(items)))
+        else:
+            blocks.append(DocBlock("p", (" ".join(line.strip() for line in lines),)))
+    return tuple(blocks)
+
+
+def build_appendix(rules: Sequence[RuleDoc], extra_names: Sequence[str]) -> tuple[RuleSection, ...]:
+    sections = [
+        RuleSection(
+            name=r.name,
+            code=r.code,
+            anchor=rule_anchor(r.name),
+            default_severity=r.default_severity,
+            summary=r.summary,
+            blocks=parse_doc(r.doc),
+        )
+        for r in rules
+    ]
+    known = {r.name for r in rules}
+    sections += [
+        RuleSection(
+            name=n, code=None, anchor=rule_anchor(n), default_severity=None, summary=None, blocks=()
+        )
+        for n in extra_names
+        if n not in known
+    ]
+    return tuple(sections)
+
+
+def _nice_ceiling(value: int) -> int:
+    if value <= 4:
+        return 4
+    exp = 10 ** math.floor(math.log10(value))
+    for step in (1, 2, 2.5, 5, 10):
+        top = int(step * exp)
+        if top >= value:
+            return top
+    return value  # pragma: no cover
+
+
+def night_totals(
+    history: pd.DataFrame | None, result: AuditResult, active: pd.DataFrame
+) -> pd.DataFrame:
+    """Findings by severity per night (index: date; columns: warning, error): the last snapshot of
+    each date, plus tonight's audit when the history does not hold it yet."""
+    cols = list(SEVERITIES)
+    if history is None or history.empty:
+        table = pd.DataFrame(columns=cols, dtype="int64")
+    else:
+        h = history.copy()
+        h["snapshot_date"] = pd.to_datetime(h["snapshot_date"]).dt.date
+        h["snapshot_id"] = h["snapshot_id"].astype("string")
+        last = h.groupby("snapshot_date")["snapshot_id"].transform("max")
+        h = h.loc[h["snapshot_id"] == last]
+        table = pd.pivot_table(
+            h,
+            index="snapshot_date",
+            columns=h["severity"].astype("string"),
+            values="count",
+            aggfunc="sum",
+            fill_value=0,
+        )
+        for s in cols:
+            if s not in table.columns:
+                table[s] = 0
+        table = table[cols].astype("int64")
+        if result.snapshot_id in set(h["snapshot_id"].dropna()):
+            return table.sort_index()
+    tonight = result.as_of.astimezone(UTC).date()
+    sev = active["severity"].astype("string")
+    table.loc[tonight, cols] = [int((sev == s).fillna(False).sum()) for s in cols]
+    return table.astype("int64").sort_index()
+
+
+def build_trend(
+    history: pd.DataFrame | None, result: AuditResult, active: pd.DataFrame, tz_name: str
+) -> TrendChart:
+    width, height = 760, 200
+    left, top, right, bottom = 44, 12, width - 8, height - 26
+    table = night_totals(history, result, active)
+    if table.empty:
+        return TrendChart(width, height, left, top, bottom, right, (), (), 0, 0)
+    last_day: date = max(table.index)
+    first_day = last_day - timedelta(days=TREND_NIGHTS - 1)
+    table = table.loc[[d for d in table.index if d >= first_day]]
+    max_total = int((table["warning"] + table["error"]).max())
+    y_max = _nice_ceiling(max_total)
+    slot = (right - left) / TREND_NIGHTS
+    bar_w = max(slot * 0.72, 1.0)
+    scale = (bottom - top) / y_max
+    tonight = result.as_of.astimezone(UTC).date()
+    bars: list[TrendBar] = []
+    for day, row in table.iterrows():
+        assert isinstance(day, date)
+        i = (day - first_day).days
+        x = left + i * slot + (slot - bar_w) / 2
+        e, w = int(row["error"]), int(row["warning"])
+        eh, wh = e * scale, w * scale
+        label = day.strftime("%d %b") if (last_day - day).days % 7 == 0 else None
+        bars.append(
+            TrendBar(
+                day=day,
+                x=round(x, 2),
+                width=round(bar_w, 2),
+                error=e,
+                warning=w,
+                error_y=round(bottom - eh, 2),
+                error_h=round(eh, 2),
+                warning_y=round(bottom - eh - wh, 2),
+                warning_h=round(wh, 2),
+                label=label,
+                tonight=day == tonight,
+            )
+        )
+    ticks = tuple((round(bottom - v * scale, 2), v) for v in (0, y_max // 2, y_max))
+    return TrendChart(
+        width, height, left, top, bottom, right, tuple(bars), ticks, len(bars), max_total
+    )
+
+
+def build_expired(frame: pd.DataFrame) -> tuple[ExpiredSnooze, ...]:
+    if frame is None or frame.empty:
+        return ()
+    f = frame.reindex(columns=list(EXPIRED_SNOOZE_COLUMNS))
+    return tuple(
+        ExpiredSnooze(
+            rule=_text(r["rule"]),
+            company_id=_text(r["company_id"]),
+            data_type=_text(r["data_type"]),
+            platform=_text(r["platform"]),
+            group=_text(r["group"]),
+            reason=_text(r["reason"]),
+            owner=_text(r["owner"]),
+            until=_when(pd.to_datetime(r["until"], utc=True) if _text(r["until"]) else None),
+        )
+        for r in f.to_dict("records")
+    )
+
+
+def _options(frame: pd.DataFrame, name: str) -> tuple[str, ...]:
+    if frame.empty:
+        return ()
+    return tuple(sorted({str(v) for v in frame[name].dropna().astype("string")}))
+
+
+def build_view(
+    result: AuditResult,
+    *,
+    history: pd.DataFrame | None = None,
+    rules: Sequence[RuleDoc] | None = None,
+    display_tz: str = "UTC",
+    fleet: FleetInfo | None = None,
+    max_rows: int = 2000,
+    side_rows: int = 200,
+    csv_files: Mapping[str, str] | None = None,
+) -> ReportView:
+    """The report's view model. ``max_rows`` bounds the findings table (worst rows first);
+    ``side_rows`` bounds the resolved and snoozed lists."""
+    resolve_tz(display_tz)
+    rules = tuple(load_rules() if rules is None else rules)
+    fleet = fleet or FleetInfo()
+    findings = result.findings if result.findings is not None else empty_findings()
+    findings = findings.reindex(columns=list(FINDINGS_COLUMNS))
+    snoozed_mask = findings["snoozed"].fillna(False).astype(bool)
+    active = findings.loc[~snoozed_mask]
+    snoozed = findings.loc[snoozed_mask]
+    resolved = _unsnoozed(result.resolved.reindex(columns=list(FINDINGS_COLUMNS)))
+    sev = active["severity"].astype("string")
+    ranked = rank_findings(active)
+    rule_totals = build_rule_totals(active, rules)
+    seen_rules = [t.name for t in rule_totals]
+    return ReportView(
+        title=fleet.title,
+        tz=display_tz,
+        snapshot_id=fleet.snapshot_id or result.snapshot_id,
+        as_of=fleet.as_of or result.as_of,
+        companies_audited=fleet.companies_audited,
+        companies_affected=int(active["company_id"].nunique()),
+        connections=fleet.connections,
+        collection_errors=fleet.collection_errors,
+        open_errors=int((sev == "error").fillna(False).sum()),
+        open_warnings=int((sev == "warning").fillna(False).sum()),
+        snoozed=len(snoozed),
+        change=build_change(active, resolved),
+        rule_totals=rule_totals,
+        platforms=build_breakdown(active, "platform"),
+        data_types=build_breakdown(active, "data_type"),
+        rows=finding_rows(ranked.head(max(max_rows, 0))),
+        rows_total=len(active),
+        resolved_rows=finding_rows(rank_findings(resolved).head(side_rows)),
+        resolved_total=len(resolved),
+        snoozed_rows=finding_rows(rank_findings(snoozed).head(side_rows)),
+        expired_snoozes=build_expired(result.expired_snoozes),
+        trend=build_trend(history, result, active, display_tz),
+        appendix=build_appendix(rules, seen_rules),
+        filters=FilterOptions(
+            rules=tuple(seen_rules),
+            severities=tuple(s for s in ("error", "warning") if s in set(sev.dropna())),
+            platforms=_options(active, "platform"),
+            states=tuple(s for s in STATE_ORDER if s in set(active["state"].dropna().astype(str))),
+        ),
+        csv_files=dict(csv_files or {}),
+    )
+
+
+def view_context(view: ReportView) -> dict[str, Any]:
+    """The template context for ``report.html``."""
+    return {"view": view}

@@ -1,0 +1,155 @@
+"""Synthetic audit results for tests, benchmarks and template work (no Codat needed)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+from auditor.findings import conform_findings
+from auditor.result import EXPIRED_SNOOZE_COLUMNS, AuditResult
+
+__all__ = ["synthetic_history", "synthetic_result"]
+
+_PLATFORMS = ("Xero", "QuickBooks Online", "Sage Intacct", "NetSuite", "FreeAgent", "Plaid")
+_TYPES = (
+    "invoices", "bills", "payments", "customers", "suppliers", "balanceSheet",
+    "bankTransactions", "accountTransactions", "creditNotes", "journalEntries",
+)  # fmt: skip
+_GROUPS = ("accounts-receivable", "accounts-payable", "cash")
+_RULES = (
+    ("stale", "FR101", "Re-queue a sync; if it keeps failing, check the connection."),
+    ("failed-after-success", "FR102", "Queue a refresh; look at the pull operation's error."),
+    ("cross-type-skew", "FR103", "Refresh the group's oldest member so the books agree."),
+)
+_STATUSES = ("Complete", "FetchError", "MapError", "Complete", "InternalError", "Complete")
+
+
+def synthetic_result(
+    companies: int,
+    *,
+    as_of: datetime,
+    seed: int = 0,
+    findings_per_company: float = 1.5,
+    resolved_share: float = 0.05,
+    snoozed_share: float = 0.02,
+    snapshot_id: str = "snap-synthetic",
+) -> AuditResult:
+    """A plausible :class:`AuditResult` for ``companies`` companies, vectorised and
+    deterministic for a seed."""
+    rng = np.random.default_rng(seed)
+    n = int(companies * findings_per_company)
+    company_idx = rng.integers(0, max(companies, 1), n)
+    rule_idx = rng.choice(len(_RULES), n, p=[0.6, 0.25, 0.15])
+    rules = np.array([r[0] for r in _RULES])[rule_idx]
+    codes = np.array([r[1] for r in _RULES])[rule_idx]
+    remedies = np.array([r[2] for r in _RULES])[rule_idx]
+    types = np.array(_TYPES)[rng.integers(0, len(_TYPES), n)]
+    is_group = rules == "cross-type-skew"
+    groups = np.array(_GROUPS, dtype=object)[rng.integers(0, len(_GROUPS), n)]
+    groups[~is_group] = None
+    threshold = np.where(rule_idx == 0, rng.choice([48.0, 96.0, 336.0], n), 6.0)
+    age = threshold * (1.0 + rng.gamma(1.5, 1.0, n))
+    severity = np.where(age > 2.5 * threshold, "error", "warning")
+    severity = np.where(rules == "failed-after-success", "error", severity)
+    last_sync = pd.Timestamp(as_of) - pd.to_timedelta(age, unit="h")
+    state = rng.choice(["new", "ongoing", "regressed"], n, p=[0.12, 0.83, 0.05])
+    nights = np.where(state == "ongoing", rng.integers(2, 40, n), 1)
+    first_seen = pd.Timestamp(as_of) - pd.to_timedelta(nights - 1, unit="D")
+    ids = np.char.add("c-", np.char.zfill(company_idx.astype(str), 6))
+    platform = np.array(_PLATFORMS)[company_idx % len(_PLATFORMS)]
+    status = np.where(
+        rules == "failed-after-success",
+        np.array(_STATUSES[1:5])[rng.integers(0, 4, n)],
+        "Complete",
+    )
+    subject = np.where(is_group, groups.astype(str), types)
+    message = np.char.add(
+        np.char.add(subject.astype(str), " last synced "),
+        np.char.add(np.round(age / 24, 1).astype(str), " days ago"),
+    )
+    frame = pd.DataFrame(
+        {
+            "rule": rules,
+            "severity": severity,
+            "company_id": ids,
+            "company_name": np.char.add("Company ", company_idx.astype(str)),
+            "platform": platform,
+            "connection_id": np.char.add("conn-", company_idx.astype(str)),
+            "data_type": types,
+            "group": groups,
+            "current_status": status,
+            "last_successful_sync": last_sync,
+            "age_hours": age,
+            "threshold_hours": threshold,
+            "message": message,
+            "remedy": remedies,
+            "code": codes,
+            "incident_key": np.char.add(np.char.add(rules, ":"), np.char.add(ids, subject)),
+            "state": state,
+            "first_seen": first_seen,
+            "nights_open": nights,
+            "snoozed": rng.random(n) < snoozed_share,
+            "snooze_reason": None,
+            "as_of": pd.Timestamp(as_of),
+        }
+    ).drop_duplicates(subset=["incident_key"])
+    frame.loc[frame["snoozed"], "snooze_reason"] = "Known provider outage"
+    findings = conform_findings(frame)
+    n_resolved = int(len(findings) * resolved_share)
+    resolved = findings.sample(n=n_resolved, random_state=seed) if n_resolved else findings.head(0)
+    resolved = resolved.assign(
+        state="resolved",
+        incident_key=resolved["incident_key"] + ":old",
+        snoozed=False,
+        snooze_reason=None,
+    )
+    expired = pd.DataFrame(
+        [
+            {
+                "rule": "stale",
+                "company_id": "c-000042",
+                "data_type": "invoices",
+                "platform": None,
+                "group": None,
+                "reason": "Migration to new ledger",
+                "owner": "ops@example.com",
+                "until": pd.Timestamp(as_of) - timedelta(days=2),
+            }
+        ],
+        columns=list(EXPIRED_SNOOZE_COLUMNS),
+    )
+    return AuditResult(
+        snapshot_id=snapshot_id,
+        as_of=as_of,
+        findings=findings,
+        resolved=conform_findings(resolved),
+        expired_snoozes=expired,
+    )
+
+
+def synthetic_history(
+    result: AuditResult, *, nights: int = 30, seed: int = 0, include_tonight: bool = False
+) -> pd.DataFrame:
+    """A per-night history frame (``snapshot_date, snapshot_id, severity, count``) that ends
+    with tonight's counts."""
+    rng = np.random.default_rng(seed)
+    active = result.active
+    tonight = result.as_of.date()
+    err = int((active["severity"] == "error").sum())
+    warn = int((active["severity"] == "warning").sum())
+    rows = []
+    for back in range(nights - 1, -1 if include_tonight else 0, -1):
+        day = tonight - timedelta(days=back)
+        drift = 1.0 + 0.01 * back + rng.normal(0, 0.04)
+        for sev, base in (("error", err), ("warning", warn)):
+            rows.append(
+                {
+                    "snapshot_date": day,
+                    "snapshot_id": f"snap-{day:%Y%m%d}",
+                    "severity": sev,
+                    "count": max(int(base * drift), 0),
+                }
+            )
+    return pd.DataFrame(rows, columns=["snapshot_date", "snapshot_id", "severity", "count"])
