@@ -1,33 +1,160 @@
 """The async Codat Platform API client: the only door to Codat.
 
-MINIMAL FIRST VERSION (walking skeleton). Retries, rate limiting and the full exception
-tree are added by the client issue; the method signatures here are the contract the
-collector relies on.
+One :class:`CodatClient` holds one ``httpx.AsyncClient`` (a keep-alive connection pool) and
+one :class:`~auditor.codat._limiter.RequestLimiter`, shared by every task that uses it.
+
+Each call goes: limiter (per-company slot, pause gate, requests-per-minute bucket) → one
+HTTP request with a timeout → status mapped to the exception tree (``_exceptions``) → JSON
+decoded → models built. Transient failures are retried by tenacity under a
+:class:`~auditor.codat._config.RetryPolicy`; every attempt goes through the limiter again.
+
+Retry decision
+--------------
+Reads (every GET) are retried on connection errors, timeouts, connection resets, 408, 429,
+5xx and bodies that are not JSON.
+
+Queue requests (``POST /data/all``, ``POST /data/queue/{dataType}``) start a sync, so a
+retry after Codat *may* have acted could queue a second one. They are retried only when the
+request provably did nothing:
+
+* it never reached Codat: connect errors, connect and pool timeouts (no byte was sent);
+* Codat refused it before acting: 429 (rate limiter, in front of the API), 503 (API offline
+  for maintenance) and 408 (the request itself did not arrive in time).
+
+They are NOT retried after a read or write timeout, a connection reset or protocol error
+once the request was sent, a 500/502/504, or an unreadable 2xx body: the sync may already be
+queued. The caller gets the error (``CodatTransportError.request_sent`` is True) and can look
+at ``dataStatus``/``data/history`` before trying again. ``DatasetAlreadyInProgressError`` is
+never retried: it means a sync of that type is already running, which is what was wanted.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
+import json
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import Any, Final, TypeVar
+from urllib.parse import quote
 
 import httpx
+from pydantic import BaseModel, ValidationError
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_exponential_jitter,
+)
 
-from auditor.codat._exceptions import CodatError, raise_for_response
-from auditor.codat._models import Company, DataStatus, Page, PullOperation, SyncSettings
+from auditor.codat._config import RateLimitPolicy, RetryPolicy
+from auditor.codat._exceptions import (
+    CodatConnectError,
+    CodatError,
+    CodatHTTPError,
+    CodatRateLimitError,
+    CodatResponseError,
+    CodatTimeoutError,
+    CodatTransportError,
+    DatasetAlreadyInProgressError,
+    DataStatusEntryError,
+    error_for_status,
+)
+from auditor.codat._limiter import RequestLimiter, parse_retry_after
+from auditor.codat._models import (
+    DATA_STATUSES,
+    Company,
+    CompanySyncSettings,
+    Connection,
+    DataStatus,
+    ErrorMessage,
+    PullOperation,
+    SyncSettings,
+    parse_data_status_entry,
+    parse_error_message,
+)
+from auditor.logs import register_secret
 
-__all__ = ["DEFAULT_BASE_URL", "CodatClient"]
+__all__ = ["DEFAULT_BASE_URL", "ClientStats", "CodatClient"]
 
 DEFAULT_BASE_URL = "https://api.codat.io"
+MAX_PAGE_SIZE: Final = 5000
+
+_log = logging.getLogger("auditor.codat")
+_M = TypeVar("_M", bound=BaseModel)
+
+_NOT_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_QUEUE_SAFE_STATUSES: Final = frozenset({408, 429, 503})
+
+
+@dataclass
+class ClientStats:
+    """Counters per endpoint (the spec's operation id), for tests, benchmarks and reports.
+
+    ``requests``: attempts sent (retries included); ``retries``: attempts after the first;
+    ``rate_limited``: 429 answers received; ``failures``: calls that raised.
+    """
+
+    requests: Counter[str] = field(default_factory=Counter)
+    retries: Counter[str] = field(default_factory=Counter)
+    rate_limited: Counter[str] = field(default_factory=Counter)
+    failures: Counter[str] = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, dict[str, int]]:
+        """``{"requests": {endpoint: n}, "retries": ..., ...}`` plus a ``total`` of each."""
+        out: dict[str, dict[str, int]] = {}
+        for name in ("requests", "retries", "rate_limited", "failures"):
+            counter: Counter[str] = getattr(self, name)
+            out[name] = {**dict(sorted(counter.items())), "total": counter.total()}
+        return out
+
+
+class _Attempts:
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+def _is_retryable_read(exc: BaseException) -> bool:
+    if isinstance(exc, DatasetAlreadyInProgressError):
+        return False
+    if isinstance(exc, CodatHTTPError):
+        return exc.status_code in (408, 429) or exc.status_code >= 500
+    return isinstance(exc, CodatTransportError | CodatResponseError)
+
+
+def _is_retryable_queue(exc: BaseException) -> bool:
+    if isinstance(exc, DatasetAlreadyInProgressError):
+        return False
+    if isinstance(exc, CodatHTTPError):
+        return exc.status_code in _QUEUE_SAFE_STATUSES
+    if isinstance(exc, CodatTransportError):
+        return not exc.request_sent
+    return False
+
+
+def _segment(value: str) -> str:
+    """A path parameter, percent-encoded so it stays one path segment."""
+    return value if value.isalnum() or _PLAIN.issuperset(value) else quote(value, safe="")
+
+
+_PLAIN: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 
 class CodatClient:
     """Async client for the Codat Platform API.
 
-    Use as ``async with CodatClient(api_key, base_url=...) as client: ...``.
-    The API key is sent as ``Authorization: Basic <base64(key)>`` and kept out of every
-    ``repr``, log line and exception.
+    Use as ``async with CodatClient(api_key, base_url=...) as client: ...``. The API key is
+    sent as ``Authorization: Basic <base64(key)>`` and kept out of every ``repr``, log line
+    and exception. ``timeout`` (seconds, or an ``httpx.Timeout``) bounds every request;
+    ``retry`` and ``rate_limit`` are the policies (defaults: 5 attempts within 120 s; 1,000
+    requests a minute and 10 in flight per company). ``transport`` replaces the network
+    (tests pass an ``httpx.MockTransport``).
     """
 
     def __init__(
@@ -35,10 +162,20 @@ class CodatClient:
         api_key: str,
         *,
         base_url: str = DEFAULT_BASE_URL,
-        timeout: float = 30.0,
+        timeout: float | httpx.Timeout = 30.0,
         max_connections: int = 100,
+        retry: RetryPolicy | None = None,
+        rate_limit: RateLimitPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        if not api_key:
+            raise ValueError("an API key is required")
         token = base64.b64encode(api_key.encode()).decode()
+        register_secret(api_key)
+        self._secrets: tuple[str, ...] = (api_key, token)
+        if not isinstance(timeout, httpx.Timeout):
+            # Waiting for a free pooled connection is our own queue, not Codat's slowness.
+            timeout = httpx.Timeout(timeout, pool=None)
         self._http = httpx.AsyncClient(
             base_url=base_url,
             headers={"Authorization": f"Basic {token}", "Accept": "application/json"},
@@ -46,8 +183,27 @@ class CodatClient:
             limits=httpx.Limits(
                 max_connections=max_connections, max_keepalive_connections=max_connections
             ),
+            transport=transport,
+            follow_redirects=False,
         )
         self.base_url = base_url
+        self.retry_policy = retry or RetryPolicy()
+        self.rate_limit_policy = rate_limit or RateLimitPolicy()
+        self.limiter = RequestLimiter(self.rate_limit_policy)
+        self.stats = ClientStats()
+        policy = self.retry_policy
+        stop = stop_after_attempt(policy.max_attempts) | stop_before_delay(policy.max_total_seconds)
+        self._backoff = wait_exponential_jitter(
+            initial=policy.initial_wait, max=policy.max_wait, jitter=policy.jitter
+        )
+        common: dict[str, Any] = {
+            "stop": stop,
+            "wait": self._wait,
+            "reraise": True,
+            "before_sleep": self._log_retry,
+        }
+        self._retry_reads = AsyncRetrying(retry=retry_if_exception(_is_retryable_read), **common)
+        self._retry_queues = AsyncRetrying(retry=retry_if_exception(_is_retryable_queue), **common)
 
     def __repr__(self) -> str:
         return f"CodatClient(base_url={self.base_url!r})"
@@ -64,54 +220,482 @@ class CodatClient:
         await self.aclose()
 
     async def aclose(self) -> None:
+        """Close the connection pool."""
         await self._http.aclose()
 
-    async def _get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        try:
-            response = await self._http.get(path, params=params)
-        except httpx.HTTPError as exc:
-            raise CodatError(f"{type(exc).__name__} on GET {path}", path=path) from None
-        raise_for_response(response, path)
-        try:
-            return response.json()
-        except ValueError:
-            raise CodatError(f"malformed JSON from GET {path}", path=path) from None
+    # ------------------------------------------------------------------ companies
 
-    async def iter_companies(self, *, page_size: int = 5000) -> AsyncIterator[Company]:
+    async def iter_companies(
+        self,
+        *,
+        page_size: int = MAX_PAGE_SIZE,
+        query: str | None = None,
+        order_by: str | None = None,
+    ) -> AsyncIterator[Company]:
         """Every company, with its ``dataConnections``, following the pages."""
-        page_number = 1
-        while True:
-            body = await self._get_json(
-                "/companies", {"page": page_number, "pageSize": page_size}
-            )
-            page = Page.model_validate(body)
-            for item in page.results:
-                yield Company.model_validate(item)
-            if page_number * page.page_size >= page.total_results or not page.results:
-                return
-            page_number += 1
+        async for item in self._iter_items(
+            "/companies", "list-companies", None, page_size, query, order_by
+        ):
+            yield self._model(Company, item, "list-companies", "GET", "/companies")
 
-    async def list_companies(self, *, page_size: int = 5000) -> list[Company]:
-        return [c async for c in self.iter_companies(page_size=page_size)]
+    async def list_companies(
+        self,
+        *,
+        page_size: int = MAX_PAGE_SIZE,
+        query: str | None = None,
+        order_by: str | None = None,
+    ) -> list[Company]:
+        """All companies (``GET /companies``, every page)."""
+        return [
+            c
+            async for c in self.iter_companies(page_size=page_size, query=query, order_by=order_by)
+        ]
+
+    async def get_company(self, company_id: str) -> Company:
+        """``GET /companies/{companyId}``."""
+        path = f"/companies/{_segment(company_id)}"
+        body = await self._request("GET", path, "get-company", company_id)
+        return self._model(Company, body, "get-company", "GET", path)
+
+    # ---------------------------------------------------------------- connections
+
+    async def iter_connections(
+        self,
+        company_id: str,
+        *,
+        page_size: int = MAX_PAGE_SIZE,
+        query: str | None = None,
+        order_by: str | None = None,
+    ) -> AsyncIterator[Connection]:
+        """Every data connection of a company (``GET /companies/{id}/connections``, paged)."""
+        path = f"/companies/{_segment(company_id)}/connections"
+        async for item in self._iter_items(
+            path, "list-connections", company_id, page_size, query, order_by
+        ):
+            yield self._model(Connection, item, "list-connections", "GET", path)
+
+    async def list_connections(
+        self,
+        company_id: str,
+        *,
+        page_size: int = MAX_PAGE_SIZE,
+        query: str | None = None,
+        order_by: str | None = None,
+    ) -> list[Connection]:
+        """All data connections of a company."""
+        return [
+            c
+            async for c in self.iter_connections(
+                company_id, page_size=page_size, query=query, order_by=order_by
+            )
+        ]
+
+    # ----------------------------------------------------------------- data status
 
     async def get_data_status(self, company_id: str) -> dict[str, DataStatus]:
-        """``GET /companies/{id}/dataStatus``: data type -> status (null entries skipped)."""
-        body = await self._get_json(f"/companies/{company_id}/dataStatus")
-        if not isinstance(body, dict):
-            raise CodatError("dataStatus body is not an object", path=f"/companies/{company_id}/dataStatus")
+        """``GET /companies/{id}/dataStatus``: data type -> status.
+
+        Null entries are skipped; an entry without ``currentStatus`` has
+        ``current_status=None``. If some entries cannot be read, raises
+        :class:`DataStatusEntryError` carrying the readable ones (``statuses``) and the
+        reason for each unreadable data type (``invalid``): nothing is lost.
+        """
+        path = f"/companies/{_segment(company_id)}/dataStatus"
+        endpoint = "get-company-data-status"
+        body = await self._request("GET", path, endpoint, company_id, decode=_decode_data_statuses)
         out: dict[str, DataStatus] = {}
+        if isinstance(body, _Parsed):  # fast path: the whole body was valid
+            for key, value in body.value.items():
+                if value is not None:
+                    out[key] = (
+                        value
+                        if value.data_type == key
+                        else value.model_copy(update={"data_type": key})
+                    )
+            return out
+        if not isinstance(body, dict):
+            raise CodatResponseError(
+                f"dataStatus answer is {type(body).__name__}, not an object",
+                method="GET",
+                path=path,
+                endpoint=endpoint,
+            )
+        invalid: dict[str, str] = {}
         for key, value in body.items():
             if value is None:
                 continue
-            if isinstance(value, dict):
-                value = {"dataType": key, **value}
-            out[key] = DataStatus.model_validate(value)
+            try:
+                out[key] = parse_data_status_entry(key, value)
+            except ValueError as exc:  # pydantic.ValidationError included
+                invalid[key] = _reason(exc)
+        if invalid:
+            listed = ", ".join(sorted(invalid)[:5]) + (" ..." if len(invalid) > 5 else "")
+            raise DataStatusEntryError(
+                f"{len(invalid)} unreadable dataStatus entr{'y' if len(invalid) == 1 else 'ies'}"
+                f": {listed}",
+                statuses=out,
+                invalid=invalid,
+                method="GET",
+                path=path,
+                endpoint=endpoint,
+            )
+        return out
+
+    # ------------------------------------------------------------ pull operations
+
+    async def iter_pull_operations(
+        self,
+        company_id: str,
+        *,
+        page_size: int = 100,
+        query: str | None = None,
+        order_by: str | None = None,
+    ) -> AsyncIterator[PullOperation]:
+        """A company's pull operations (``GET /companies/{id}/data/history``, paged).
+
+        ``query`` is a Codat query (``dataType=invoices&&status=Complete``), ``order_by`` a
+        field, ``-`` first for descending (``-requested``).
+        """
+        path = f"/companies/{_segment(company_id)}/data/history"
+        async for item in self._iter_items(
+            path, "list-pull-operations", company_id, page_size, query, order_by
+        ):
+            yield self._model(PullOperation, item, "list-pull-operations", "GET", path)
+
+    async def list_pull_operations(
+        self,
+        company_id: str,
+        *,
+        page_size: int = 100,
+        query: str | None = None,
+        order_by: str | None = None,
+        max_results: int | None = None,
+    ) -> list[PullOperation]:
+        """A company's pull operations, every page (or the first ``max_results``)."""
+        out: list[PullOperation] = []
+        if max_results is not None and max_results <= 0:
+            return out
+        async for op in self.iter_pull_operations(
+            company_id, page_size=page_size, query=query, order_by=order_by
+        ):
+            out.append(op)
+            if max_results is not None and len(out) >= max_results:
+                break
         return out
 
     async def get_pull_operation(self, company_id: str, dataset_id: str) -> PullOperation:
-        body = await self._get_json(f"/companies/{company_id}/data/history/{dataset_id}")
-        return PullOperation.model_validate(body)
+        """``GET /companies/{id}/data/history/{datasetId}``."""
+        path = f"/companies/{_segment(company_id)}/data/history/{_segment(dataset_id)}"
+        body = await self._request("GET", path, "get-pull-operation", company_id)
+        return self._model(PullOperation, body, "get-pull-operation", "GET", path)
+
+    # -------------------------------------------------------------------- refresh
+
+    async def refresh_all(self, company_id: str) -> None:
+        """``POST /companies/{id}/data/all``: queue every ``fetchOnFirstLink`` type (204)."""
+        path = f"/companies/{_segment(company_id)}/data/all"
+        await self._request(
+            "POST", path, "refresh-company-data", company_id, queue=True, expect_json=False
+        )
+
+    async def refresh_data_type(
+        self, company_id: str, data_type: str, *, connection_id: str | None = None
+    ) -> PullOperation:
+        """``POST /companies/{id}/data/queue/{dataType}[?connectionId=]``: queue one type.
+
+        Raises :class:`DatasetAlreadyInProgressError` when a sync of that type is running.
+        """
+        path = f"/companies/{_segment(company_id)}/data/queue/{_segment(data_type)}"
+        params = {"connectionId": connection_id} if connection_id else None
+        body = await self._request(
+            "POST", path, "refresh-data-type", company_id, params=params, queue=True
+        )
+        return self._model(PullOperation, body, "refresh-data-type", "POST", path)
+
+    # -------------------------------------------------------------- sync settings
 
     async def get_sync_settings(self) -> SyncSettings:
-        body = await self._get_json("/profile/syncSettings")
-        return SyncSettings.model_validate(body)
+        """``GET /profile/syncSettings``: the client-wide sync settings."""
+        path = "/profile/syncSettings"
+        body = await self._request("GET", path, "get-profile-syncSettings", None)
+        return self._model(SyncSettings, body, "get-profile-syncSettings", "GET", path)
+
+    async def get_company_sync_settings(self, company_id: str) -> CompanySyncSettings:
+        """``GET /companies/{id}/syncSettings``: one company's sync settings."""
+        path = f"/companies/{_segment(company_id)}/syncSettings"
+        body = await self._request("GET", path, "get-company-syncSettings", company_id)
+        return self._model(CompanySyncSettings, body, "get-company-syncSettings", "GET", path)
+
+    # ------------------------------------------------------------------ internals
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        endpoint: str,
+        company_id: str | None,
+        *,
+        params: dict[str, Any] | None = None,
+        queue: bool = False,
+        expect_json: bool = True,
+        decode: Callable[[bytes], Any] = json.loads,
+    ) -> Any:
+        """Send with retries; the decoded body (None when ``expect_json`` is False).
+
+        ``decode`` runs inside each attempt, so a body that is not JSON is retried; it
+        raises ``ValueError`` for one.
+        """
+        attempts = _Attempts()
+
+        async def attempt() -> Any:
+            attempts.count += 1
+            if attempts.count > 1:
+                self.stats.retries[endpoint] += 1
+            return await self._send(method, path, endpoint, company_id, params, expect_json, decode)
+
+        retrying = (self._retry_queues if queue else self._retry_reads).copy()
+        try:
+            return await retrying(attempt)
+        except CodatError as exc:
+            exc.attempts = attempts.count
+            self.stats.failures[endpoint] += 1
+            if _log.isEnabledFor(logging.DEBUG):
+                _log.debug("giving up: %s", exc)
+            raise
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        endpoint: str,
+        company_id: str | None,
+        params: dict[str, Any] | None,
+        expect_json: bool,
+        decode: Callable[[bytes], Any],
+    ) -> Any:
+        """One attempt: limiter, request, status, JSON."""
+        limiter = self.limiter
+        await limiter.acquire(company_id)
+        try:
+            self.stats.requests[endpoint] += 1
+            response = await self._http.request(method, path, params=params)
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc, method, path, endpoint) from None
+        finally:
+            limiter.release(company_id)
+        headers = response.headers
+        if "x-rate-limit-remaining" in headers:
+            limiter.observe(headers)
+        status = response.status_code
+        if status >= 400:
+            raise self._http_error(response, method, path, endpoint)
+        if not expect_json:
+            return None
+        try:
+            return decode(response.content)
+        except (ValueError, RecursionError):
+            raise CodatResponseError(
+                f"malformed JSON in the answer to {endpoint} (HTTP {status}, "
+                f"{len(response.content)} bytes)",
+                method=method,
+                path=path,
+                endpoint=endpoint,
+            ) from None
+
+    def _transport_error(
+        self, exc: httpx.HTTPError, method: str, path: str, endpoint: str
+    ) -> CodatError:
+        sent = not isinstance(exc, _NOT_SENT | httpx.UnsupportedProtocol)
+        detail = self._redact(str(exc)) or type(exc).__name__
+        message = f"{type(exc).__name__}: {detail}" if detail != type(exc).__name__ else detail
+        cls: type[CodatTransportError]
+        if isinstance(exc, httpx.TimeoutException):
+            cls = CodatTimeoutError
+        elif isinstance(exc, httpx.ConnectError):
+            cls = CodatConnectError
+        elif isinstance(exc, httpx.TransportError):
+            cls = CodatTransportError
+        else:  # httpx.HTTPStatusError and friends: not raised by us, but be total
+            return CodatError(message, method=method, path=path, endpoint=endpoint)
+        return cls(message, request_sent=sent, method=method, path=path, endpoint=endpoint)
+
+    def _http_error(
+        self, response: httpx.Response, method: str, path: str, endpoint: str
+    ) -> CodatHTTPError:
+        status = response.status_code
+        try:
+            body: Any = json.loads(response.content) if response.content else None
+        except (ValueError, RecursionError):
+            body = None
+        error_message = self._scrub(parse_error_message(body))
+        retry_after = None
+        if status in (429, 503):
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+        exc = error_for_status(
+            status,
+            error_message,
+            method=method,
+            path=path,
+            endpoint=endpoint,
+            retry_after=retry_after,
+        )
+        if isinstance(exc, CodatRateLimitError):
+            self.stats.rate_limited[endpoint] += 1
+            pause = retry_after if retry_after is not None else self.retry_policy.initial_wait
+            self.limiter.pause(min(pause, self.retry_policy.max_retry_after))
+        return exc
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, CodatHTTPError) and exc.retry_after is not None:
+            return exc.retry_after
+        return float(self._backoff(state))
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        _log.info(
+            "retrying after %s (attempt %d of %d) in %.2f s",
+            exc,
+            state.attempt_number + 1,
+            self.retry_policy.max_attempts,
+            wait,
+        )
+
+    async def _iter_items(
+        self,
+        path: str,
+        endpoint: str,
+        company_id: str | None,
+        page_size: int,
+        query: str | None,
+        order_by: str | None,
+    ) -> AsyncIterator[Any]:
+        """Every item of a paged list, following ``_links.next`` or ``pageNumber``."""
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
+        base: dict[str, Any] = {}
+        if query:
+            base["query"] = query
+        if order_by:
+            base["orderBy"] = order_by
+        page = 1
+        url, params = path, {**base, "page": page, "pageSize": page_size}
+        seen = 0
+        visited: set[str] = set()
+        while True:
+            body = await self._request("GET", url, endpoint, company_id, params=params)
+            results = body.get("results") if isinstance(body, dict) else None
+            if not isinstance(results, list):
+                raise CodatResponseError(
+                    f"the answer to {endpoint} is not a page of results",
+                    method="GET",
+                    path=url,
+                    endpoint=endpoint,
+                )
+            for item in results:
+                yield item
+            seen += len(results)
+            total = body.get("totalResults")
+            if not results or (type(total) is int and seen >= total):
+                return
+            nxt = self._next_link(body, path)
+            if nxt is not None and nxt[2] not in visited:
+                visited.add(nxt[2])
+                url, params = nxt[0], {**base, **nxt[1]}
+                page += 1
+                continue
+            if type(total) is int:
+                page += 1
+                url, params = path, {**base, "page": page, "pageSize": page_size}
+                continue
+            return
+
+    def _next_link(self, body: dict[str, Any], path: str) -> tuple[str, dict[str, Any], str] | None:
+        """``(path, params, href)`` of ``_links.next`` when it points at this API, else None.
+
+        A link to another host is never followed: it would carry our Authorization header.
+        """
+        links = body.get("_links")
+        nxt = links.get("next") if isinstance(links, dict) else None
+        href = nxt.get("href") if isinstance(nxt, dict) else None
+        if not isinstance(href, str) or not href:
+            return None
+        try:
+            url = httpx.URL(href)
+        except (httpx.InvalidURL, ValueError):
+            return None
+        base = self._http.base_url
+        if url.is_absolute_url and (url.scheme, url.host, url.port) != (
+            base.scheme,
+            base.host,
+            base.port,
+        ):
+            return None
+        link_path = url.path
+        prefix = base.path.rstrip("/")
+        if prefix and link_path.startswith(prefix + "/"):
+            link_path = link_path[len(prefix) :]
+        if not link_path.startswith("/"):
+            return None
+        if link_path != path:  # a next page of a different list is not our next page
+            return None
+        return link_path, dict(url.params.multi_items()), href
+
+    def _model(self, model: type[_M], body: Any, endpoint: str, method: str, path: str) -> _M:
+        try:
+            return model.model_validate(body)
+        except ValidationError as exc:
+            raise CodatResponseError(
+                f"unexpected {model.__name__} in the answer to {endpoint}: {_reason(exc)}",
+                method=method,
+                path=path,
+                endpoint=endpoint,
+            ) from None
+
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, "***")
+        return text
+
+    def _scrub(self, error_message: ErrorMessage | None) -> ErrorMessage | None:
+        """``error_message`` with any echo of our key replaced by ``***``."""
+        if error_message is None:
+            return None
+        dumped = json.dumps(error_message.model_dump(mode="json"), default=str)
+        if not any(s in dumped for s in self._secrets):
+            return error_message
+        return ErrorMessage.model_validate_json(self._redact(dumped))
+
+
+class _Parsed:
+    """A ``dataStatus`` body validated in one pass."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: dict[str, DataStatus | None]) -> None:
+        self.value = value
+
+
+def _decode_data_statuses(content: bytes) -> Any:
+    """Fast path: validate the whole body from bytes in pydantic-core; on any problem other
+    than broken JSON, hand back the plain decoded body for entry-by-entry reading."""
+    try:
+        return _Parsed(DATA_STATUSES.validate_json(content))
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors(include_url=False)):
+            raise ValueError("not JSON") from None
+    return json.loads(content)
+
+
+def _reason(exc: ValueError) -> str:
+    """A short, input-free description of why a value could not be read."""
+    if isinstance(exc, ValidationError):
+        first = exc.errors(include_input=False, include_url=False)
+        if first:
+            err = first[0]
+            loc = ".".join(str(p) for p in err["loc"])
+            more = f" (+{len(first) - 1} more)" if len(first) > 1 else ""
+            return f"{loc}: {err['msg']}{more}" if loc else f"{err['msg']}{more}"
+    return str(exc)[:200]

@@ -14,12 +14,13 @@ All timestamps become timezone-aware UTC ``datetime`` objects.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 
 __all__ = [
+    "DATA_STATUSES",
     "Company",
     "CompanySyncSettings",
     "Connection",
@@ -31,29 +32,43 @@ __all__ = [
     "SyncSettings",
     "UtcDateTime",
     "parse_codat_datetime",
+    "parse_data_status_entry",
+    "parse_error_message",
 ]
 
 _FRACTION = re.compile(r"(\.\d{6})\d+")
+_ZERO = timedelta(0)
 
 
 def parse_codat_datetime(value: Any) -> Any:
     """Parse Codat's ISO-8601 variants into an aware UTC datetime (other values pass through).
 
-    More than 6 fractional digits are truncated to microseconds; a missing zone means UTC.
+    More than 6 fractional digits are truncated to microseconds; a missing zone means UTC;
+    an empty string is None. An unreadable string raises ``ValueError``.
     """
     if isinstance(value, datetime):
         dt = value
     elif isinstance(value, str):
-        text = value.strip()
-        if not text:
-            return None
-        text = _FRACTION.sub(r"\1", text)
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        dt = datetime.fromisoformat(text)
+        try:
+            dt = datetime.fromisoformat(value)  # fast path: 3.11 reads Z and 7 digits
+        except ValueError:
+            text = value.strip()
+            if not text:
+                return None
+            text = _FRACTION.sub(r"\1", text)
+            if text.endswith(("Z", "z")):
+                text = text[:-1] + "+00:00"
+            dt = datetime.fromisoformat(text)
     else:
         return value
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    if dt.tzinfo is None:
+        return dt.replace(tzinfo=UTC)
+    if dt.utcoffset() == _ZERO:
+        return dt if dt.tzinfo is UTC else dt.replace(tzinfo=UTC)
+    try:
+        return dt.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"timestamp out of range: {value!r}") from None
 
 
 UtcDateTime = Annotated[datetime, BeforeValidator(parse_codat_datetime)]
@@ -145,16 +160,65 @@ class CompanySyncSettings(_Model):
     overrides_defaults: bool | None = Field(default=None, alias="overridesDefaults")
 
 
-class ErrorMessage(_Model):
-    """Codat's error body (``ErrorMessage`` in the spec)."""
+def _text_or_none(value: Any) -> Any:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float):
+        return str(value)
+    return value
 
-    status_code: int | None = Field(default=None, alias="statusCode")
-    service: str | None = None
-    error: str | None = None
-    correlation_id: str | None = Field(default=None, alias="correlationId")
-    can_be_retried: str | None = Field(default=None, alias="canBeRetried")
-    detailed_error_code: int | None = Field(default=None, alias="detailedErrorCode")
+
+def _int_or_none(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            return None
+    return value
+
+
+class ErrorMessage(_Model):
+    """Codat's error body (``ErrorMessage`` in the spec). Read leniently: see
+    :func:`parse_error_message`."""
+
+    status_code: Annotated[int | None, BeforeValidator(_int_or_none)] = Field(
+        default=None, alias="statusCode"
+    )
+    service: Annotated[str | None, BeforeValidator(_text_or_none)] = None
+    error: Annotated[str | None, BeforeValidator(_text_or_none)] = None
+    correlation_id: Annotated[str | None, BeforeValidator(_text_or_none)] = Field(
+        default=None, alias="correlationId"
+    )
+    can_be_retried: Annotated[str | None, BeforeValidator(_text_or_none)] = Field(
+        default=None, alias="canBeRetried"
+    )
+    detailed_error_code: Annotated[int | None, BeforeValidator(_int_or_none)] = Field(
+        default=None, alias="detailedErrorCode"
+    )
     validation: dict[str, Any] | None = None
+
+
+def parse_error_message(body: Any) -> ErrorMessage | None:
+    """The ``ErrorMessage`` in an error body, field by field; None when it is not an object.
+
+    Never raises: a field that cannot be read is left None, the others are kept.
+    """
+    if not isinstance(body, dict):
+        return None
+    try:
+        return ErrorMessage.model_validate(body)
+    except ValidationError:
+        pass
+    fields: dict[str, Any] = {}
+    for name, info in ErrorMessage.model_fields.items():
+        key = info.alias or name
+        if key in body:
+            try:
+                ErrorMessage.model_validate({key: body[key]})
+            except ValidationError:
+                continue
+            fields[key] = body[key]
+    return ErrorMessage.model_validate(fields)
 
 
 class Page(_Model):
@@ -165,3 +229,18 @@ class Page(_Model):
     page_size: int = Field(default=0, alias="pageSize")
     total_results: int = Field(default=0, alias="totalResults")
     links: dict[str, Any] | None = Field(default=None, alias="_links")
+
+
+def parse_data_status_entry(data_type: str, value: Any) -> DataStatus:
+    """One ``dataStatus`` entry as a :class:`DataStatus` whose ``data_type`` is ``data_type``
+    (the key it was found under, whatever the entry's own ``dataType`` says).
+
+    Raises ``ValueError`` (``pydantic.ValidationError`` is one) when it cannot be read.
+    """
+    if not isinstance(value, dict):
+        raise ValueError(f"entry is {type(value).__name__}, not an object")
+    return DataStatus.model_validate({**value, "dataType": data_type})
+
+
+DATA_STATUSES: TypeAdapter[dict[str, DataStatus | None]] = TypeAdapter(dict[str, DataStatus | None])
+"""Validates a whole ``dataStatus`` body in one pass (the fast path; see the client)."""

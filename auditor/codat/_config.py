@@ -1,0 +1,76 @@
+"""The client's knobs: retry policy and rate-limit policy (plain frozen dataclasses)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["RateLimitPolicy", "RetryPolicy"]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """When and how long to retry a transient failure.
+
+    ``max_attempts`` counts the first try (1 disables retries). ``max_total_seconds`` bounds
+    the whole call: a retry whose wait would end past it is not made. Waits grow
+    exponentially from ``initial_wait`` (x2 each time, capped at ``max_wait``) plus a random
+    jitter of up to ``jitter`` seconds. A ``Retry-After`` from Codat (seconds or HTTP date)
+    replaces the computed wait; one longer than ``max_retry_after`` is not waited for (the
+    error is raised at once).
+    """
+
+    max_attempts: int = 5
+    max_total_seconds: float = 120.0
+    initial_wait: float = 0.5
+    max_wait: float = 30.0
+    jitter: float = 0.5
+    max_retry_after: float = 120.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if min(self.max_total_seconds, self.initial_wait, self.max_wait, self.jitter) < 0:
+            raise ValueError("retry times must not be negative")
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitPolicy:
+    """How fast the client may talk to Codat, shared by every task using one client.
+
+    ``requests_per_minute`` (None: no limit) is enforced so that no 60-second window, sliding
+    or fixed, ever holds more requests than that: a leaky bucket of ``burst`` requests
+    (default 1 % of the limit, at least 1) draining at ``requests_per_minute - 2 * burst``
+    per minute, i.e. 98 % of the limit at steady state for the default 1,000/min.
+    ``max_concurrent_per_company`` (None: no limit) caps requests in flight per company.
+    With ``honour_headers``, an ``X-Rate-Limit-Remaining`` of ``header_reserve`` or less
+    pauses new requests until ``X-Rate-Limit-Reset`` (at most ``max_header_pause`` seconds),
+    and a 429 pauses every task until its ``Retry-After``.
+    """
+
+    requests_per_minute: float | None = 1000.0
+    max_concurrent_per_company: int | None = 10
+    burst: int | None = None
+    honour_headers: bool = True
+    header_reserve: int = 0
+    max_header_pause: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.requests_per_minute is not None and self.requests_per_minute <= 0:
+            raise ValueError("requests_per_minute must be positive (or None for no limit)")
+        if self.max_concurrent_per_company is not None and self.max_concurrent_per_company < 1:
+            raise ValueError("max_concurrent_per_company must be at least 1 (or None)")
+        if self.burst is not None and self.burst < 1:
+            raise ValueError("burst must be at least 1")
+
+    def bucket(self) -> tuple[float, float] | None:
+        """``(capacity, seconds to drain it)`` for aiolimiter, or None when unlimited."""
+        rpm = self.requests_per_minute
+        if rpm is None:
+            return None
+        burst = float(self.burst if self.burst is not None else max(1, int(rpm // 100)))
+        burst = min(burst, rpm)
+        per_minute = rpm - 2 * burst
+        if per_minute <= 0:
+            # Tiny limits: one request at a time, evenly spaced, a little under the limit.
+            burst, per_minute = 1.0, rpm * 0.9
+        return burst, burst * 60.0 / per_minute
