@@ -48,7 +48,8 @@ from tenacity import (
     retry_if_exception,
     stop_after_attempt,
     stop_before_delay,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from auditor.codat._config import RateLimitPolicy, RetryPolicy
@@ -87,7 +88,12 @@ MAX_PAGE_SIZE: Final = 5000
 _log = logging.getLogger("auditor.codat")
 _M = TypeVar("_M", bound=BaseModel)
 
-_NOT_SENT: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_NOT_SENT: Final = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.UnsupportedProtocol,
+)
 _QUEUE_SAFE_STATUSES: Final = frozenset({408, 429, 503})
 
 
@@ -193,9 +199,9 @@ class CodatClient:
         self.stats = ClientStats()
         policy = self.retry_policy
         stop = stop_after_attempt(policy.max_attempts) | stop_before_delay(policy.max_total_seconds)
-        self._backoff = wait_exponential_jitter(
-            initial=policy.initial_wait, max=policy.max_wait, jitter=policy.jitter
-        )
+        self._backoff = wait_exponential(
+            multiplier=policy.initial_wait, max=policy.max_wait
+        ) + wait_random(0, policy.jitter)
         common: dict[str, Any] = {
             "stop": stop,
             "wait": self._wait,
@@ -505,7 +511,7 @@ class CodatClient:
     def _transport_error(
         self, exc: httpx.HTTPError, method: str, path: str, endpoint: str
     ) -> CodatError:
-        sent = not isinstance(exc, _NOT_SENT | httpx.UnsupportedProtocol)
+        sent = not isinstance(exc, _NOT_SENT)
         detail = self._redact(str(exc)) or type(exc).__name__
         message = f"{type(exc).__name__}: {detail}" if detail != type(exc).__name__ else detail
         cls: type[CodatTransportError]

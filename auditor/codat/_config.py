@@ -37,10 +37,12 @@ class RetryPolicy:
 class RateLimitPolicy:
     """How fast the client may talk to Codat, shared by every task using one client.
 
-    ``requests_per_minute`` (None: no limit) is enforced so that no 60-second window, sliding
-    or fixed, ever holds more requests than that: a leaky bucket of ``burst`` requests
-    (default 1 % of the limit, at least 1) draining at ``requests_per_minute - 2 * burst``
-    per minute, i.e. 98 % of the limit at steady state for the default 1,000/min.
+    ``requests_per_minute`` (None: no limit) is enforced so that no window of
+    ``window_seconds`` (60, as Codat's), sliding or fixed, ever holds more than its quota
+    (``requests_per_minute * window_seconds / 60``): a leaky bucket of ``burst`` requests
+    (default 1 % of the quota, at least 1) draining at ``quota - 2 * burst`` per window,
+    i.e. 98 % of the limit at steady state for the default 1,000/min. The ``burst`` of slack
+    absorbs jitter in network latency between our clock and the server's.
     ``max_concurrent_per_company`` (None: no limit) caps requests in flight per company.
     With ``honour_headers``, an ``X-Rate-Limit-Remaining`` of ``header_reserve`` or less
     pauses new requests until ``X-Rate-Limit-Reset`` (at most ``max_header_pause`` seconds),
@@ -48,6 +50,7 @@ class RateLimitPolicy:
     """
 
     requests_per_minute: float | None = 1000.0
+    window_seconds: float = 60.0
     max_concurrent_per_company: int | None = 10
     burst: int | None = None
     honour_headers: bool = True
@@ -59,18 +62,27 @@ class RateLimitPolicy:
             raise ValueError("requests_per_minute must be positive (or None for no limit)")
         if self.max_concurrent_per_company is not None and self.max_concurrent_per_company < 1:
             raise ValueError("max_concurrent_per_company must be at least 1 (or None)")
+        if self.window_seconds <= 0:
+            raise ValueError("window_seconds must be positive")
         if self.burst is not None and self.burst < 1:
             raise ValueError("burst must be at least 1")
 
+    @property
+    def quota(self) -> float | None:
+        """Requests allowed in one window, or None when unlimited."""
+        if self.requests_per_minute is None:
+            return None
+        return self.requests_per_minute * self.window_seconds / 60.0
+
     def bucket(self) -> tuple[float, float] | None:
         """``(capacity, seconds to drain it)`` for aiolimiter, or None when unlimited."""
-        rpm = self.requests_per_minute
-        if rpm is None:
+        quota = self.quota
+        if quota is None:
             return None
-        burst = float(self.burst if self.burst is not None else max(1, int(rpm // 100)))
-        burst = min(burst, rpm)
-        per_minute = rpm - 2 * burst
-        if per_minute <= 0:
-            # Tiny limits: one request at a time, evenly spaced, a little under the limit.
-            burst, per_minute = 1.0, rpm * 0.9
-        return burst, burst * 60.0 / per_minute
+        burst = float(self.burst if self.burst is not None else max(1, int(quota // 100)))
+        burst = min(burst, quota)
+        per_window = quota - 2 * burst
+        if per_window <= 0:
+            # Tiny quotas: one request at a time, evenly spaced, a little under the limit.
+            burst, per_window = 1.0, quota * 0.9
+        return burst, burst * self.window_seconds / per_window
