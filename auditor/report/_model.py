@@ -33,10 +33,13 @@ __all__ = [
     "RuleDoc",
     "RuleSection",
     "RuleTotal",
+    "Span",
     "TrendChart",
     "build_view",
     "finding_rows",
+    "inline",
     "load_rules",
+    "parse_doc",
     "rank_findings",
     "rule_anchor",
 ]
@@ -278,11 +281,22 @@ class TrendChart:
 
 
 @dataclass(frozen=True)
+class Span:
+    """A run of docstring text; ``code`` for ````literal```` runs."""
+
+    text: str
+    code: bool = False
+
+
+@dataclass(frozen=True)
 class DocBlock:
-    """One block of a rule docstring: a paragraph, a list, a literal block or a heading."""
+    """One block of a rule docstring: a paragraph, a list, a literal block or a heading.
+
+    ``items``: one run of spans for ``p`` and ``h``, one per list item for ``ul``, one per line
+    for ``pre``."""
 
     kind: str  # "p" | "ul" | "pre" | "h"
-    lines: tuple[str, ...]
+    items: tuple[tuple[Span, ...], ...]
 
 
 @dataclass(frozen=True)
@@ -491,36 +505,62 @@ def finding_rows(frame: pd.DataFrame, *, text_limit: int = 500) -> tuple[Finding
     return tuple(rows)
 
 
-def parse_doc(doc: str | None) -> tuple[DocBlock, ...]:
-    """A rule docstring as blocks: blank-line separated paragraphs, ``-`` lists, indented code,
-    and reST-style underlined headings."""
-    if not doc:
+def inline(text: str) -> tuple[Span, ...]:
+    """``text`` split into plain and ````code```` spans (reST double backticks)."""
+    parts = re.split(r"``(.+?)``", text)
+    return tuple(Span(part, code=i % 2 == 1) for i, part in enumerate(parts) if part)
+
+
+_BULLET = re.compile(r"\s*[-*] (.*)")
+
+
+def _doc_blocks(lines: list[str]) -> list[DocBlock]:
+    """Blocks of one blank-line separated chunk of a docstring."""
+    if not lines:
+        return []
+    # reST heading: "Title" underlined with ---- / ====
+    if len(lines) >= 2 and re.fullmatch(r"[-=~^]{3,}", lines[1].strip()):
+        return [DocBlock("h", ((Span(lines[0].strip()),),)), *_doc_blocks(lines[2:])]
+    # numpydoc-style definition: an unindented title, an indented body
+    if (
+        len(lines) >= 2
+        and not lines[0].startswith((" ", "\t"))
+        and all(line.startswith((" ", "\t")) or not line.strip() for line in lines[1:])
+    ):
+        body = inspect.cleandoc("\n".join(lines[1:])).splitlines()
+        return [DocBlock("h", ((Span(lines[0].strip()),),)), *_doc_blocks(body)]
+    if all(line.startswith((" ", "\t")) for line in lines):
+        return [
+            DocBlock(
+                "pre", tuple((Span(t),) for t in inspect.cleandoc("\n".join(lines)).splitlines())
+            )
+        ]
+    if _BULLET.match(lines[0]) and all(
+        _BULLET.match(line) or line.startswith("  ") for line in lines
+    ):
+        items: list[str] = []
+        for line in lines:
+            m = _BULLET.match(line)
+            if m:
+                items.append(m.group(1).strip())
+            else:
+                items[-1] += " " + line.strip()
+        return [DocBlock("ul", tuple(inline(item) for item in items))]
+    return [DocBlock("p", (inline(" ".join(line.strip() for line in lines)),))]
+
+
+def parse_doc(doc: str | None, *, skip_summary: bool = True) -> tuple[DocBlock, ...]:
+    """A rule docstring as blocks: paragraphs, ``-`` lists, literal blocks, headings (reST
+    underlines or numpydoc-style indented definitions); ````code```` spans inline. The first
+    line (the summary, shown apart) is left out when ``skip_summary``."""
+    if not doc or not doc.strip():
         return ()
+    text = inspect.cleandoc(doc)
+    if skip_summary:
+        text = "\n".join(text.splitlines()[1:])
     blocks: list[DocBlock] = []
-    for chunk in re.split(r"\n\s*\n", inspect.cleandoc(doc)):
-        lines = chunk.splitlines()
-        if not lines:
-            continue
-        if len(lines) >= 2 and re.fullmatch(r"[-=~^]{3,}", lines[1].strip()):
-            blocks.append(DocBlock("h", (lines[0].strip(),)))
-            lines = lines[2:]
-            if not lines:
-                continue
-        if all(line.startswith((" ", "\t")) for line in lines):
-            blocks.append(DocBlock("pre", tuple(inspect.cleandoc("\n".join(lines)).splitlines())))
-        elif all(re.match(r"\s*[-*] ", line) or line.startswith("  ") for line in lines) and (
-            re.match(r"\s*[-*] ", lines[0])
-        ):
-            items: list[str] = []
-            for line in lines:
-                m = re.match(r"\s*[-*] (.*)", line)
-                if m:
-                    items.append(m.group(1).strip())
-                else:
-                    items[-1] += " " + line.strip()
-            blocks.append(DocBlock("ul", tuple(items)))
-        else:
-            blocks.append(DocBlock("p", (" ".join(line.strip() for line in lines),)))
+    for chunk in re.split(r"\n\s*\n", text):
+        blocks.extend(_doc_blocks([line for line in chunk.splitlines() if line.strip()]))
     return tuple(blocks)
 
 
@@ -595,7 +635,7 @@ def night_totals(
 def build_trend(
     history: pd.DataFrame | None, result: AuditResult, active: pd.DataFrame, tz_name: str
 ) -> TrendChart:
-    width, height = 760, 200
+    width, height = 1200, 210
     left, top, right, bottom = 44, 12, width - 8, height - 26
     table = night_totals(history, result, active)
     if table.empty:
@@ -606,7 +646,7 @@ def build_trend(
     max_total = int((table["warning"] + table["error"]).max())
     y_max = _nice_ceiling(max_total)
     slot = (right - left) / TREND_NIGHTS
-    bar_w = max(slot * 0.72, 1.0)
+    bar_w = max(slot * 0.66, 1.0)
     scale = (bottom - top) / y_max
     tonight = result.as_of.astimezone(UTC).date()
     bars: list[TrendBar] = []
