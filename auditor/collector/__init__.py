@@ -1,0 +1,37 @@
+"""``auditor.collector``: snapshot a whole fleet of companies into snapshot frames.
+
+* :func:`collect` (async) / :func:`collect_sync`: an in-memory :class:`~auditor.snapshot.Snapshot`;
+* :func:`collect_to_store`: batch by batch into a store, resumable after a kill, shardable
+  across machines (``shard=(K, N)``).
+"""
+
+from __future__ import annotations
+
+from auditor.collector._collect import (
+    CollectClient,
+    StoreRun,
+    collect,
+    collect_sync,
+    collect_to_store,
+    default_snapshot_id,
+    parse_shard,
+    shard_of,
+)
+from auditor.collector._frames import BatchBuilder, ErrorRow, choose_connections
+from auditor.collector._progress import CollectStats, ProgressMode
+
+__all__ = [
+    "BatchBuilder",
+    "CollectClient",
+    "CollectStats",
+    "ErrorRow",
+    "ProgressMode",
+    "StoreRun",
+    "choose_connections",
+    "collect",
+    "collect_sync",
+    "collect_to_store",
+    "default_snapshot_id",
+    "parse_shard",
+    "shard_of",
+]

@@ -1,0 +1,534 @@
+"""Snapshot a whole fleet: about one request per company, as fast as the limiter allows.
+
+Requests per run:
+
+* ``GET /profile/syncSettings`` once;
+* ``GET /companies?pageSize=5000`` pages (``dataConnections`` come with each company: no
+  per-company connections call);
+* ``GET /companies/{id}/dataStatus`` once per company;
+* ``GET /companies/{id}/data/history/{latestSyncId}`` only for data types whose current
+  status is a sync in progress (so that a stuck sync can be timed).
+
+A fixed pool of worker tasks (``concurrency``) pulls companies from one iterator; the
+client's shared rate limiter decides when each request may start, so the limiter stays busy
+without 100,000 tasks at once. Each finished company goes to a :class:`BatchBuilder`; every
+``batch_size`` companies (or ``flush_seconds``) the batch becomes frames and goes to a sink:
+a list in memory (:func:`collect`) or the store (:func:`collect_to_store`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+
+from auditor.codat import (
+    CodatError,
+    Company,
+    CompanySyncSettings,
+    DataStatus,
+    DataStatusEntryError,
+    PullOperation,
+    SyncSettings,
+)
+from auditor.collector._frames import BatchBuilder, ErrorRow, in_progress_syncs, sync_settings_frame
+from auditor.collector._progress import CollectStats, ProgressMode, report_progress
+from auditor.constants import IN_PROGRESS_STATUSES
+from auditor.snapshot import SCHEMAS, Snapshot
+from auditor.store import SnapshotWriter, canonical, list_snapshots
+
+__all__ = [
+    "CollectClient",
+    "StoreRun",
+    "collect",
+    "collect_sync",
+    "collect_to_store",
+    "default_snapshot_id",
+    "parse_shard",
+    "shard_of",
+]
+
+log = logging.getLogger("auditor.collector")
+
+Sink = Callable[[dict[str, pd.DataFrame]], Awaitable[None]]
+
+#: Operation ids of the spec, used as ``endpoint`` in the errors frame.
+EP_DATA_STATUS = "get-company-data-status"
+EP_PULL_OPERATION = "get-pull-operation"
+EP_LIST_PULL_OPERATIONS = "list-pull-operations"
+#: Codat query selecting the pull operations still running (at most one per data type).
+IN_PROGRESS_QUERY = "||".join(f"status={s}" for s in sorted(IN_PROGRESS_STATUSES))
+_LIST_PAGE = 100
+EP_SYNC_SETTINGS = "get-profile-syncSettings"
+EP_COMPANY_SYNC_SETTINGS = "get-company-syncSettings"
+
+
+class CollectClient(Protocol):
+    """What the collector needs from :class:`auditor.codat.CodatClient`."""
+
+    def iter_companies(self, *, page_size: int = ...) -> Any: ...
+
+    async def get_data_status(self, company_id: str) -> dict[str, DataStatus]: ...
+
+    async def get_pull_operation(self, company_id: str, dataset_id: str) -> PullOperation: ...
+
+    async def list_pull_operations(
+        self,
+        company_id: str,
+        *,
+        page_size: int = ...,
+        query: str | None = ...,
+        order_by: str | None = ...,
+        max_results: int | None = ...,
+    ) -> list[PullOperation]: ...
+
+    async def get_sync_settings(self) -> SyncSettings: ...
+
+    async def get_company_sync_settings(self, company_id: str) -> CompanySyncSettings: ...
+
+
+def shard_of(company_id: str, shards: int) -> int:
+    """The shard (0..shards-1) of a company: blake2b of its id, stable across machines."""
+    digest = hashlib.blake2b(company_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % shards
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` -> ``(K, N)`` with ``0 <= K < N``; :class:`ValueError` otherwise."""
+    try:
+        k_text, n_text = text.split("/")
+        k, n = int(k_text), int(n_text)
+    except ValueError:
+        raise ValueError(f"shard must look like K/N (e.g. 0/3), not {text!r}") from None
+    if not (n >= 1 and 0 <= k < n):
+        raise ValueError(f"shard {text!r}: need 0 <= K < N")
+    return k, n
+
+
+def default_snapshot_id(snapshot_at: datetime, shard: tuple[int, int] | None = None) -> str:
+    """``20240501T020000Z``; for a sharded run ``20240501-3shards`` so all shards agree."""
+    at = snapshot_at.astimezone(UTC)
+    if shard is not None and shard[1] > 1:
+        return f"{at:%Y%m%d}-{shard[1]}shards"
+    return f"{at:%Y%m%dT%H%M%SZ}"
+
+
+def _error_row(company: Company | None, exc: BaseException, endpoint: str) -> ErrorRow:
+    if isinstance(exc, CodatError):
+        return ErrorRow(
+            company_id=company.id if company else None,
+            company_name=company.name if company else None,
+            endpoint=getattr(exc, "endpoint", None) or endpoint,
+            status_code=getattr(exc, "status_code", None),
+            error=getattr(exc, "error", None) or str(exc),
+            correlation_id=getattr(exc, "correlation_id", None),
+            attempts=getattr(exc, "attempts", None),
+        )
+    return ErrorRow(
+        company_id=company.id if company else None,
+        company_name=company.name if company else None,
+        endpoint=endpoint,
+        status_code=None,
+        error=f"{type(exc).__name__}: {exc}",
+        attempts=None,
+    )
+
+
+@dataclass
+class _Options:
+    page_size: int = 5000
+    concurrency: int = 64
+    batch_size: int = 1000
+    flush_seconds: float = 60.0
+    pull_operations: bool = True
+    company_sync_settings: bool = False
+    progress: ProgressMode = "auto"
+
+
+class _Run:
+    """One collection run over the companies of one shard."""
+
+    def __init__(
+        self,
+        client: CollectClient,
+        *,
+        snapshot_at: datetime,
+        shard: tuple[int, int] | None,
+        skip: frozenset[str],
+        sink: Sink,
+        options: _Options,
+    ) -> None:
+        self.client = client
+        self.snapshot_at = snapshot_at
+        self.shard = shard
+        self.skip = skip
+        self.sink = sink
+        self.opt = options
+        self.stats = CollectStats()
+        self._builder = BatchBuilder(snapshot_at)
+        self._flush_lock = asyncio.Lock()
+        self._last_flush = time.monotonic()
+        self.settings: SyncSettings | None = None
+        self.settings_errors: list[ErrorRow] = []
+
+    async def run(self) -> None:
+        reporter: asyncio.Task[None] | None = None
+        try:
+            try:
+                self.stats.requests += 1
+                self.settings = await self.client.get_sync_settings()
+            except Exception as exc:  # the run goes on without them
+                log.warning("could not read sync settings: %s", exc)
+                self.settings_errors.append(_error_row(None, exc, EP_SYNC_SETTINGS))
+                self.stats.errors += 1
+            companies = await self._list()
+            self.stats.total = len(companies)
+            reporter = asyncio.create_task(report_progress(self.stats, self.opt.progress))
+            it = iter(companies)
+            workers = [
+                asyncio.create_task(self._worker(it))
+                for _ in range(max(1, min(self.opt.concurrency, len(companies))))
+            ]
+            try:
+                await asyncio.gather(*workers)
+            except BaseException:
+                for w in workers:
+                    w.cancel()
+                raise
+            await self._flush(force=True)
+        finally:
+            if reporter is not None:
+                reporter.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reporter
+
+    async def _list(self) -> list[Company]:
+        seen: set[str] = set()
+        out: list[Company] = []
+        k, n = self.shard if self.shard is not None else (0, 1)
+        async for company in self.client.iter_companies(page_size=self.opt.page_size):
+            self.stats.listed += 1
+            cid = company.id
+            if cid in seen:
+                continue
+            seen.add(cid)
+            if n > 1 and shard_of(cid, n) != k:
+                continue
+            if cid in self.skip:
+                self.stats.skipped += 1
+                continue
+            out.append(company)
+        self.stats.requests += max(1, -(-self.stats.listed // self.opt.page_size))
+        log.info(
+            "listed %d companies; collecting %d%s%s",
+            self.stats.listed,
+            len(out),
+            f" (shard {k}/{n})" if n > 1 else "",
+            f", {self.stats.skipped} already written" if self.stats.skipped else "",
+        )
+        return out
+
+    async def _worker(self, companies: Iterator[Company]) -> None:
+        for company in companies:
+            await self._company(company)
+            self.stats.done += 1
+            if (
+                self._builder.companies >= self.opt.batch_size
+                or time.monotonic() - self._last_flush >= self.opt.flush_seconds
+            ):
+                await self._flush()
+
+    async def _company(self, company: Company) -> None:
+        errors: list[ErrorRow] = []
+        statuses: Mapping[str, DataStatus] | None = None
+        self.stats.requests += 1
+        try:
+            statuses = await self.client.get_data_status(company.id)
+        except DataStatusEntryError as exc:
+            # Some entries unreadable: keep the others, record each bad one.
+            statuses = exc.statuses
+            for data_type, reason in exc.invalid.items():
+                errors.append(
+                    ErrorRow(
+                        company_id=company.id,
+                        company_name=company.name,
+                        endpoint=EP_DATA_STATUS,
+                        status_code=None,
+                        error=f"unreadable dataStatus entry {data_type!r}: {reason}",
+                        attempts=exc.attempts,
+                    )
+                )
+        except Exception as exc:  # never lose the run over one company
+            errors.append(_error_row(company, exc, EP_DATA_STATUS))
+        pulls: list[PullOperation] = []
+        if statuses and self.opt.pull_operations:
+            ids = in_progress_syncs(statuses)
+            if ids:
+                pulls = await self._pull_operations(company, ids, errors)
+        own: CompanySyncSettings | None = None
+        if self.opt.company_sync_settings:
+            self.stats.requests += 1
+            try:
+                own = await self.client.get_company_sync_settings(company.id)
+            except Exception as exc:
+                errors.append(_error_row(company, exc, EP_COMPANY_SYNC_SETTINGS))
+        if errors:
+            self.stats.errors += 1
+        self._builder.add_company(company, statuses, pulls, errors, own)
+
+    async def _pull_operations(
+        self, company: Company, ids: list[str], errors: list[ErrorRow]
+    ) -> list[PullOperation]:
+        """The pull operations ``ids`` of ``company``: one request whatever their number.
+
+        One id: ``get pull operation``. Several: one page of the company's running pull
+        operations (``list pull operations`` with a status query); any id missing from that
+        page is then fetched on its own.
+        """
+        wanted = set(ids)
+        found: list[PullOperation] = []
+        if len(ids) > 1:
+            self.stats.requests += 1
+            try:
+                page = await self.client.list_pull_operations(
+                    company.id,
+                    page_size=_LIST_PAGE,
+                    query=IN_PROGRESS_QUERY,
+                    max_results=_LIST_PAGE,
+                )
+            except Exception as exc:
+                log.debug("listing pull operations of %s failed: %s", company.id, exc)
+                page = []
+            found = [op for op in page if op.id in wanted]
+            wanted -= {op.id for op in found}
+        rest = [i for i in ids if i in wanted]
+        if rest:
+            self.stats.requests += len(rest)
+            results = await asyncio.gather(
+                *(self.client.get_pull_operation(company.id, i) for i in rest),
+                return_exceptions=True,
+            )
+            for result in results:
+                if isinstance(result, PullOperation):
+                    found.append(result)
+                elif isinstance(result, Exception):
+                    errors.append(_error_row(company, result, EP_PULL_OPERATION))
+                else:
+                    raise result
+        return found
+
+    async def _flush(self, *, force: bool = False) -> None:
+        builder = self._builder
+        if builder.companies == 0 and not force:
+            return
+        if builder.companies == 0 and not self.settings_errors:
+            return
+        self._builder = BatchBuilder(self.snapshot_at)
+        self._last_flush = time.monotonic()
+        if self.settings_errors:
+            for err in self.settings_errors:
+                builder.add_error(err)
+            self.settings_errors = []
+        async with self._flush_lock:
+            frames = await asyncio.to_thread(builder.build)
+            await self.sink(frames)
+
+
+def _meta(run: _Run) -> dict[str, Any]:
+    stats = run.stats
+    return {
+        "companies_listed": stats.listed,
+        "companies_collected": stats.done,
+        "companies_skipped": stats.skipped,
+        "companies_with_errors": stats.errors,
+        "requests": stats.requests,
+        "elapsed_seconds": round(stats.elapsed, 3),
+    }
+
+
+async def collect(
+    client: CollectClient,
+    *,
+    snapshot_at: datetime,
+    snapshot_id: str | None = None,
+    shard: tuple[int, int] | None = None,
+    page_size: int = 5000,
+    concurrency: int = 64,
+    batch_size: int = 5000,
+    pull_operations: bool = True,
+    company_sync_settings: bool = False,
+    progress: ProgressMode = "off",
+) -> Snapshot:
+    """Snapshot every company (of ``shard`` = ``(K, N)``, if given) into memory.
+
+    ``concurrency`` worker tasks share the client's rate limiter. A company whose requests
+    fail after the client's retries becomes a row of the ``errors`` frame; the run goes on.
+    ``company_sync_settings`` also reads each company's own sync settings (one request more
+    per company) and keeps those that override the defaults.
+    Frames come back in canonical form (see :func:`auditor.store.canonical`).
+    """
+    if snapshot_at.tzinfo is None:
+        raise ValueError("snapshot_at must be timezone-aware")
+    at = snapshot_at.astimezone(UTC)
+    parts: dict[str, list[pd.DataFrame]] = {}
+
+    async def sink(frames: dict[str, pd.DataFrame]) -> None:
+        for name, frame in frames.items():
+            parts.setdefault(name, []).append(frame)
+
+    run = _Run(
+        client,
+        snapshot_at=at,
+        shard=shard,
+        skip=frozenset(),
+        sink=sink,
+        options=_Options(
+            page_size=page_size,
+            concurrency=concurrency,
+            batch_size=batch_size,
+            flush_seconds=float("inf"),
+            pull_operations=pull_operations,
+            company_sync_settings=company_sync_settings,
+            progress=progress,
+        ),
+    )
+    await run.run()
+    frames: dict[str, pd.DataFrame] = {}
+    parts.setdefault("sync_settings", []).insert(0, sync_settings_frame(run.settings))
+    for name, schema in SCHEMAS.items():
+        got = [f for f in parts.get(name, []) if len(f)]
+        merged = pd.concat(got, ignore_index=True) if got else pd.DataFrame({c: [] for c in schema})
+        frames[name] = canonical(merged, schema)
+    meta = _meta(run)
+    if shard is not None:
+        meta["shard"] = f"{shard[0]}/{shard[1]}"
+    return Snapshot(
+        snapshot_id=snapshot_id or default_snapshot_id(at, shard),
+        snapshot_at=at,
+        meta=meta,
+        **frames,
+    )
+
+
+def collect_sync(client: CollectClient, **kwargs: Any) -> Snapshot:
+    """:func:`collect` for synchronous callers (runs its own event loop)."""
+    return asyncio.run(collect(client, **kwargs))
+
+
+@dataclass(frozen=True)
+class StoreRun:
+    """What :func:`collect_to_store` did."""
+
+    snapshot_id: str
+    path: Path
+    complete: bool
+    shard: tuple[int, int]
+    companies_collected: int
+    companies_skipped: int
+    companies_with_errors: int
+    requests: int
+    elapsed_seconds: float
+
+
+def _unfinished(store: Path, shard: tuple[int, int]) -> pd.Series:
+    snaps = list_snapshots(store)
+    todo = snaps.loc[~snaps["complete"] & (snaps["shards"] == shard[1])]
+    keep = []
+    for row in todo.itertuples(index=False):
+        done = Path(str(row.path)) / "_shards" / f"s{shard[0]}of{shard[1]}.json"
+        keep.append(not done.exists())
+    return todo.loc[keep, "snapshot_id"] if keep else todo["snapshot_id"]
+
+
+async def collect_to_store(
+    client: CollectClient,
+    store: str | Path,
+    *,
+    snapshot_at: datetime | None = None,
+    snapshot_id: str | None = None,
+    resume: bool = False,
+    shard: tuple[int, int] | None = None,
+    page_size: int = 5000,
+    concurrency: int = 64,
+    batch_size: int = 1000,
+    flush_seconds: float = 60.0,
+    pull_operations: bool = True,
+    company_sync_settings: bool = False,
+    progress: ProgressMode = "auto",
+) -> StoreRun:
+    """Snapshot the fleet into ``store`` batch by batch; resumable and shardable.
+
+    * ``snapshot_id`` given and unfinished in the store: continue it (companies already
+      written are skipped; the original ``snapshot_at`` is kept).
+    * ``resume`` without ``snapshot_id``: continue the latest unfinished snapshot (of the
+      same shard count); :class:`LookupError` if there is none.
+    * ``company_sync_settings``: also read each company's sync settings (one more request
+      per company); those that override the defaults go into ``sync_settings``.
+    * ``shard`` = ``(K, N)``: collect only companies with :func:`shard_of` == K; the snapshot
+      becomes complete (manifest written) when the last of the N shards finishes.
+    """
+    root = Path(store)
+    k_n = shard if shard is not None else (0, 1)
+    at = (snapshot_at or datetime.now(UTC)).astimezone(UTC)
+    if resume and snapshot_id is None:
+        candidates = _unfinished(root, k_n)
+        if candidates.empty:
+            raise LookupError(f"no unfinished snapshot to resume in {root}")
+        snapshot_id = str(candidates.iloc[-1])
+    sid = snapshot_id or default_snapshot_id(at, shard)
+    writer = SnapshotWriter.open(root, snapshot_id=sid, snapshot_at=at, shard=k_n, resume=True)
+    try:
+
+        async def sink(frames: dict[str, pd.DataFrame]) -> None:
+            await asyncio.to_thread(writer.write_batch, frames)
+
+        run = _Run(
+            client,
+            snapshot_at=writer.snapshot_at,
+            shard=shard,
+            skip=writer.done_company_ids,
+            sink=sink,
+            options=_Options(
+                page_size=page_size,
+                concurrency=concurrency,
+                batch_size=batch_size,
+                flush_seconds=flush_seconds,
+                pull_operations=pull_operations,
+                company_sync_settings=company_sync_settings,
+                progress=progress,
+            ),
+        )
+        await run.run()
+        writer.write_profile_settings(sync_settings_frame(run.settings))
+        meta = _meta(run)
+        complete = writer.finish(meta)
+    finally:
+        writer.close()
+    log.info(
+        "snapshot %s shard %d/%d written to %s (%s)",
+        sid,
+        k_n[0],
+        k_n[1],
+        writer.path,
+        "complete" if complete else "waiting for the other shards",
+    )
+    return StoreRun(
+        snapshot_id=sid,
+        path=writer.path,
+        complete=complete,
+        shard=k_n,
+        companies_collected=run.stats.done,
+        companies_skipped=run.stats.skipped,
+        companies_with_errors=run.stats.errors,
+        requests=run.stats.requests,
+        elapsed_seconds=round(run.stats.elapsed, 3),
+    )

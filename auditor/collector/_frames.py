@@ -1,0 +1,303 @@
+"""Turning API objects into snapshot frames: column lists per batch, one DataFrame per frame.
+
+The collector hands each company to a :class:`BatchBuilder` as soon as its requests are done;
+the builder appends plain Python values to one list per column (no pandas per company) and
+:meth:`BatchBuilder.build` turns a whole batch into frames at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from auditor.codat import (
+    Company,
+    CompanySyncSettings,
+    Connection,
+    DataStatus,
+    PullOperation,
+    SyncSettings,
+)
+from auditor.constants import IN_PROGRESS_STATUSES, source_type_of
+from auditor.snapshot import (
+    COMPANIES_SCHEMA,
+    ERRORS_SCHEMA,
+    PULL_OPERATIONS_SCHEMA,
+    STATUS_SCHEMA,
+    SYNC_SETTINGS_SCHEMA,
+    ColumnKind,
+    conform,
+)
+
+__all__ = [
+    "BatchBuilder",
+    "ErrorRow",
+    "choose_connections",
+    "in_progress_syncs",
+    "sync_settings_frame",
+]
+
+_NO_CONNECTION: tuple[None, None, None, None] = (None, None, None, None)
+
+
+@lru_cache(maxsize=1024)
+def _source_type(data_type: str) -> str:
+    return source_type_of(data_type)
+
+
+def _rank(conn: Connection) -> tuple[int, float]:
+    linked = 1 if conn.status == "Linked" else 0
+    when = conn.last_sync or conn.created
+    return (linked, when.timestamp() if when is not None else float("-inf"))
+
+
+def choose_connections(
+    connections: Sequence[Connection],
+) -> dict[str | None, tuple[str | None, str | None, str, str | None]]:
+    """Per ``sourceType``: the connection serving it as ``(platform, key, id, status)``.
+
+    Among several connections of one source type a ``Linked`` one wins, then the one synced
+    (or created) most recently. A connection without ``sourceType`` is filed under None and
+    serves Accounting data when no Accounting connection exists.
+    """
+    best: dict[str | None, Connection] = {}
+    for conn in connections:
+        current = best.get(conn.source_type)
+        if current is None or _rank(conn) > _rank(current):
+            best[conn.source_type] = conn
+    out = {st: (c.platform_name, c.integration_key, c.id, c.status) for st, c in best.items()}
+    if "Accounting" not in out and None in out:
+        out["Accounting"] = out[None]
+    return out
+
+
+def in_progress_syncs(statuses: Mapping[str, DataStatus]) -> list[str]:
+    """``latestSyncId`` of every data type whose current status is a sync in progress."""
+    return [
+        s.latest_sync_id
+        for s in statuses.values()
+        if s.current_status in IN_PROGRESS_STATUSES and s.latest_sync_id
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorRow:
+    """One collection error (a row of the errors frame)."""
+
+    company_id: str | None
+    company_name: str | None
+    endpoint: str
+    status_code: int | None
+    error: str
+    correlation_id: str | None = None
+    attempts: int | None = None
+
+
+def _timestamps(values: list[Any]) -> pd.Series:
+    """Aware datetimes / None -> ``datetime64[ns, UTC]`` (out-of-range values become NaT)."""
+    if not values:
+        return pd.Series([], dtype="datetime64[ns, UTC]")
+    return pd.Series(pd.to_datetime(values, utc=True, errors="coerce"), dtype="datetime64[ns, UTC]")
+
+
+def _frame(columns: Mapping[str, Any], schema: Mapping[str, ColumnKind], n: int) -> pd.DataFrame:
+    data: dict[str, Any] = {}
+    for name, kind in schema.items():
+        values = columns.get(name)
+        if values is None:
+            data[name] = pd.Series([None] * n, dtype="object")
+        elif kind == "timestamp" and not isinstance(values, pd.Series):
+            data[name] = _timestamps(values)
+        else:
+            data[name] = values
+    return conform(pd.DataFrame(data), schema)
+
+
+class BatchBuilder:
+    """Accumulates companies as column lists; :meth:`build` makes the batch's frames."""
+
+    def __init__(self, snapshot_at: datetime) -> None:
+        self.snapshot_at = snapshot_at.astimezone(UTC)
+        self._at64 = np.datetime64(self.snapshot_at.replace(tzinfo=None), "ns")
+        self.companies = 0
+        self._status: dict[str, list[Any]] = {
+            k: [] for k in STATUS_SCHEMA if k not in ("snapshot_at", "latest_sync_requested")
+        }
+        self._requested: list[datetime | None] = []
+        self._companies: dict[str, list[Any]] = {k: [] for k in COMPANIES_SCHEMA}
+        self._pulls: dict[str, list[Any]] = {k: [] for k in PULL_OPERATIONS_SCHEMA}
+        self._errors: list[ErrorRow] = []
+        self._overrides: dict[str, CompanySyncSettings] = {}
+
+    def add_company(
+        self,
+        company: Company,
+        statuses: Mapping[str, DataStatus] | None,
+        pull_operations: Iterable[PullOperation] = (),
+        errors: Iterable[ErrorRow] = (),
+        sync_settings: CompanySyncSettings | None = None,
+    ) -> None:
+        """Add one company: its connections, its data statuses (None when they could not be
+        read), the pull operations fetched for it, its collection errors, and its own sync
+        settings (kept only when they override the defaults)."""
+        self.companies += 1
+        if sync_settings is not None and sync_settings.overrides_defaults:
+            self._overrides[company.id] = sync_settings
+        cid = company.id
+        name = company.name
+        conns = company.data_connections
+        self._add_connections(company, conns)
+        for err in errors:
+            self._errors.append(err)
+        requested: dict[str, datetime | None] = {}
+        for op in pull_operations:
+            requested[op.id] = op.requested
+            self._add_pull(cid, op)
+        if not statuses:
+            return
+        chosen = choose_connections(conns)
+        n = len(statuses)
+        s = self._status
+        s["company_id"].extend([cid] * n)
+        s["company_name"].extend([name] * n)
+        plat, key, conn_id, conn_status = (
+            s["platform"],
+            s["integration_key"],
+            s["connection_id"],
+            s["connection_status"],
+        )
+        st_col, dt_col, cs_col = s["source_type"], s["data_type"], s["current_status"]
+        lss_col, lsi_col, lssi_col = (
+            s["last_successful_sync"],
+            s["latest_sync_id"],
+            s["latest_successful_sync_id"],
+        )
+        req_col = self._requested
+        for data_type, status in statuses.items():
+            st = _source_type(data_type)
+            p, k, c, cs = chosen.get(st, _NO_CONNECTION)
+            plat.append(p)
+            key.append(k)
+            conn_id.append(c)
+            conn_status.append(cs)
+            st_col.append(st)
+            dt_col.append(data_type)
+            cs_col.append(status.current_status)
+            lss_col.append(status.last_successful_sync)
+            lsi_col.append(status.latest_sync_id)
+            lssi_col.append(status.latest_successful_sync_id)
+            req_col.append(
+                requested.get(status.latest_sync_id)
+                if requested and status.latest_sync_id
+                else None
+            )
+
+    def add_error(self, error: ErrorRow) -> None:
+        """An error not tied to one company's collection (e.g. the sync settings call)."""
+        self._errors.append(error)
+
+    def _add_connections(self, company: Company, conns: Sequence[Connection]) -> None:
+        c = self._companies
+        for conn in conns or (None,):
+            c["company_id"].append(company.id)
+            c["company_name"].append(company.name)
+            c["company_created"].append(company.created)
+            c["company_last_sync"].append(company.last_sync)
+            c["connection_id"].append(conn.id if conn else None)
+            c["platform"].append(conn.platform_name if conn else None)
+            c["integration_key"].append(conn.integration_key if conn else None)
+            c["source_type"].append(conn.source_type if conn else None)
+            c["connection_status"].append(conn.status if conn else None)
+            c["link_url"].append(conn.link_url if conn else None)
+            c["connection_created"].append(conn.created if conn else None)
+            c["connection_last_sync"].append(conn.last_sync if conn else None)
+
+    def _add_pull(self, company_id: str, op: PullOperation) -> None:
+        p = self._pulls
+        p["company_id"].append(op.company_id or company_id)
+        p["dataset_id"].append(op.id)
+        p["connection_id"].append(op.connection_id)
+        p["data_type"].append(op.data_type)
+        p["status"].append(op.status)
+        p["status_description"].append(op.status_description)
+        p["error_message"].append(op.error_message)
+        p["requested"].append(op.requested)
+        p["completed"].append(op.completed)
+        p["progress"].append(op.progress)
+        p["is_completed"].append(op.is_completed)
+        p["is_errored"].append(op.is_errored)
+
+    def _snapshot_col(self, n: int) -> pd.Series:
+        return pd.Series(np.full(n, self._at64), dtype="datetime64[ns]").dt.tz_localize(UTC)
+
+    def build(self) -> dict[str, pd.DataFrame]:
+        """The batch's frames: ``status``, ``companies``, ``errors``, ``pull_operations`` and
+        ``sync_settings`` (company overrides only)."""
+        n_status = len(self._requested)
+        status = _frame(
+            {
+                **self._status,
+                "latest_sync_requested": self._requested,
+                "snapshot_at": self._snapshot_col(n_status),
+            },
+            STATUS_SCHEMA,
+            n_status,
+        )
+        n_comp = len(self._companies["company_id"])
+        companies = _frame(
+            {**self._companies, "snapshot_at": self._snapshot_col(n_comp)},
+            COMPANIES_SCHEMA,
+            n_comp,
+        )
+        n_pull = len(self._pulls["dataset_id"])
+        pulls = _frame(self._pulls, PULL_OPERATIONS_SCHEMA, n_pull)
+        errs = self._errors
+        errors = _frame(
+            {
+                "company_id": [e.company_id for e in errs],
+                "company_name": [e.company_name for e in errs],
+                "endpoint": [e.endpoint for e in errs],
+                "status_code": pd.array([e.status_code for e in errs], dtype="Int64"),
+                "error": [e.error for e in errs],
+                "correlation_id": [e.correlation_id for e in errs],
+                "attempts": pd.array([e.attempts for e in errs], dtype="Int64"),
+                "snapshot_at": self._snapshot_col(len(errs)),
+            },
+            ERRORS_SCHEMA,
+            len(errs),
+        )
+        return {
+            "status": status,
+            "companies": companies,
+            "errors": errors,
+            "pull_operations": pulls,
+            "sync_settings": sync_settings_frame(None, self._overrides),
+        }
+
+
+def sync_settings_frame(
+    settings: SyncSettings | None,
+    overrides: Mapping[str, CompanySyncSettings] | None = None,
+) -> pd.DataFrame:
+    """The ``sync_settings`` frame: client-level rows (``company_id`` null) then overrides."""
+    cols: dict[str, list[Any]] = {k: [] for k in SYNC_SETTINGS_SCHEMA}
+    sources: list[tuple[str | None, SyncSettings | CompanySyncSettings]] = []
+    if settings is not None:
+        sources.append((None, settings))
+    for cid, override in (overrides or {}).items():
+        sources.append((cid, override))
+    for owner, s in sources:
+        for item in s.settings:
+            cols["company_id"].append(owner)
+            cols["data_type"].append(item.data_type)
+            cols["fetch_on_first_link"].append(item.fetch_on_first_link)
+            cols["sync_schedule_hours"].append(item.sync_schedule)
+            cols["sync_order"].append(item.sync_order)
+            cols["is_locked"].append(item.is_locked)
+    return conform(pd.DataFrame(cols), SYNC_SETTINGS_SCHEMA)

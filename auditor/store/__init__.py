@@ -1,0 +1,36 @@
+"""``auditor.store``: snapshots and findings as Parquet files on disk.
+
+Layout (see ``docs/store.md``)::
+
+    STORE/snapshot_date=YYYY-MM-DD/<snapshot_id>/{status,companies,errors,...}/part-*.parquet
+                                                 manifest.json   (written last)
+
+A snapshot without ``manifest.json`` is never read.
+"""
+
+from __future__ import annotations
+
+from auditor.store._canonical import canonical
+from auditor.store._findings import history, load_findings, prune, write_findings
+from auditor.store._snapshots import (
+    SnapshotNotFoundError,
+    SnapshotWriter,
+    list_snapshots,
+    load_snapshot,
+    resolve_snapshot_dir,
+    write_snapshot,
+)
+
+__all__ = [
+    "SnapshotNotFoundError",
+    "SnapshotWriter",
+    "canonical",
+    "history",
+    "list_snapshots",
+    "load_findings",
+    "load_snapshot",
+    "prune",
+    "resolve_snapshot_dir",
+    "write_findings",
+    "write_snapshot",
+]

@@ -1,0 +1,198 @@
+"""Findings next to their snapshot, the history of nightly counts, and pruning old nights."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+
+from auditor.findings import SEVERITIES, conform_findings
+from auditor.result import EXPIRED_SNOOZE_COLUMNS, AuditResult
+from auditor.store._layout import (
+    FORMAT_VERSION,
+    MANIFEST,
+    atomic_write_json,
+    iter_snapshot_dirs,
+    now_utc,
+    read_parquet_files,
+    write_parquet,
+)
+from auditor.store._snapshots import StorePath, list_snapshots, resolve_snapshot_dir
+
+__all__ = ["history", "load_findings", "prune", "write_findings"]
+
+log = logging.getLogger("auditor.store")
+
+FINDINGS_FILE = "findings.parquet"
+RESOLVED_FILE = "resolved.parquet"
+EXPIRED_FILE = "expired_snoozes.parquet"
+FINDINGS_META = "findings.json"
+
+HISTORY_COLUMNS = ("snapshot_date", "snapshot_id", "severity", "count")
+
+
+def write_findings(store: StorePath, result: AuditResult) -> Path:
+    """Store an audit's findings (and resolved, expired snoozes) next to its snapshot.
+
+    Writes ``findings.parquet``, ``resolved.parquet``, ``expired_snoozes.parquet`` and
+    ``findings.json`` (``as_of``, counts; written last) into the snapshot's directory;
+    a re-audit of the same snapshot replaces them. Returns the findings file.
+    """
+    path = resolve_snapshot_dir(store, result.snapshot_id)
+    findings = conform_findings(result.findings)
+    resolved = conform_findings(result.resolved)
+    expired = result.expired_snoozes
+    for col in EXPIRED_SNOOZE_COLUMNS:
+        if col not in expired.columns:
+            expired = expired.assign(**{col: pd.Series([None] * len(expired), dtype="string")})
+    write_parquet(path / FINDINGS_FILE, findings)
+    write_parquet(path / RESOLVED_FILE, resolved)
+    write_parquet(path / EXPIRED_FILE, _stringify_objects(expired))
+    atomic_write_json(
+        path / FINDINGS_META,
+        {
+            "format": FORMAT_VERSION,
+            "snapshot_id": result.snapshot_id,
+            "as_of": result.as_of.astimezone(UTC).isoformat(),
+            "findings": len(findings),
+            "resolved": len(resolved),
+            "written_at": now_utc().isoformat(),
+        },
+    )
+    return path / FINDINGS_FILE
+
+
+def _stringify_objects(frame: pd.DataFrame) -> pd.DataFrame:
+    """Object columns as strings, so Parquet gets one type per column."""
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object:
+            out[col] = out[col].astype("string")
+    return out
+
+
+def _with_findings(store: StorePath) -> pd.DataFrame:
+    snaps = list_snapshots(store, include_incomplete=False)
+    return snaps.loc[snaps["has_findings"]].reset_index(drop=True)
+
+
+def load_findings(
+    store: StorePath,
+    which: Literal["latest", "previous"] | str = "latest",
+    *,
+    kind: Literal["findings", "resolved", "expired_snoozes"] = "findings",
+    before: str | None = None,
+) -> pd.DataFrame | None:
+    """Stored findings, or None when there are none.
+
+    ``which``: ``"latest"`` = the most recent complete snapshot that has findings;
+    ``"previous"`` = the one before it; or a snapshot id. ``before`` = a snapshot id: only
+    snapshots older than it count (the ledger asks for ``"latest"`` before tonight's id).
+    ``kind`` selects the table (findings, resolved or expired snoozes).
+    """
+    snaps = _with_findings(store)
+    if before is not None:
+        all_snaps = list_snapshots(store, include_incomplete=False)
+        match = all_snaps.loc[all_snaps["snapshot_id"] == before]
+        if not match.empty:
+            cutoff = match["snapshot_at"].iloc[0]
+            snaps = snaps.loc[
+                (snaps["snapshot_at"] < cutoff)
+                | ((snaps["snapshot_at"] == cutoff) & (snaps["snapshot_id"] < before))
+            ]
+    if which == "latest":
+        if snaps.empty:
+            return None
+        path = Path(str(snaps["path"].iloc[-1]))
+    elif which == "previous":
+        if len(snaps) < 2:
+            return None
+        path = Path(str(snaps["path"].iloc[-2]))
+    else:
+        match = snaps.loc[snaps["snapshot_id"] == which]
+        if match.empty:
+            return None
+        path = Path(str(match["path"].iloc[-1]))
+    file = path / {"findings": FINDINGS_FILE, "resolved": RESOLVED_FILE}.get(kind, EXPIRED_FILE)
+    if not file.exists():
+        return None
+    frame = read_parquet_files([file])
+    if kind == "expired_snoozes":
+        return frame
+    return conform_findings(frame)
+
+
+def history(store: StorePath, days: int = 30, *, as_of: datetime | None = None) -> pd.DataFrame:
+    """Non-snoozed findings per night and severity, from stored findings.
+
+    Columns ``snapshot_date, snapshot_id, severity, count``; one row per snapshot with
+    findings in the ``days`` days up to ``as_of`` (default: the latest such snapshot) and per
+    severity (zero counts included), oldest first.
+    """
+    snaps = _with_findings(store)
+    columns = list(HISTORY_COLUMNS)
+    if snaps.empty:
+        return _history_frame(pd.DataFrame({c: [] for c in columns}))
+    end = as_of.astimezone(UTC) if as_of is not None else snaps["snapshot_at"].max()
+    start = end - timedelta(days=days)
+    snaps = snaps.loc[(snaps["snapshot_at"] > start) & (snaps["snapshot_at"] <= end)]
+    rows: list[dict[str, object]] = []
+    for snap in snaps.itertuples(index=False):
+        file = Path(str(snap.path)) / FINDINGS_FILE
+        frame = read_parquet_files([file], columns=["severity", "snoozed"])
+        active = frame.loc[~frame["snoozed"].fillna(False).astype(bool)]
+        counts = active["severity"].astype("string").value_counts()
+        severities = list(SEVERITIES) + sorted(set(counts.index) - set(SEVERITIES))
+        for sev in severities:
+            rows.append(
+                {
+                    "snapshot_date": snap.snapshot_date,
+                    "snapshot_id": snap.snapshot_id,
+                    "severity": sev,
+                    "count": int(counts.get(sev, 0)),
+                }
+            )
+    return _history_frame(pd.DataFrame(rows, columns=columns))
+
+
+def _history_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    out["snapshot_date"] = pd.to_datetime(out["snapshot_date"]).dt.date
+    out["snapshot_id"] = out["snapshot_id"].astype("string")
+    out["severity"] = out["severity"].astype("string")
+    out["count"] = out["count"].astype("int64")
+    return out.reset_index(drop=True)
+
+
+def prune(store: StorePath, keep_days: int, *, as_of: datetime | None = None) -> list[Path]:
+    """Delete snapshots dated more than ``keep_days`` days before ``as_of`` (default now).
+
+    The latest complete snapshot is always kept. Returns the directories deleted.
+    """
+    if keep_days < 0:
+        raise ValueError("keep_days must be >= 0")
+    end = (as_of or datetime.now(UTC)).astimezone(UTC).date()
+    cutoff = end - timedelta(days=keep_days)
+    root = Path(store)
+    try:
+        keep = resolve_snapshot_dir(root, "latest")
+    except LookupError:
+        keep = None
+    deleted: list[Path] = []
+    for path in iter_snapshot_dirs(root):
+        day = datetime.strptime(path.parent.name.split("=", 1)[1], "%Y-%m-%d").date()
+        if day >= cutoff or path == keep:
+            continue
+        # Remove the manifest first: a half-deleted snapshot is never read.
+        (path / MANIFEST).unlink(missing_ok=True)
+        shutil.rmtree(path, ignore_errors=True)
+        deleted.append(path)
+        log.info("pruned snapshot %s", path.name)
+    for day_dir in {p.parent for p in deleted}:
+        if day_dir.is_dir() and not any(day_dir.iterdir()):
+            day_dir.rmdir()
+    return deleted

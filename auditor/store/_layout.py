@@ -1,0 +1,177 @@
+"""Where things live in a store, and the small file primitives everything else uses.
+
+::
+
+    STORE/
+      snapshot_date=YYYY-MM-DD/
+        <snapshot_id>/
+          _run.json                     the run's identity (id, snapshot_at, shard count)
+          status/part-s0of1-00000.parquet   one part per frame per batch
+          companies/part-s0of1-00000.parquet  (written last in a batch: the batch commit)
+          errors/part-...               pull_operations/part-...
+          sync_settings/profile.parquet     client-level settings (one copy per snapshot)
+          sync_settings/part-...            company overrides, if collected
+          _shards/s0of1.json            one per finished shard
+          manifest.json                 written LAST (atomic rename): the snapshot is complete
+          findings.parquet, resolved.parquet, findings.json   written by the audit
+
+Every file is written to a temporary name in the same directory and renamed into place, so a
+reader sees either the whole file or no file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import pandas as pd
+import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MANIFEST",
+    "RUN_FILE",
+    "SHARDS_DIR",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "check_snapshot_id",
+    "find_snapshot_dir",
+    "iter_snapshot_dirs",
+    "read_json",
+    "read_parquet_files",
+    "shard_key",
+    "snapshot_dir",
+    "write_parquet",
+]
+
+FORMAT_VERSION: Final = 1
+MANIFEST: Final = "manifest.json"
+RUN_FILE: Final = "_run.json"
+SHARDS_DIR: Final = "_shards"
+_DATE_PREFIX: Final = "snapshot_date="
+_ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def check_snapshot_id(snapshot_id: str) -> str:
+    """``snapshot_id`` if it is a safe directory name, else :class:`ValueError`."""
+    if not _ID_RE.match(snapshot_id) or ".." in snapshot_id:
+        raise ValueError(
+            f"invalid snapshot id {snapshot_id!r}: use letters, digits, '.', '_' and '-' "
+            "(at most 128 characters, not starting with a punctuation mark)"
+        )
+    return snapshot_id
+
+
+def snapshot_dir(store: Path, snapshot_at: datetime, snapshot_id: str) -> Path:
+    """``STORE/snapshot_date=YYYY-MM-DD/<snapshot_id>`` for a snapshot taken at ``snapshot_at``."""
+    day = snapshot_at.astimezone(UTC).date().isoformat()
+    return store / f"{_DATE_PREFIX}{day}" / check_snapshot_id(snapshot_id)
+
+
+def iter_snapshot_dirs(store: Path) -> list[Path]:
+    """Every snapshot directory in the store (complete or not), by date then name."""
+    if not store.is_dir():
+        return []
+    out: list[Path] = []
+    for day in sorted(store.glob(f"{_DATE_PREFIX}*")):
+        if day.is_dir():
+            out.extend(sorted(p for p in day.iterdir() if p.is_dir()))
+    return out
+
+
+def find_snapshot_dir(store: Path, snapshot_id: str) -> Path | None:
+    """The directory of ``snapshot_id`` under any date, or None."""
+    check_snapshot_id(snapshot_id)
+    for path in iter_snapshot_dirs(store):
+        if path.name == snapshot_id:
+            return path
+    return None
+
+
+def shard_key(shard: int, shards: int) -> str:
+    """The name part that identifies one shard's files: ``s0of1``."""
+    return f"s{shard}of{shards}"
+
+
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(path)
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_json(path: Path, payload: Mapping[str, Any]) -> None:
+    """Write ``payload`` as indented JSON, atomically."""
+    atomic_write_bytes(path, (json.dumps(payload, indent=2, default=str) + "\n").encode())
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``."""
+    with open(path, encoding="utf-8") as fh:
+        data = json.load(fh)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} does not hold a JSON object")
+    return data
+
+
+def write_parquet(path: Path, frame: pd.DataFrame) -> int:
+    """Write ``frame`` (no index) to ``path`` atomically; the number of rows written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    tmp = _tmp_name(path)
+    pq.write_table(table, tmp, compression="zstd")
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return len(frame)
+
+
+def _plain(table: pa.Table) -> pa.Table:
+    """``table`` with dictionary columns decoded, so parts with other dictionaries concat."""
+    fields = []
+    changed = False
+    for f in table.schema:
+        if pa.types.is_dictionary(f.type):
+            fields.append(pa.field(f.name, f.type.value_type))
+            changed = True
+        else:
+            fields.append(f)
+    if not changed:
+        return table
+    return table.cast(pa.schema(fields))
+
+
+def read_parquet_files(files: list[Path], columns: list[str] | None = None) -> pd.DataFrame:
+    """The rows of ``files`` concatenated, in order (strings as pandas strings)."""
+    tables = [_plain(pq.read_table(f, columns=columns)) for f in files]
+    tables = [t.replace_schema_metadata(None) for t in tables]
+    if not tables:
+        return pd.DataFrame({c: [] for c in columns or []})
+    table = pa.concat_tables(tables, promote_options="default")
+    frame: pd.DataFrame = table.to_pandas(types_mapper=_types_mapper)
+    return frame
+
+
+def _types_mapper(t: pa.DataType) -> Any:
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return pd.StringDtype("pyarrow")
+    return None
+
+
+def now_utc() -> datetime:
+    """The wall clock, UTC (only for bookkeeping fields such as ``written_at``)."""
+    return datetime.now(UTC)

@@ -1,0 +1,490 @@
+"""Writing snapshots in batches (resumable, sharded) and reading complete ones back.
+
+A snapshot is *complete* when its ``manifest.json`` exists. The manifest lists every Parquet
+file that belongs to the snapshot; readers read only those files, so anything a killed run
+left behind (a part of an uncommitted batch, a temporary file) is never read.
+
+Batches: the collector hands the writer one batch of companies at a time. The writer writes
+the batch's part of each frame and the ``companies`` part LAST: a batch whose ``companies``
+part exists is committed; on resume, parts of uncommitted batches are deleted and the
+committed batches' company ids are skipped.
+
+Shards: ``--shard K/N`` runs write under the same snapshot id. Each finished shard writes
+``_shards/sKofN.json``; whichever shard finds all N shard files present writes the manifest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
+from filelock import FileLock
+
+from auditor.snapshot import FRAME_NAMES, SCHEMAS, Snapshot
+from auditor.store._canonical import canonical
+from auditor.store._layout import (
+    FORMAT_VERSION,
+    MANIFEST,
+    RUN_FILE,
+    SHARDS_DIR,
+    atomic_write_json,
+    check_snapshot_id,
+    find_snapshot_dir,
+    iter_snapshot_dirs,
+    now_utc,
+    read_json,
+    read_parquet_files,
+    shard_key,
+    snapshot_dir,
+    write_parquet,
+)
+
+__all__ = [
+    "BATCH_FRAMES",
+    "SnapshotNotFoundError",
+    "SnapshotWriter",
+    "list_snapshots",
+    "load_snapshot",
+    "resolve_snapshot_dir",
+    "write_snapshot",
+]
+
+log = logging.getLogger("auditor.store")
+
+#: Frames written per batch, in write order: ``companies`` last commits the batch.
+BATCH_FRAMES: tuple[str, ...] = (
+    "status",
+    "pull_operations",
+    "errors",
+    "sync_settings",
+    "companies",
+)
+_PROFILE_SETTINGS = "profile.parquet"
+
+StorePath = str | os.PathLike[str]
+
+
+class SnapshotNotFoundError(LookupError):
+    """No complete snapshot matches the request."""
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("snapshot_at must be timezone-aware (UTC)")
+    return value.astimezone(UTC)
+
+
+@dataclass
+class SnapshotWriter:
+    """Writes one shard of one snapshot, batch by batch. Use :meth:`open`.
+
+    Attributes after :meth:`open`: ``path`` (the snapshot directory), ``snapshot_id``,
+    ``snapshot_at`` (the run's original time when resuming), ``done_company_ids`` (companies
+    already committed by an earlier, killed run of this shard).
+    """
+
+    path: Path
+    snapshot_id: str
+    snapshot_at: datetime
+    shard: int
+    shards: int
+    done_company_ids: frozenset[str]
+    _next_seq: int
+    _lock: FileLock
+    _rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FRAME_NAMES, 0))
+    _batches: int = 0
+
+    @classmethod
+    def open(
+        cls,
+        store: StorePath,
+        *,
+        snapshot_id: str,
+        snapshot_at: datetime,
+        shard: tuple[int, int] = (0, 1),
+        resume: bool = True,
+    ) -> SnapshotWriter:
+        """Start (or continue) writing ``snapshot_id``'s shard ``shard`` = ``(K, N)``.
+
+        With ``resume`` (the default), an unfinished directory of the same id is continued:
+        its committed batches are kept and its companies skipped. Raises :class:`ValueError`
+        if the snapshot is already complete, or this shard already finished, or the shard
+        count differs from the one the snapshot was started with. Takes a lock file so two
+        processes never write the same shard.
+        """
+        root = Path(store)
+        check_snapshot_id(snapshot_id)
+        k, n = shard
+        if not (n >= 1 and 0 <= k < n):
+            raise ValueError(f"invalid shard {k}/{n}: need 0 <= K < N")
+        at = _utc(snapshot_at)
+        existing = find_snapshot_dir(root, snapshot_id)
+        path = existing if existing is not None else snapshot_dir(root, at, snapshot_id)
+        path.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(path / f".lock-{shard_key(k, n)}"))
+        lock.acquire(timeout=0)
+        try:
+            if (path / MANIFEST).exists():
+                raise ValueError(f"snapshot {snapshot_id} is already complete")
+            if (path / SHARDS_DIR / f"{shard_key(k, n)}.json").exists():
+                raise ValueError(f"shard {k}/{n} of snapshot {snapshot_id} already finished")
+            run_file = path / RUN_FILE
+            if run_file.exists():
+                run = read_json(run_file)
+                if int(run.get("shards", 1)) != n:
+                    raise ValueError(
+                        f"snapshot {snapshot_id} was started with {run.get('shards')} shards, "
+                        f"not {n}"
+                    )
+                at = datetime.fromisoformat(str(run["snapshot_at"]))
+                if not resume and _committed_parts(path, k, n):
+                    raise ValueError(
+                        f"snapshot {snapshot_id} shard {k}/{n} has data already; resume it"
+                    )
+            else:
+                atomic_write_json(
+                    run_file,
+                    {
+                        "format": FORMAT_VERSION,
+                        "snapshot_id": snapshot_id,
+                        "snapshot_at": at.isoformat(),
+                        "shards": n,
+                        "started_at": now_utc().isoformat(),
+                    },
+                )
+            done, next_seq = _recover(path, k, n)
+        except BaseException:
+            lock.release()
+            raise
+        if done:
+            log.info(
+                "resuming snapshot %s shard %d/%d: %d companies already written",
+                snapshot_id,
+                k,
+                n,
+                len(done),
+            )
+        return cls(
+            path=path,
+            snapshot_id=snapshot_id,
+            snapshot_at=at,
+            shard=k,
+            shards=n,
+            done_company_ids=frozenset(done),
+            _next_seq=next_seq,
+            _lock=lock,
+        )
+
+    @property
+    def key(self) -> str:
+        return shard_key(self.shard, self.shards)
+
+    def write_batch(self, frames: Mapping[str, pd.DataFrame]) -> None:
+        """Write one batch (frames from :data:`BATCH_FRAMES`); ``companies`` commits it."""
+        name = f"part-{self.key}-{self._next_seq:05d}.parquet"
+        for frame_name in BATCH_FRAMES:
+            frame = frames.get(frame_name)
+            if frame is None:
+                continue
+            if frame_name == "sync_settings":  # company overrides; the profile is apart
+                frame = frame.loc[frame["company_id"].notna()].reset_index(drop=True)
+            if frame_name != "companies" and frame.empty:
+                continue
+            self._rows[frame_name] += write_parquet(self.path / frame_name / name, frame)
+        self._next_seq += 1
+        self._batches += 1
+
+    def write_profile_settings(self, frame: pd.DataFrame) -> None:
+        """The client-level sync settings (rows with null ``company_id``; one copy per
+        snapshot, written by the first shard to get there). Company overrides go in batches."""
+        profile = frame.loc[frame["company_id"].isna()].reset_index(drop=True)
+        target = self.path / "sync_settings" / _PROFILE_SETTINGS
+        if not target.exists():
+            write_parquet(target, profile)
+
+    def finish(self, meta: Mapping[str, Any] | None = None) -> bool:
+        """Mark this shard finished; write the manifest if every shard has. True if complete."""
+        try:
+            files = {name: _shard_files(self.path, name, self.key) for name in FRAME_NAMES}
+            rows = {name: _count_rows(f) for name, f in files.items()}
+            atomic_write_json(
+                self.path / SHARDS_DIR / f"{self.key}.json",
+                {
+                    "format": FORMAT_VERSION,
+                    "shard": self.shard,
+                    "shards": self.shards,
+                    "snapshot_id": self.snapshot_id,
+                    "finished_at": now_utc().isoformat(),
+                    "files": {
+                        n: [str(p.relative_to(self.path)) for p in f] for n, f in files.items()
+                    },
+                    "rows": rows,
+                    "meta": dict(meta or {}),
+                },
+            )
+            return _try_complete(self.path)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Release the shard's lock (without finishing)."""
+        if self._lock.is_locked:
+            self._lock.release()
+
+
+def _parts(path: Path, frame: str, key: str) -> list[Path]:
+    return sorted((path / frame).glob(f"part-{key}-*.parquet"))
+
+
+def _committed_parts(path: Path, k: int, n: int) -> list[Path]:
+    return _parts(path, "companies", shard_key(k, n))
+
+
+def _recover(path: Path, k: int, n: int) -> tuple[set[str], int]:
+    """Delete what a killed run left half-written; committed company ids and next batch no."""
+    key = shard_key(k, n)
+    committed = {p.name for p in _committed_parts(path, k, n)}
+    for frame in FRAME_NAMES:
+        d = path / frame
+        if not d.is_dir():
+            continue
+        for p in d.iterdir():
+            if p.name.startswith(f".part-{key}-") and p.name.endswith(".tmp"):
+                p.unlink(missing_ok=True)
+            elif (
+                p.name.startswith(f"part-{key}-")
+                and frame in BATCH_FRAMES
+                and p.name not in committed
+            ):
+                log.info("removing uncommitted part %s", p.relative_to(path))
+                p.unlink(missing_ok=True)
+    done: set[str] = set()
+    seqs = [int(name.rsplit("-", 1)[1].split(".")[0]) for name in committed]
+    files = [path / "companies" / name for name in sorted(committed)]
+    if files:
+        ids = read_parquet_files(files, columns=["company_id"])["company_id"]
+        done = set(ids.dropna().astype(str))
+    return done, (max(seqs) + 1 if seqs else 0)
+
+
+def _shard_files(path: Path, frame: str, key: str) -> list[Path]:
+    parts = _parts(path, frame, key)
+    if frame in BATCH_FRAMES and frame != "companies":
+        committed = {p.name for p in _parts(path, "companies", key)}
+        parts = [p for p in parts if p.name in committed]
+    if frame == "sync_settings":
+        profile = path / frame / _PROFILE_SETTINGS
+        parts = ([profile] if profile.exists() else []) + parts
+    return parts
+
+
+def _count_rows(files: list[Path]) -> int:
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+
+
+def _try_complete(path: Path) -> bool:
+    """Write ``manifest.json`` if all shards of the snapshot in ``path`` have finished."""
+    with FileLock(str(path / ".lock-manifest")):
+        if (path / MANIFEST).exists():
+            return True
+        run = read_json(path / RUN_FILE)
+        n = int(run.get("shards", 1))
+        shard_files = [path / SHARDS_DIR / f"{shard_key(k, n)}.json" for k in range(n)]
+        if not all(p.exists() for p in shard_files):
+            return False
+        shard_docs = [read_json(p) for p in shard_files]
+        files: dict[str, list[str]] = {name: [] for name in FRAME_NAMES}
+        for doc in shard_docs:
+            for name in FRAME_NAMES:
+                for rel in doc["files"].get(name, []):
+                    if rel not in files[name]:
+                        files[name].append(rel)
+        rows = {name: _count_rows([path / r for r in rels]) for name, rels in files.items()}
+        company_files = [path / r for r in files["companies"]]
+        companies = 0
+        if company_files:
+            ids = read_parquet_files(company_files, columns=["company_id"])["company_id"]
+            companies = int(ids.nunique())
+        meta: dict[str, Any] = {}
+        for doc in shard_docs:
+            for k, v in dict(doc.get("meta") or {}).items():
+                if isinstance(v, int | float) and not isinstance(v, bool):
+                    meta[k] = meta.get(k, 0) + v
+                else:
+                    meta.setdefault(k, v)
+        atomic_write_json(
+            path / MANIFEST,
+            {
+                "format": FORMAT_VERSION,
+                "snapshot_id": run["snapshot_id"],
+                "snapshot_at": run["snapshot_at"],
+                "snapshot_date": path.parent.name.split("=", 1)[1],
+                "shards": n,
+                "companies": companies,
+                "rows": rows,
+                "files": files,
+                "meta": meta,
+                "started_at": run.get("started_at"),
+                "completed_at": now_utc().isoformat(),
+            },
+        )
+        return True
+
+
+def write_snapshot(store: StorePath, snapshot: Snapshot) -> Path:
+    """Write a whole in-memory snapshot as one batch; its directory (manifest written last)."""
+    snap = snapshot.conformed()
+    writer = SnapshotWriter.open(
+        store, snapshot_id=snap.snapshot_id, snapshot_at=snap.snapshot_at, resume=False
+    )
+    try:
+        if writer.done_company_ids:
+            raise ValueError(f"snapshot {snap.snapshot_id} already has data in the store")
+        writer.write_batch(snap.frames())
+        writer.write_profile_settings(snap.sync_settings)
+        meta = {k: v for k, v in snap.meta.items() if k not in _RESERVED_META}
+        complete = writer.finish(meta)
+    finally:
+        writer.close()
+    if not complete:  # pragma: no cover - single shard always completes
+        raise RuntimeError("snapshot did not complete")
+    return writer.path
+
+
+_RESERVED_META = frozenset({"snapshot_id", "snapshot_at", "files", "rows", "shards"})
+
+
+def _manifest_row(path: Path) -> dict[str, Any]:
+    manifest = path / MANIFEST
+    if manifest.exists():
+        doc = read_json(manifest)
+        rows = doc.get("rows", {})
+        return {
+            "snapshot_id": doc["snapshot_id"],
+            "snapshot_date": doc.get("snapshot_date", path.parent.name.split("=", 1)[1]),
+            "snapshot_at": doc["snapshot_at"],
+            "complete": True,
+            "shards": int(doc.get("shards", 1)),
+            "shards_done": int(doc.get("shards", 1)),
+            "companies": int(doc.get("companies", 0)),
+            "status_rows": int(rows.get("status", 0)),
+            "errors": int(rows.get("errors", 0)),
+            "has_findings": (path / "findings.parquet").exists(),
+            "path": str(path),
+        }
+    run = read_json(path / RUN_FILE) if (path / RUN_FILE).exists() else {}
+    shards_dir = path / SHARDS_DIR
+    return {
+        "snapshot_id": run.get("snapshot_id", path.name),
+        "snapshot_date": path.parent.name.split("=", 1)[1],
+        "snapshot_at": run.get("snapshot_at"),
+        "complete": False,
+        "shards": int(run.get("shards", 1)),
+        "shards_done": len(list(shards_dir.glob("*.json"))) if shards_dir.is_dir() else 0,
+        "companies": None,
+        "status_rows": None,
+        "errors": None,
+        "has_findings": False,
+        "path": str(path),
+    }
+
+
+_LIST_COLUMNS = (
+    "snapshot_id",
+    "snapshot_date",
+    "snapshot_at",
+    "complete",
+    "shards",
+    "shards_done",
+    "companies",
+    "status_rows",
+    "errors",
+    "has_findings",
+    "path",
+)
+
+
+def list_snapshots(store: StorePath, *, include_incomplete: bool = True) -> pd.DataFrame:
+    """Every snapshot in the store, oldest first.
+
+    Columns: ``snapshot_id, snapshot_date, snapshot_at, complete, shards, shards_done,
+    companies, status_rows, errors, has_findings, path``. Incomplete snapshots (a run in
+    progress or killed) have ``complete`` false and null counts.
+    """
+    rows = []
+    for path in iter_snapshot_dirs(Path(store)):
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            row = _manifest_row(path)
+            if row["complete"] or include_incomplete:
+                rows.append(row)
+    frame = pd.DataFrame(rows, columns=list(_LIST_COLUMNS))
+    frame["snapshot_at"] = pd.to_datetime(frame["snapshot_at"], utc=True, format="ISO8601")
+    for col in ("companies", "status_rows", "errors", "shards", "shards_done"):
+        frame[col] = frame[col].astype("Int64")
+    for col in ("complete", "has_findings"):
+        frame[col] = frame[col].astype("bool")
+    for col in ("snapshot_id", "snapshot_date", "path"):
+        frame[col] = frame[col].astype("string")
+    return frame.sort_values(["snapshot_at", "snapshot_id"], kind="stable").reset_index(drop=True)
+
+
+def resolve_snapshot_dir(
+    store: StorePath, which: Literal["latest"] | str = "latest", *, before: str | None = None
+) -> Path:
+    """The directory of a complete snapshot: ``"latest"`` or a snapshot id.
+
+    ``before``: with ``"latest"``, the latest complete snapshot older than that snapshot id.
+    """
+    snaps = list_snapshots(store, include_incomplete=False)
+    if before is not None:
+        match = snaps.loc[snaps["snapshot_id"] == before]
+        if not match.empty:
+            snaps = snaps.loc[snaps.index < match.index[0]]
+    if which == "latest":
+        if snaps.empty:
+            raise SnapshotNotFoundError(f"no complete snapshot in {store}")
+        return Path(str(snaps["path"].iloc[-1]))
+    check_snapshot_id(which)
+    match = snaps.loc[snaps["snapshot_id"] == which]
+    if match.empty:
+        path = find_snapshot_dir(Path(store), which)
+        if path is not None:
+            raise SnapshotNotFoundError(f"snapshot {which} is not complete (no manifest yet)")
+        raise SnapshotNotFoundError(f"no snapshot {which} in {store}")
+    return Path(str(match["path"].iloc[-1]))
+
+
+def load_snapshot(
+    store: StorePath,
+    which: Literal["latest"] | str = "latest",
+    *,
+    frames: tuple[str, ...] = FRAME_NAMES,
+) -> Snapshot:
+    """A complete snapshot from the store: ``"latest"`` or a snapshot id.
+
+    Only files listed in the manifest are read. Frames come back in canonical form
+    (schema dtypes, sorted categories, rows by company). ``frames`` limits what is read
+    (the others are empty). ``meta`` is the manifest.
+    """
+    path = resolve_snapshot_dir(store, which)
+    manifest = read_json(path / MANIFEST)
+    out: dict[str, pd.DataFrame] = {}
+    for name in frames:
+        files = [path / rel for rel in manifest["files"].get(name, [])]
+        schema = SCHEMAS[name]
+        raw = read_parquet_files(files) if files else pd.DataFrame({c: [] for c in schema})
+        out[name] = canonical(raw, schema)
+    return Snapshot(
+        snapshot_id=str(manifest["snapshot_id"]),
+        snapshot_at=datetime.fromisoformat(str(manifest["snapshot_at"])).astimezone(UTC),
+        meta=manifest,
+        **out,
+    )
