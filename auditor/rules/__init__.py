@@ -16,7 +16,14 @@ from auditor.rules import (
     cross_type_skew,
     failed_after_success,
     first_sync_failed,
+    needs_relink,
+    never_synced,
+    not_collected,
+    provider_incident,
     stale,
+    stuck_sync,
+    token_expiry_risk,
+    unknown_status,
 )
 from auditor.rules._base import Rule, RuleContext, RuleOptions, Thresholds, TieredOptions
 
@@ -49,8 +56,15 @@ RULES: tuple[Rule, ...] = make_registry(
     (
         stale.RULE,
         cross_type_skew.RULE,
+        token_expiry_risk.RULE,
         failed_after_success.RULE,
         first_sync_failed.RULE,
+        stuck_sync.RULE,
+        never_synced.RULE,
+        needs_relink.RULE,
+        unknown_status.RULE,
+        not_collected.RULE,
+        provider_incident.RULE,
     )
 )
 

@@ -200,6 +200,8 @@ def hours_since(ts: pd.Series, as_of: pd.Timestamp) -> pd.Series:
 
 def fmt_ts(ts: pd.Series) -> pd.Series:
     """``YYYY-MM-DD HH:MM UTC`` for each timestamp (``never`` for NaT), vectorised."""
+    if ts.empty:
+        return pd.Series([], index=ts.index, dtype="string")
     values = ts.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[m]")
     text = np.char.replace(np.datetime_as_string(values, unit="m"), "T", " ")
     out = pd.Series(text, index=ts.index, dtype="string") + " UTC"

@@ -1,0 +1,157 @@
+"""A data type the company should have has never synced.
+
+What it flags
+    For each company with at least one ``Linked`` connection, each expected data type that has
+    no ``currentStatus`` and no ``lastSuccessfulSync``, or is missing from its dataStatus.
+    Expected means: its sync setting has ``fetchOnFirstLink`` true (a company's own setting
+    wins over the client's), or the config lists it in ``expected_data_types``. A data type is
+    only expected from a company with a Linked connection of its source type (accounting,
+    ``banking-*``, ``commerce-*``; a connection with no source type counts as accounting).
+    Companies whose data status could not be collected are left to ``not-collected``. Warning;
+    ``age_hours`` is the time since the connection was created, when known.
+
+Why it matters
+    The company linked, but the data type the product relies on never arrived: no sync was
+    queued, or the platform does not return it and nobody noticed.
+
+How to fix
+    Queue a sync of the data type (``POST /companies/{id}/data/queue/{dataType}``). If Codat
+    answers that the type is not supported by the platform, remove it from
+    ``expected_data_types`` or turn ``fetchOnFirstLink`` off for it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from auditor.constants import source_type_of
+from auditor.rules._base import Rule, RuleContext, RuleOptions, hours_since, map_values
+
+__all__ = ["RULE", "check", "expected_types"]
+
+
+def expected_types(ctx: RuleContext) -> list[str]:
+    """Every data type some company may be expected to have (client, overrides, config)."""
+    settings = ctx.sync_settings
+    fetch = settings["fetch_on_first_link"].astype("boolean").fillna(False).astype(bool)
+    types = [str(t) for t in settings.loc[fetch, "data_type"].dropna().astype("string")]
+    return list(dict.fromkeys([*types, *ctx.config.expected_data_types]))
+
+
+def check(ctx: RuleContext) -> pd.DataFrame:
+    """Expected data types that never synced, for companies with a Linked connection."""
+    expected = expected_types(ctx)
+    companies = ctx.companies
+    linked = companies.loc[
+        (companies["connection_status"] == "Linked").fillna(False).astype(bool)
+        & ~companies["company_id"].isin(ctx.errors["company_id"].dropna())
+    ]
+    if linked.empty or not expected:
+        return pd.DataFrame()
+    linked = linked.assign(
+        company_id=linked["company_id"].astype("string"),
+        source_type=linked["source_type"].astype("string").fillna("Accounting"),
+    ).drop_duplicates(["company_id", "source_type"])
+    wanted = pd.DataFrame(
+        {"data_type": expected, "source_type": [source_type_of(t) for t in expected]}
+    )
+
+    # Fast path: companies that have every type they could be expected to have are skipped.
+    status = ctx.status
+    present = status.loc[
+        (status["current_status"].notna() | status["last_successful_sync"].notna())
+        & status["data_type"].isin(expected).fillna(False).astype(bool),
+        ["company_id", "data_type"],
+    ]
+    present_source = map_values(
+        present["data_type"], {t: source_type_of(t) for t in expected}
+    ).astype("string")
+    have = present.groupby(
+        [present["company_id"].astype("string"), present_source], sort=False
+    ).size()
+    per_source = wanted.groupby("source_type").size()
+    need = per_source.reindex(linked["source_type"]).fillna(0).to_numpy()
+    got = have.reindex(pd.MultiIndex.from_frame(linked[["company_id", "source_type"]]))
+    short = linked["company_id"].loc[need > got.fillna(0).to_numpy()].unique()
+    if len(short) == 0:
+        return pd.DataFrame()
+
+    pairs = linked.loc[linked["company_id"].isin(short)].merge(wanted, on="source_type")
+    flagged_by_setting = ctx.setting(pairs, "fetch_on_first_link")
+    by_setting = flagged_by_setting.astype("boolean").fillna(False).astype(bool)
+    by_config = pairs["data_type"].isin(ctx.config.expected_data_types)
+    pairs = pairs.assign(by_setting=by_setting.to_numpy(), by_config=by_config.to_numpy())
+    pairs = pairs.loc[pairs["by_setting"] | pairs["by_config"]]
+
+    rows = status.loc[
+        status["company_id"].isin(short),
+        ["company_id", "data_type", "current_status", "last_successful_sync"],
+    ]
+    rows = rows.assign(
+        company_id=rows["company_id"].astype("string"),
+        data_type=rows["data_type"].astype("string"),
+    ).drop_duplicates(["company_id", "data_type"])
+    merged = pairs.merge(rows, on=["company_id", "data_type"], how="left", indicator=True)
+    missing = (merged["_merge"] == "left_only").to_numpy()
+    empty = (
+        merged["current_status"].isna().to_numpy()
+        & merged["last_successful_sync"].isna().to_numpy()
+    )
+    hits = merged.loc[missing | empty]
+    if hits.empty:
+        return pd.DataFrame()
+    was_missing = (hits["_merge"] == "left_only").to_numpy()
+    why = pd.Series(
+        np.where(hits["by_setting"].to_numpy(dtype=bool), "fetchOnFirstLink", "the config"),
+        index=hits.index,
+        dtype="string",
+    )
+    state = pd.Series(
+        np.where(was_missing, "is missing from its data status", "has no status yet"),
+        index=hits.index,
+        dtype="string",
+    )
+    platform = hits["platform"].astype("string").fillna("its platform")
+    message = (
+        hits["data_type"].astype("string")
+        + " has never synced ("
+        + state
+        + ") although the connection to "
+        + platform
+        + " is Linked; it is expected because of "
+        + why
+        + "."
+    )
+    remedy = (
+        "Queue a sync of "
+        + hits["data_type"].astype("string")
+        + " (POST /companies/"
+        + hits["company_id"].astype("string")
+        + "/data/queue/"
+        + hits["data_type"].astype("string")
+        + "); if the platform does not support it, stop expecting it."
+    )
+    return pd.DataFrame(
+        {
+            "company_id": hits["company_id"],
+            "company_name": hits["company_name"],
+            "platform": hits["platform"],
+            "connection_id": hits["connection_id"],
+            "data_type": hits["data_type"],
+            "severity": "warning",
+            "age_hours": hours_since(hits["connection_created"], ctx.as_of),
+            "message": message,
+            "remedy": remedy,
+        }
+    )
+
+
+RULE = Rule(
+    code="FA204",
+    name="never-synced",
+    default_severity="warning",
+    options_model=RuleOptions,
+    check=check,
+    doc=__doc__ or "",
+)

@@ -1,0 +1,83 @@
+"""A company's data status could not be collected in this snapshot.
+
+What it flags
+    One finding per company in the snapshot's collection-errors frame (its ``dataStatus`` or
+    another request about it failed after retries), with the HTTP status, the error text, the
+    number of attempts and Codat's correlation id. Severity error.
+
+Why it matters
+    Nothing else can be said about the company tonight: its findings from last night may be
+    resolved or worse, and the report cannot tell. A company that keeps failing to collect may
+    have been deleted, or Codat may be failing for it.
+
+How to fix
+    Read the error: 404 means the company no longer exists in Codat (remove it from the fleet);
+    401/403 means the API key lacks access to it; 429/5xx are transient, and the next run
+    usually succeeds. If it repeats, send Codat support the correlation id.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from auditor.rules._base import Rule, RuleContext, RuleOptions
+
+__all__ = ["RULE", "check"]
+
+
+def check(ctx: RuleContext) -> pd.DataFrame:
+    """One finding per company that could not be collected."""
+    errors = ctx.errors.loc[ctx.errors["company_id"].notna()]
+    if errors.empty:
+        return pd.DataFrame()
+    counts = errors.groupby("company_id", sort=False).size()
+    first = errors.drop_duplicates("company_id", keep="first")
+    more = pd.Series(counts.reindex(first["company_id"]).to_numpy() - 1, index=first.index)
+    companies = ctx.companies.drop_duplicates("company_id", keep="first")
+    company_info = first[["company_id"]].merge(
+        companies[["company_id", "company_name", "platform"]], on="company_id", how="left"
+    )
+    name = first["company_name"].astype("string").fillna(
+        pd.Series(company_info["company_name"].to_numpy(), index=first.index, dtype="string")
+    )
+    code = first["status_code"].astype("string").fillna("no response")
+    detail = first["error"].astype("string").fillna("unknown error")
+    attempts = first["attempts"].astype("string").fillna("?")
+    correlation = first["correlation_id"].astype("string")
+    message = (
+        "Could not collect "
+        + first["endpoint"].astype("string").fillna("the data status")
+        + ": HTTP "
+        + code
+        + " "
+        + detail
+        + " after "
+        + attempts
+        + " attempt(s)"
+        + ("; correlation id " + correlation).fillna("")
+        + ("; and " + more.astype("string") + " more failed request(s)").where(more > 0, "")
+        + "."
+    )
+    return pd.DataFrame(
+        {
+            "company_id": first["company_id"],
+            "company_name": name,
+            "platform": pd.Series(company_info["platform"].to_numpy(), index=first.index),
+            "severity": "error",
+            "message": message,
+            "remedy": "404: the company was deleted in Codat, remove it from the fleet; "
+            "401/403: check the API key's access; 429/5xx: transient, re-run or wait for the "
+            "next night. If it repeats, send Codat support the correlation id.",
+        },
+        index=first.index,
+    )
+
+
+RULE = Rule(
+    code="FA402",
+    name="not-collected",
+    default_severity="error",
+    options_model=RuleOptions,
+    check=check,
+    doc=__doc__ or "",
+)

@@ -1,0 +1,179 @@
+"""Many companies on one platform fail the same way tonight: probably a provider outage.
+
+What it flags
+    Fleet-wide, after the other rules: for each platform x data type x rule x status, the
+    number of companies with such a finding. When it is at least ``min_companies`` (20) and at
+    least ``min_percent`` (10 %) of that platform's companies, one ``provider-incident`` finding
+    (error, no company) says how many companies are affected. The per-company findings stay,
+    with ``provider_incident`` set to the incident's key. Only the rules in ``rules`` count
+    (by default the status-based ones: failed-after-success, first-sync-failed, stuck-sync,
+    needs-relink, stale, unknown-status).
+
+Why it matters
+    When Xero or a bank feed has an outage, 3,000 identical lines hide everything else in the
+    report. Ops need to see one outage, raise one ticket, and still see the companies involved.
+
+How to fix
+    Check the platform's status page and Codat's (status.codat.io); raise one ticket with
+    Codat for the platform and data type; when it is fixed, queue syncs for the affected
+    companies (their findings carry this incident's key).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from pydantic import Field
+
+from auditor.rules._base import Rule, RuleContext, RuleOptions
+
+__all__ = ["RULE", "ProviderIncidentOptions", "annotate", "check", "member_keys"]
+
+_PREFIX = "provider-incident"
+
+
+class ProviderIncidentOptions(RuleOptions):
+    """``[rules.provider-incident]``: how many companies make an outage."""
+
+    min_companies: int = Field(default=20, ge=1)
+    min_percent: float = Field(default=10.0, ge=0, le=100)
+    rules: list[str] = Field(
+        default_factory=lambda: [
+            "failed-after-success",
+            "first-sync-failed",
+            "stuck-sync",
+            "needs-relink",
+            "stale",
+            "unknown-status",
+        ]
+    )
+
+
+def _text(series: pd.Series) -> pd.Series:
+    return series.astype("string").fillna("")
+
+
+def member_keys(findings: pd.DataFrame) -> pd.Series:
+    """The provider-incident key each per-company finding would belong to."""
+    return (
+        _PREFIX
+        + "|"
+        + _text(findings["platform"])
+        + "|"
+        + _text(findings["data_type"])
+        + "|"
+        + _text(findings["rule"])
+        + "|"
+        + _text(findings["current_status"])
+    )
+
+
+def check(ctx: RuleContext) -> pd.DataFrame:
+    """One finding per platform x data type x rule x status affecting many companies."""
+    opts = ctx.opts(ProviderIncidentOptions)
+    findings = ctx.findings
+    if findings is None or findings.empty:
+        return pd.DataFrame()
+    eligible = findings.loc[
+        findings["rule"].isin(opts.rules).fillna(False).astype(bool)
+        & findings["company_id"].notna()
+        & findings["platform"].notna()
+    ]
+    if eligible.empty:
+        return pd.DataFrame()
+    groups = eligible.assign(
+        platform=_text(eligible["platform"]),
+        data_type=_text(eligible["data_type"]),
+        member_rule=_text(eligible["rule"]),
+        current_status=_text(eligible["current_status"]),
+    )
+    keys = ["platform", "data_type", "member_rule", "current_status"]
+    counts = groups.groupby(keys, sort=True)["company_id"].nunique()
+    affected = pd.DataFrame(counts.rename("affected")).reset_index()
+    fleet = pd.concat(
+        [
+            ctx.companies[["company_id", "platform"]],
+            groups[["company_id", "platform"]],
+        ]
+    ).dropna()
+    fleet = fleet.assign(platform=_text(fleet["platform"]), company_id=_text(fleet["company_id"]))
+    sizes = fleet.drop_duplicates().groupby("platform").size()
+    affected["platform_companies"] = sizes.reindex(affected["platform"]).to_numpy()
+    affected["percent"] = 100.0 * affected["affected"] / affected["platform_companies"]
+    hit = affected.loc[
+        (affected["affected"] >= opts.min_companies) & (affected["percent"] >= opts.min_percent)
+    ]
+    if hit.empty:
+        return pd.DataFrame()
+    what = hit["data_type"].where(hit["data_type"] != "", "connections")
+    status = (" in " + hit["current_status"]).where(hit["current_status"] != "", "")
+    message = (
+        hit["affected"].astype("string")
+        + " companies ("
+        + hit["percent"].round(0).astype("Int64").astype("string")
+        + "% of the "
+        + hit["platform_companies"].astype("string")
+        + " on "
+        + hit["platform"]
+        + ") have "
+        + hit["member_rule"]
+        + " findings for "
+        + what
+        + status
+        + " tonight: probably a provider or Codat outage, not "
+        + hit["affected"].astype("string")
+        + " separate problems."
+    )
+    incident_key = (
+        _PREFIX
+        + "|"
+        + hit["platform"]
+        + "|"
+        + hit["data_type"]
+        + "|"
+        + hit["member_rule"]
+        + "|"
+        + hit["current_status"]
+    )
+    return pd.DataFrame(
+        {
+            "platform": hit["platform"],
+            "data_type": hit["data_type"].where(hit["data_type"] != ""),
+            "current_status": hit["current_status"].where(hit["current_status"] != ""),
+            "severity": "error",
+            "message": message,
+            "remedy": "Check "
+            + hit["platform"]
+            + "'s status page and status.codat.io; raise one ticket with Codat for "
+            + hit["platform"]
+            + " / "
+            + what
+            + "; once fixed, queue syncs for the affected companies (their findings carry "
+            "this incident's key).",
+            "incident_key": incident_key,
+        }
+    )
+
+
+def annotate(findings: pd.DataFrame, incidents: pd.DataFrame) -> pd.DataFrame:
+    """Mark each per-company finding that belongs to one of ``incidents``."""
+    keys = member_keys(findings)
+    member = keys.isin(incidents["incident_key"].dropna()).to_numpy(dtype=bool) & findings[
+        "company_id"
+    ].notna().to_numpy(dtype=bool)
+    if not member.any():
+        return findings
+    out = findings.copy()
+    out["provider_incident"] = keys.where(member).astype("string")
+    return out
+
+
+RULE = Rule(
+    code="FA501",
+    name="provider-incident",
+    default_severity="error",
+    options_model=ProviderIncidentOptions,
+    check=check,
+    doc=__doc__ or "",
+    scope="fleet",
+    annotate=annotate,
+)

@@ -1,0 +1,145 @@
+"""A sync has been queued or running for too long.
+
+What it flags
+    Each company x data type whose ``currentStatus`` is in progress (Initial, Queued, Fetching,
+    MapQueued, Mapping, ProcessingQueued, Processing, ValidationQueued, Validating) and whose
+    pull operation (``latestSyncId``) was requested more than 6 h before ``as_of`` (warning) or
+    24 h (error). Thresholds: ``warn_after``/``error_after``, per platform and per data type as
+    for ``stale``. The request time comes from the pull operation the collector fetched; a data
+    type whose request time is unknown is not flagged. For an on-premise integration
+    (``on_premise_platforms``, matched on the platform name or integration key) the message
+    says the connector is probably offline.
+
+Why it matters
+    While a sync is stuck, no new sync of that data type can start: the data ages silently and
+    ``stale`` only notices days later.
+
+How to fix
+    On-premise platforms: ask the customer to check that the Codat connector on their machine
+    is running, online and logged in. Cloud platforms: look at the pull operation in the Codat
+    portal; if it has not moved for a day, raise it with Codat support with the dataset id.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from pydantic import Field
+
+from auditor.constants import IN_PROGRESS_STATUSES
+from auditor.rules._base import (
+    Hours,
+    Rule,
+    RuleContext,
+    TieredOptions,
+    fmt_hours,
+    fmt_ts,
+    hours_since,
+    resolve_thresholds,
+    status_columns,
+    tier,
+)
+
+__all__ = ["RULE", "StuckSyncOptions", "check"]
+
+
+class StuckSyncOptions(TieredOptions):
+    """``[rules.stuck-sync]``: thresholds and the on-premise integrations."""
+
+    warn_after: Hours | None = 6.0
+    error_after: Hours | None = 24.0
+    on_premise_platforms: list[str] = Field(
+        default_factory=lambda: [
+            "QuickBooks Desktop",
+            "Sage 50 (UK)",
+            "Sage 50 (US)",
+            "Sage 200",
+            "Sage 300",
+            "Sage 100",
+            "Xero Practice Manager Desktop",
+        ]
+    )
+
+
+def _requested(ctx: RuleContext, rows: pd.DataFrame) -> pd.Series:
+    requested = rows["latest_sync_requested"]
+    missing = requested.isna() & rows["latest_sync_id"].notna()
+    ops = ctx.pull_operations
+    if not missing.any() or ops.empty:
+        return requested
+    ops = ops.loc[ops["requested"].notna(), ["company_id", "dataset_id", "requested"]]
+    ops = ops.astype({"company_id": "string", "dataset_id": "string"})
+    keys = rows.loc[missing, ["company_id", "latest_sync_id"]].astype("string")
+    found = keys.merge(
+        ops.drop_duplicates(["company_id", "dataset_id"]),
+        left_on=["company_id", "latest_sync_id"],
+        right_on=["company_id", "dataset_id"],
+        how="left",
+    )
+    filled = pd.Series(found["requested"].to_numpy(), index=keys.index)
+    return requested.fillna(filled.reindex(requested.index))
+
+
+def check(ctx: RuleContext) -> pd.DataFrame:
+    """In-progress syncs requested too long ago."""
+    opts = ctx.opts(StuckSyncOptions)
+    status = ctx.status
+    rows = status.loc[status["current_status"].isin(IN_PROGRESS_STATUSES).fillna(False)]
+    requested = _requested(ctx, rows)
+    age = hours_since(requested, ctx.as_of)
+    warn, error = resolve_thresholds(rows, opts, float("nan"), float("nan"))
+    flagged, severity, threshold = tier(age, warn, error)
+    rows, requested, age = rows.loc[flagged], requested[flagged], age[flagged]
+    on_prem_names = {p.casefold() for p in opts.on_premise_platforms}
+    on_prem = rows["platform"].astype("string").str.casefold().isin(on_prem_names) | rows[
+        "integration_key"
+    ].astype("string").str.casefold().isin(on_prem_names)
+    on_prem = on_prem.fillna(False).astype(bool)
+    platform = rows["platform"].astype("string").fillna("the platform")
+    message = (
+        rows["data_type"].astype("string")
+        + " has been "
+        + rows["current_status"].astype("string")
+        + " since its sync was requested at "
+        + fmt_ts(requested)
+        + " ("
+        + fmt_hours(age)
+        + " h ago)"
+        + (
+            "; "
+            + platform
+            + " is an on-premise integration: its connector is probably offline."
+        ).where(on_prem, ".")
+    )
+    remedy = pd.Series(
+        "Check the pull operation "
+        + rows["latest_sync_id"].astype("string").fillna("(latestSyncId)")
+        + " in the Codat portal; if it has not moved for a day, raise it with Codat support "
+        "with the dataset id.",
+        index=rows.index,
+    ).where(
+        ~on_prem,
+        "Ask the customer to check that the Codat connector for "
+        + platform
+        + " is running, online and logged in on their machine.",
+    )
+    return pd.DataFrame(
+        {
+            **status_columns(rows),
+            "severity": severity[flagged],
+            "age_hours": age,
+            "threshold_hours": threshold[flagged],
+            "message": message,
+            "remedy": remedy,
+        },
+        index=rows.index,
+    )
+
+
+RULE = Rule(
+    code="FA203",
+    name="stuck-sync",
+    default_severity="warning",
+    options_model=StuckSyncOptions,
+    check=check,
+    doc=__doc__ or "",
+)
