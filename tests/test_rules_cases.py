@@ -18,8 +18,8 @@ Each file is about one rule::
 A frame row may carry ``repeat: N``: it is expanded into N rows whose string values have
 ``{i}`` replaced by 0..N-1. Expected rows list only the columns that matter; ``message_contains``
 and ``remedy_contains`` check substrings. Findings and expected rows are matched regardless of
-order, and their numbers must be equal (an expected row may also carry ``repeat: N``). Timestamps are parsed with Codat's parser (7-digit
-fractions, ``Z``).
+order, and their numbers must be equal (an expected row may also carry ``repeat: N``).
+Timestamps are parsed with Codat's parser (7-digit fractions, ``Z``).
 """
 
 from __future__ import annotations
@@ -151,12 +151,15 @@ def test_rule_case(spec: dict[str, Any], case: dict[str, Any]) -> None:
         ["rule", "severity", "company_id", "connection_id", "data_type", "group", "age_hours",
          "threshold_hours", "message"]
     ]
-    assert not missing and not unmatched, (
+    problem = (
         f"expected but not found: {missing}\n"
         f"found but not expected:\n{shown.iloc[unmatched].to_string()}"
     )
+    assert not missing, problem
+    assert not unmatched, problem
     assert set(findings["rule"].astype(str)) <= {rule.name, *case.get("also_rules", [])}
-    assert findings["message"].notna().all() and findings["remedy"].notna().all()
+    assert findings["message"].notna().all()
+    assert findings["remedy"].notna().all()
     assert findings["incident_key"].is_unique
 
 
