@@ -135,7 +135,7 @@ _COMPANY_MIX: Final[dict[str, dict[int, float]]] = {
     "accounting": {_NONE: 0.02, _PENDING: 0.03, _DEAUTH: 0.04, _UNLINKED: 0.02, _LINKED: 0.89},
     "banking": {_LINKED: 0.13, _DEAUTH: 0.02, _NONE: 0.85},
     "commerce": {_LINKED: 0.08, _PENDING: 0.01, _DEAUTH: 0.01, _NONE: 0.90},
-    "profile": {_HEALTHY: 0.80, _LAGGING: 0.09, _STALE: 0.06, _DORMANT: 0.05},
+    "profile": {_HEALTHY: 0.84, _LAGGING: 0.08, _STALE: 0.04, _DORMANT: 0.04},
 }
 _AUTH_BROKEN_SHARE: Final = 0.015  # Linked, but the token was revoked: AuthError everywhere
 _OFFLINE_CONNECTOR_SHARE: Final = 0.35  # of on-premise companies: syncs stuck for days
@@ -152,6 +152,10 @@ _CELL_MIX: Final[dict[int, float]] = {
     _IN_PROGRESS: 0.015,
 }
 _NEVER_SYNCED_NOT_ON_FIRST_LINK: Final = 0.30
+#: Share of "troubled" companies; cell problem rates are multiplied by the factors below.
+_TROUBLED_SHARE: Final = 0.12
+_TROUBLED_FACTOR: Final = 4.0
+_CALM_FACTOR: Final = 0.1
 
 _ERRORS: Final[tuple[tuple[str, float], ...]] = (
     ("FetchError", 0.60),
@@ -341,7 +345,11 @@ class _FleetArrays:
             table = np.array([[t in p.not_supported for t in types] for p in platforms])
             not_supported |= table[self.platform[:, s]] & (self.source_of_type == s)[None, :]
 
-        u = rng.random((n, n_types))
+        # Problems cluster: a few troubled companies have most failing, lagging and stuck
+        # data types; the rest fail rarely.
+        troubled = _exact_labels(rng, n, {1: _TROUBLED_SHARE, 0: 1.0 - _TROUBLED_SHARE}) == 1
+        factor = np.where(troubled, _TROUBLED_FACTOR, _CALM_FACTOR)[:, None]
+        u = rng.random((n, n_types)) / factor
         outcome = np.full((n, n_types), _COMPLETE, dtype=np.int8)
         edges = np.cumsum([_CELL_MIX[k] for k in (_OMIT, _FIRST_FAIL, _AFTER_FAIL, _IN_PROGRESS)])
         outcome[u < edges[3]] = _IN_PROGRESS
@@ -366,12 +374,14 @@ class _FleetArrays:
             (state == _DEAUTH) | (state == _UNLINKED), lost_age[:, None], run_age[:, None]
         )
         jitter = rng.uniform(0.0, 0.4, size=(n, n_types))
-        lag = np.where(rng.random((n, n_types)) < 0.05, rng.geometric(0.5, size=(n, n_types)), 0)
+        lag = np.where(
+            rng.random((n, n_types)) < 0.05 * factor, rng.geometric(0.5, size=(n, n_types)), 0
+        )
         offset = rng.uniform(0.0, 1.0, size=(n, n_types)) * (self.schedule - 24.0)[None, :]
         success_age = base_age + jitter + offset + lag * self.schedule[None, :]
         latest_age = np.full((n, n_types), np.nan)
 
-        fail_k = rng.geometric(0.35, size=(n, n_types))
+        fail_k = rng.geometric(0.5, size=(n, n_types))
         after = outcome == _AFTER_FAIL
         success_age[after] = (base_age + jitter + fail_k * self.schedule[None, :])[after]
         latest_age[after] = (base_age + jitter)[after]

@@ -427,6 +427,10 @@ class SandboxServer:
         state = "running" if self._thread is not None else "stopped"
         return f"SandboxServer({self.base_url}, companies={len(self.fleet)}, {state})"
 
+    def is_quirky(self, company_id: str) -> bool:
+        """Whether ``company_id`` is served doc-style variants (``quirks`` on and chosen)."""
+        return self.options.quirks and self._quirks.is_quirky(company_id)
+
     def now(self) -> datetime:
         """Sandbox time: ``clock()``, or the start time advanced ``time_scale`` times real time."""
         if self.options.clock is not None:
@@ -830,7 +834,7 @@ class SandboxServer:
                     entry["lastSuccessfulSync"] = format_timestamp(completed)
                     entry["latestSuccessfulSyncId"] = op.id
                 body[data_type] = entry
-        if self.options.quirks and self._quirks.is_quirky(record.id):
+        if self.is_quirky(record.id):
             body = self._quirks.data_status(record.id, body, record.connections)
         return body
 
@@ -855,7 +859,7 @@ class SandboxServer:
         overlay = self._overlays.get(record.id)
         live = [op.to_json(now) for op in overlay.history] if overlay is not None else []
         ops = live + record.pull_operations
-        if self.options.quirks and self._quirks.is_quirky(record.id):
+        if self.is_quirky(record.id):
             ops = [self._quirks.pull_operation(record.id, op) for op in ops]
         return ops
 
