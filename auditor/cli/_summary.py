@@ -1,0 +1,25 @@
+"""A short plain-text summary of an audit for the terminal."""
+
+from __future__ import annotations
+
+import typer
+
+from auditor.result import AuditResult
+
+__all__ = ["echo_summary"]
+
+
+def echo_summary(result: AuditResult) -> None:
+    """Counts by severity, state and rule (snoozed findings left out)."""
+    active = result.active
+    sev = active["severity"].astype("string").value_counts()
+    state = active["state"].astype("string").value_counts()
+    snoozed = len(result.findings) - len(active)
+    typer.echo(
+        f"findings: {int(sev.get('error', 0))} errors, {int(sev.get('warning', 0))} warnings"
+        f" ({int(state.get('new', 0))} new, {int(state.get('regressed', 0))} regressed,"
+        f" {len(result.resolved)} resolved; {snoozed} snoozed)"
+    )
+    by_rule = active.groupby(["rule", "severity"], observed=True).size()
+    for (rule, severity), n in by_rule.items():
+        typer.echo(f"  {rule:<22} {severity:<8} {n:>7}")

@@ -1,0 +1,116 @@
+"""The pipeline's stages joined up: snapshot -> store -> audit -> reports (-> email).
+
+The CLI commands (``demo``, ``snapshot``, ``audit``, ``run``) and the public Python API call
+these functions; each stage stays usable on its own (see :mod:`auditor`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from auditor.audit import audit
+from auditor.config import AuditConfig
+from auditor.ledger import previous_tables
+from auditor.report import FleetInfo, ReportPaths, write_reports
+from auditor.result import AuditResult
+from auditor.snapshot import Snapshot
+from auditor.snoozes import Snooze, load_snoozes
+from auditor.store import history, load_findings, load_snapshot, write_findings
+
+__all__ = ["AuditRun", "audit_snapshot", "audit_store", "fleet_info", "previous_findings"]
+
+log = logging.getLogger("auditor.pipeline")
+
+
+@dataclass(frozen=True)
+class AuditRun:
+    """What one audit of a stored snapshot produced."""
+
+    snapshot: Snapshot
+    result: AuditResult
+    reports: ReportPaths | None
+    fleet: FleetInfo
+
+
+def previous_findings(store: Path | str, snapshot_id: str) -> pd.DataFrame | None:
+    """The ledger's input: the last stored audit before ``snapshot_id`` (findings + resolved)."""
+    findings = load_findings(store, "latest", before=snapshot_id)
+    if findings is None:
+        return None
+    resolved = load_findings(store, "latest", kind="resolved", before=snapshot_id)
+    return previous_tables(findings, [] if resolved is None else [resolved])
+
+
+def fleet_info(snapshot: Snapshot, as_of: datetime) -> FleetInfo:
+    """Fleet-level facts for the report header."""
+    companies = snapshot.companies
+    return FleetInfo(
+        companies_audited=len(snapshot.company_ids),
+        snapshot_id=snapshot.snapshot_id,
+        as_of=as_of,
+        connections=int(companies["connection_id"].notna().sum()),
+        collection_errors=int(snapshot.errors["company_id"].nunique()),
+    )
+
+
+def _snoozes(snoozes: Path | str | list[Snooze] | None) -> list[Snooze]:
+    if snoozes is None:
+        return []
+    if isinstance(snoozes, Path | str):
+        return load_snoozes(snoozes)
+    return snoozes
+
+
+def audit_snapshot(
+    snapshot: Snapshot,
+    *,
+    config: AuditConfig,
+    as_of: datetime,
+    previous: pd.DataFrame | None = None,
+    snoozes: Path | str | list[Snooze] | None = None,
+) -> AuditResult:
+    """Audit an in-memory snapshot (no store involved)."""
+    return audit(snapshot, config, as_of=as_of, previous=previous, snoozes=_snoozes(snoozes))
+
+
+def audit_store(
+    store: Path | str,
+    *,
+    which: str = "latest",
+    config: AuditConfig | None = None,
+    as_of: datetime,
+    snoozes: Path | str | list[Snooze] | None = None,
+    out_dir: Path | str | None = None,
+    history_days: int = 30,
+    max_rows: int = 2000,
+) -> AuditRun:
+    """Audit a stored snapshot, store its findings, and write the reports to ``out_dir``.
+
+    The previous stored audit feeds the incident ledger (new / ongoing / regressed /
+    resolved); the last ``history_days`` nights feed the report's trend chart.
+    """
+    config = config or AuditConfig()
+    snapshot = load_snapshot(store, which)
+    previous = previous_findings(store, snapshot.snapshot_id)
+    result = audit_snapshot(
+        snapshot, config=config, as_of=as_of, previous=previous, snoozes=snoozes
+    )
+    write_findings(store, result)
+    fleet = fleet_info(snapshot, as_of)
+    paths = None
+    if out_dir is not None:
+        paths = write_reports(
+            result,
+            out_dir,
+            history=history(store, history_days, as_of=as_of),
+            display_tz=config.timezone,
+            fleet=fleet,
+            max_rows=max_rows,
+        )
+        log.info("reports written to %s", Path(out_dir))
+    return AuditRun(snapshot=snapshot, result=result, reports=paths, fleet=fleet)
