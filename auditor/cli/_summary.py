@@ -20,6 +20,6 @@ def echo_summary(result: AuditResult) -> None:
         f" ({int(state.get('new', 0))} new, {int(state.get('regressed', 0))} regressed,"
         f" {len(result.resolved)} resolved; {snoozed} snoozed)"
     )
-    by_rule = active.groupby(["rule", "severity"], observed=True).size()
-    for (rule, severity), n in by_rule.items():
-        typer.echo(f"  {rule:<22} {severity:<8} {n:>7}")
+    by_rule = active.groupby(["rule", "severity"], observed=True).size().reset_index(name="n")
+    for rule, severity, n in by_rule.itertuples(index=False):
+        typer.echo(f"  {rule!s:<22} {severity!s:<8} {n:>7}")
