@@ -11,7 +11,7 @@ decoded → models built. Transient failures are retried by tenacity under a
 Retry decision
 --------------
 Reads (every GET) are retried on connection errors, timeouts, connection resets, 408, 429,
-5xx and bodies that are not JSON.
+5xx (unless Codat's body says ``canBeRetried: "False"``) and bodies that are not JSON.
 
 Queue requests (``POST /data/all``, ``POST /data/queue/{dataType}``) start a sync, so a
 retry after Codat *may* have acted could queue a second one. They are retried only when the
@@ -47,10 +47,12 @@ from tenacity import (
     RetryCallState,
     retry_if_exception,
     stop_after_attempt,
+    stop_any,
     stop_before_delay,
     wait_exponential,
     wait_random,
 )
+from tenacity.stop import stop_base
 
 from auditor.codat._config import RateLimitPolicy, RetryPolicy
 from auditor.codat._exceptions import (
@@ -119,6 +121,22 @@ class ClientStats:
         return out
 
 
+class _StopOnLongRetryAfter(stop_base):
+    """Stop when Codat asks us to wait longer than ``limit`` seconds (Retry-After)."""
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        return (
+            isinstance(exc, CodatHTTPError)
+            and exc.retry_after is not None
+            and exc.retry_after > self.limit
+        )
+
+
 class _Attempts:
     __slots__ = ("count",)
 
@@ -130,7 +148,9 @@ def _is_retryable_read(exc: BaseException) -> bool:
     if isinstance(exc, DatasetAlreadyInProgressError):
         return False
     if isinstance(exc, CodatHTTPError):
-        return exc.status_code in (408, 429) or exc.status_code >= 500
+        if exc.status_code >= 500:
+            return (exc.can_be_retried or "").lower() != "false"
+        return exc.status_code in (408, 429)
     return isinstance(exc, CodatTransportError | CodatResponseError)
 
 
@@ -198,7 +218,11 @@ class CodatClient:
         self.limiter = RequestLimiter(self.rate_limit_policy)
         self.stats = ClientStats()
         policy = self.retry_policy
-        stop = stop_after_attempt(policy.max_attempts) | stop_before_delay(policy.max_total_seconds)
+        stop = stop_any(
+            stop_after_attempt(policy.max_attempts),
+            stop_before_delay(policy.max_total_seconds),
+            _StopOnLongRetryAfter(policy.max_retry_after),
+        )
         self._backoff = wait_exponential(
             multiplier=policy.initial_wait, max=policy.max_wait
         ) + wait_random(0, policy.jitter)
