@@ -1,0 +1,125 @@
+"""``auditor refresh``: queue Codat refreshes for what the last audit flagged."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+
+from auditor.cli._app import app
+from auditor.codat import CodatClient, CodatError, RateLimitPolicy
+from auditor.logs import configure_logging, register_secret
+from auditor.remediation import (
+    DEFAULT_REFRESH_RULES,
+    apply_refreshes,
+    plan_refreshes,
+    write_refreshes,
+)
+from auditor.store import SnapshotNotFoundError, load_findings, load_snapshot
+
+__all__ = ["refresh"]
+
+API_KEY_ENV = "CODAT_API_KEY"
+
+
+@app.command()
+def refresh(
+    store: Annotated[Path, typer.Option("--store", help="Snapshot store directory.")] = Path(
+        "store"
+    ),
+    base_url: Annotated[
+        str,
+        typer.Option("--base-url", envvar="CODAT_BASE_URL", help="Codat API base URL."),
+    ] = "https://api.codat.io",
+    snapshot: Annotated[
+        str, typer.Option("--snapshot", help="Audited snapshot: 'latest' or an id.")
+    ] = "latest",
+    rules: Annotated[
+        list[str] | None,
+        typer.Option("--rule", help="Rule whose findings to refresh (repeatable)."),
+    ] = None,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Send the requests (default: print the plan only).")
+    ] = False,
+    max_requests: Annotated[
+        int, typer.Option("--max-requests", min=1, help="At most this many requests per run.")
+    ] = 1000,
+    all_fraction: Annotated[
+        float,
+        typer.Option(
+            "--all-fraction",
+            min=0.0,
+            max=1.0,
+            help="Use one data/all request when more than this share of a company's types "
+            "are flagged.",
+        ),
+    ] = 0.5,
+    rate_limit: Annotated[
+        float, typer.Option("--rate-limit", min=0, help="Requests per minute (0: no limit).")
+    ] = 1000.0,
+) -> None:
+    """Queue refreshes for the findings of --rule (default: stale, failed-after-success) in
+    the latest audit of STORE. Dry run unless --apply. Types in AuthError and Deauthorized
+    connections are never queued: they need a relink. What was queued is written to the store
+    so the next audit can tell whether it worked."""
+    configure_logging(run_id="refresh")
+    selected = tuple(rules) if rules else DEFAULT_REFRESH_RULES
+    try:
+        snap = load_snapshot(store, snapshot)
+    except SnapshotNotFoundError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    findings = load_findings(store, snap.snapshot_id)
+    if findings is None:
+        typer.echo(f"error: snapshot {snap.snapshot_id} has not been audited yet", err=True)
+        raise typer.Exit(2)
+    plan = plan_refreshes(
+        findings, snap, rules=selected, all_fraction=all_fraction, max_requests=max_requests
+    )
+    per_action = plan["action"].value_counts()
+    typer.echo(
+        f"plan for {snap.snapshot_id} ({', '.join(selected)}): {len(plan)} requests "
+        f"({int(per_action.get('queue', 0))} data/queue, {int(per_action.get('all', 0))} "
+        f"data/all) for {plan['company_id'].nunique()} companies"
+    )
+    if not apply:
+        for row in plan.head(20).itertuples(index=False):
+            target = "data/all" if row.action == "all" else f"data/queue/{row.data_type}"
+            typer.echo(f"  POST /companies/{row.company_id}/{target}  [{row.rules}]")
+        if len(plan) > 20:
+            typer.echo(f"  ... and {len(plan) - 20} more")
+        typer.echo("dry run: nothing sent (add --apply to send)")
+        return
+    api_key = os.environ.get(API_KEY_ENV, "")
+    if not api_key:
+        typer.echo(f"error: set {API_KEY_ENV} to your Codat API key", err=True)
+        raise typer.Exit(2)
+    register_secret(api_key)
+
+    async def send() -> pd.DataFrame:
+        async with CodatClient(
+            api_key,
+            base_url=base_url,
+            rate_limit=RateLimitPolicy(requests_per_minute=rate_limit or None),
+        ) as client:
+            return await apply_refreshes(client, plan, now=datetime.now(UTC))
+
+    try:
+        outcomes = asyncio.run(send())
+    except CodatError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    path = write_refreshes(store, snap.snapshot_id, outcomes)
+    counts = outcomes["outcome"].value_counts()
+    typer.echo(
+        f"sent {len(outcomes)} requests: {int(counts.get('queued', 0))} queued, "
+        f"{int(counts.get('already-running', 0))} already running, "
+        f"{int(counts.get('failed', 0))} failed; recorded in {path}"
+    )
+    if int(counts.get("failed", 0)):
+        raise typer.Exit(1)
