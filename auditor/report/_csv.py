@@ -1,6 +1,7 @@
 """CSV exports: ``findings.csv``, ``summary.csv`` and ``incidents.csv``.
 
-Written with pandas' CSV writer (RFC 4180 quoting, UTF-8, ``\\n`` line ends), never a template.
+Written with pandas' CSV writer (RFC 4180: CRLF line ends, so that a CR or LF inside a cell is
+quoted too; UTF-8), never a template.
 Timestamps are ISO 8601 UTC (``2026-11-23T01:00:00Z``); nulls are empty cells.
 
 Formula injection
@@ -182,7 +183,9 @@ def _dtype_of(column: str) -> str:
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:
     """``frame`` as safe CSV bytes (UTF-8, formulas neutralised, ISO timestamps)."""
     buffer = io.StringIO()
-    neutralise_formulas(_format_timestamps(frame)).to_csv(buffer, index=False, lineterminator="\n")
+    neutralise_formulas(_format_timestamps(frame)).to_csv(
+        buffer, index=False, lineterminator="\r\n"
+    )
     return buffer.getvalue().encode("utf-8")
 
 

