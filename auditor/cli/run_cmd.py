@@ -1,0 +1,127 @@
+"""``auditor run``: the nightly batch job (snapshot -> audit -> reports -> email)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from auditor.cli._app import app
+from auditor.cli._common import load_config_or_exit, parse_as_of
+from auditor.cli._summary import echo_summary
+from auditor.collector import ProgressMode, parse_shard
+from auditor.config import FAIL_ON_LEVELS, FailOn
+from auditor.logs import LogFormat, configure_logging, register_secret
+from auditor.nightly import EXIT_RUN_FAILED, RunFailedError, run_nightly
+
+__all__ = ["run"]
+
+log = logging.getLogger("auditor.cli")
+
+
+@app.command()
+def run(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", envvar="AUDITOR_CONFIG", help="TOML configuration file."),
+    ] = None,
+    store: Annotated[
+        Path, typer.Option("--store", envvar="AUDITOR_STORE", help="Snapshot store directory.")
+    ] = Path("store"),
+    out: Annotated[
+        Path,
+        typer.Option("--out", envvar="AUDITOR_OUT", help="Where report.html, CSVs, .eml go."),
+    ] = Path("reports/nightly"),
+    base_url: Annotated[
+        str, typer.Option("--base-url", envvar="CODAT_BASE_URL", help="Codat API base URL.")
+    ] = "https://api.codat.io",
+    snoozes: Annotated[
+        Path | None,
+        typer.Option("--snoozes", envvar="AUDITOR_SNOOZES", help="Snooze file (TOML)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Send no email (the digest is written as .eml).")
+    ] = False,
+    shard: Annotated[
+        str | None, typer.Option("--shard", help="K/N: collect shard K of N (0-based).")
+    ] = None,
+    fail_on: Annotated[
+        str | None,
+        typer.Option(
+            "--fail-on",
+            help="Exit 1 at this level: never, warning, error, new-warning, new-error "
+            "(default: the config's fail_on, itself new-error by default).",
+        ),
+    ] = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="The run's 'now', ISO-8601 (default: now).")
+    ] = None,
+    rate_limit: Annotated[
+        float, typer.Option("--rate-limit", min=0, help="Requests per minute (0: no limit).")
+    ] = 1000.0,
+    log_format: Annotated[
+        str, typer.Option("--log-format", help="human or json (JSON lines for collectors).")
+    ] = "human",
+    progress: Annotated[
+        str, typer.Option("--progress", help="auto, bar, log or off.")
+    ] = "auto",
+) -> None:
+    """The nightly job: snapshot every company, audit, write the reports, email the digest.
+
+    Exit codes: 0 ok; 1 findings at or above --fail-on; 2 the run failed (configuration,
+    authentication, store, lock, no company reachable). The API key comes from CODAT_API_KEY,
+    SMTP settings from SMTP_* variables.
+    """
+    if log_format not in ("human", "json"):
+        raise typer.BadParameter("use human or json", param_hint="--log-format")
+    if fail_on is not None and fail_on not in FAIL_ON_LEVELS:
+        raise typer.BadParameter(f"use one of {', '.join(FAIL_ON_LEVELS)}", param_hint="--fail-on")
+    if progress not in ("auto", "bar", "log", "off"):
+        raise typer.BadParameter("use auto, bar, log or off", param_hint="--progress")
+    now = parse_as_of(as_of)
+    run_id = f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+    fmt: LogFormat = "json" if log_format == "json" else "human"
+    configure_logging(run_id=run_id, fmt=fmt)
+    cfg = load_config_or_exit(config)
+    api_key = os.environ.get("CODAT_API_KEY", "")
+    if not api_key:
+        log.error("CODAT_API_KEY is not set")
+        raise typer.Exit(EXIT_RUN_FAILED)
+    register_secret(api_key)
+    try:
+        shard_k_n = parse_shard(shard) if shard else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--shard") from None
+    mode: ProgressMode = progress  # type: ignore[assignment]
+    level: FailOn | None = fail_on  # type: ignore[assignment]
+    log.info("run %s starting: store %s, base URL %s", run_id, store, base_url)
+    try:
+        outcome = run_nightly(
+            api_key=api_key,
+            base_url=base_url,
+            store=store,
+            out_dir=out,
+            config=cfg,
+            as_of=now,
+            run_id=run_id,
+            snoozes=snoozes,
+            dry_run=dry_run,
+            shard=shard_k_n,
+            fail_on=level,
+            rate_limit=rate_limit or None,
+            progress=mode,
+        )
+    except RunFailedError as exc:
+        log.error("run failed: %s", exc)
+        raise typer.Exit(EXIT_RUN_FAILED) from None
+    if outcome.audit is not None:
+        echo_summary(outcome.audit.result)
+        for digest in outcome.digests:
+            where = "sent to " + ", ".join(digest.recipients) if digest.sent else str(digest.eml_path)
+            typer.echo(f"digest: {digest.subject} ({where})")
+    typer.echo(f"exit {outcome.exit_code}: {outcome.reason}")
+    raise typer.Exit(outcome.exit_code)

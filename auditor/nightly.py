@@ -1,0 +1,195 @@
+"""The nightly job: snapshot -> audit -> reports -> email, with a lock and exit codes.
+
+Exit codes (dbt convention)
+---------------------------
+``0``  the run worked and no finding crossed the fail level;
+``1``  the run worked and findings crossed the fail level (``--fail-on``);
+``2``  the run itself failed: configuration, authentication, store, lock held by another run,
+       or no company reachable.
+
+Fail levels (``fail_on``): ``never``; ``warning`` (any finding); ``error`` (any error);
+``new-warning`` (any finding new or regressed tonight); ``new-error`` (default: an error
+finding that was not there last night, so cron mails only when something broke). Snoozed
+findings never count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import filelock
+
+from auditor.codat import CodatAuthError, CodatClient, CodatError, RateLimitPolicy
+from auditor.collector import ProgressMode, StoreRun, collect_to_store
+from auditor.config import AuditConfig, FailOn
+from auditor.pipeline import AuditRun, audit_store
+from auditor.report import DigestOutcome, DigestSendError, SmtpSettings, deliver_digests
+from auditor.result import AuditResult
+from auditor.snoozes import Snooze
+
+__all__ = [
+    "EXIT_FINDINGS",
+    "EXIT_OK",
+    "EXIT_RUN_FAILED",
+    "LOCK_FILE",
+    "NightlyOutcome",
+    "RunFailedError",
+    "crosses_fail_level",
+    "run_nightly",
+]
+
+log = logging.getLogger("auditor.nightly")
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_RUN_FAILED = 2
+LOCK_FILE = ".auditor.lock"
+
+
+class RunFailedError(RuntimeError):
+    """The run itself failed (exit code 2). The message says why, without secrets."""
+
+
+@dataclass(frozen=True)
+class NightlyOutcome:
+    """What one nightly run did, and the exit code it earns."""
+
+    run_id: str
+    exit_code: int
+    collected: StoreRun
+    audit: AuditRun | None = None
+    digests: list[DigestOutcome] = field(default_factory=list)
+    reason: str = ""
+
+
+def crosses_fail_level(result: AuditResult, fail_on: FailOn) -> bool:
+    """Whether the unsnoozed findings of ``result`` reach ``fail_on``."""
+    active = result.active
+    if fail_on == "never" or active.empty:
+        return False
+    errors = active["severity"].astype("string").eq("error")
+    fresh = active["state"].astype("string").isin(["new", "regressed"])
+    if fail_on == "warning":
+        return True
+    if fail_on == "error":
+        return bool(errors.any())
+    if fail_on == "new-warning":
+        return bool(fresh.any())
+    return bool((errors & fresh).any())
+
+
+async def _collect(
+    api_key: str,
+    *,
+    base_url: str,
+    store: Path,
+    snapshot_at: datetime,
+    shard: tuple[int, int] | None,
+    rate_limit: float | None,
+    progress: ProgressMode,
+) -> StoreRun:
+    async with CodatClient(
+        api_key, base_url=base_url, rate_limit=RateLimitPolicy(requests_per_minute=rate_limit)
+    ) as client:
+        return await collect_to_store(
+            client, store, snapshot_at=snapshot_at, shard=shard, progress=progress
+        )
+
+
+def run_nightly(
+    *,
+    api_key: str,
+    base_url: str,
+    store: Path,
+    out_dir: Path,
+    config: AuditConfig,
+    as_of: datetime,
+    run_id: str,
+    snoozes: Path | list[Snooze] | None = None,
+    dry_run: bool = False,
+    shard: tuple[int, int] | None = None,
+    fail_on: FailOn | None = None,
+    rate_limit: float | None = 1000.0,
+    progress: ProgressMode = "auto",
+) -> NightlyOutcome:
+    """One nightly run. Raises :class:`RunFailedError` when the run itself fails.
+
+    With ``shard=(K, N)`` this machine collects shard K; the shard that completes the night's
+    snapshot goes on to audit, report and email, the others stop after collecting (exit 0).
+    ``dry_run`` writes the digest as ``digest.eml`` next to the report instead of sending it.
+    """
+    store.mkdir(parents=True, exist_ok=True)
+    lock_name = LOCK_FILE if shard is None else f"{LOCK_FILE}.shard-{shard[0]}-of-{shard[1]}"
+    lock = filelock.FileLock(str(store / lock_name), timeout=0)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        raise RunFailedError(
+            f"another run holds the lock {store / lock_name}; not starting a second one"
+        ) from None
+    try:
+        try:
+            collected = asyncio.run(
+                _collect(
+                    api_key,
+                    base_url=base_url,
+                    store=store,
+                    snapshot_at=as_of,
+                    shard=shard,
+                    rate_limit=rate_limit,
+                    progress=progress,
+                )
+            )
+        except CodatAuthError as exc:
+            raise RunFailedError(f"Codat refused the API key: {exc}") from None
+        except CodatError as exc:
+            raise RunFailedError(f"could not list companies: {exc}") from None
+        except OSError as exc:
+            raise RunFailedError(f"store error: {exc}") from None
+        reachable = collected.companies_collected + collected.companies_skipped
+        if reachable > 0 and collected.companies_with_errors >= reachable:
+            raise RunFailedError(
+                f"no company reachable: all {reachable} companies failed to collect"
+            )
+        if not collected.complete:
+            log.info("shard %s collected; the night completes with the last shard", shard)
+            return NightlyOutcome(
+                run_id, EXIT_OK, collected, reason="shard collected, waiting for other shards"
+            )
+        try:
+            run = audit_store(
+                store,
+                which=collected.snapshot_id,
+                config=config,
+                as_of=as_of,
+                snoozes=snoozes,
+                out_dir=out_dir,
+            )
+        except OSError as exc:
+            raise RunFailedError(f"store error: {exc}") from None
+        try:
+            digests = deliver_digests(
+                run.result,
+                out_dir,
+                email=config.email,
+                # A dry run never sends: with no host, the digest is written as digest.eml.
+                smtp=SmtpSettings(host=None) if dry_run else None,
+                report_paths=run.reports,
+                display_tz=config.timezone,
+                fleet=run.fleet,
+                now=as_of,
+            )
+        except (DigestSendError, OSError) as exc:
+            raise RunFailedError(f"the email digest could not be sent: {exc}") from None
+        level = fail_on or config.fail_on
+        crossed = crosses_fail_level(run.result, level)
+        code = EXIT_FINDINGS if crossed else EXIT_OK
+        reason = f"findings at or above fail level {level!r}" if crossed else "ok"
+        log.info("run %s finished: exit %d (%s)", run_id, code, reason)
+        return NightlyOutcome(run_id, code, collected, run, digests, reason)
+    finally:
+        lock.release()
