@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -114,12 +115,15 @@ def sandbox(
         served = generate_fleet(companies, seed=seed, now=_parse_now(now))
         source = f"generated fleet: {companies} companies, seed {seed}"
     server = SandboxServer(served, options, host=host, port=port)
-    server.start()
+    try:
+        server.start()
+    except OSError as exc:
+        typer.echo(f"error: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(2) from None
     typer.echo(f"Codat sandbox serving {source}")
     typer.echo(f"  base URL: {server.base_url}")
     typer.echo(f"  API key:  {server.api_key}   (export CODAT_API_KEY=...; sandbox key only)")
     typer.echo("Press Ctrl-C to stop.")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        typer.echo(f"\nstopped; requests served: {server.stats.total}")
+    typer.echo(f"stopped; requests served: {server.stats.total}")

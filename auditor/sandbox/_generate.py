@@ -27,7 +27,6 @@ Integration keys and ids are sandbox values, not Codat's.
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -215,8 +214,11 @@ _REGIONS: Final = ("uk", "us", "eu", "au", "ca")
 
 
 def _uid(seed: int, *parts: object) -> str:
-    digest = hashlib.blake2b(f"{seed}|{'|'.join(map(str, parts))}".encode(), digest_size=16)
-    return str(uuid.UUID(bytes=digest.digest(), version=4))
+    """A deterministic version-4 UUID string from ``seed`` and ``parts``."""
+    text = f"{seed}|{'|'.join(map(str, parts))}".encode()
+    h = hashlib.blake2b(text, digest_size=16).hexdigest()
+    variant = "89ab"[int(h[16], 16) & 0x3]
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
 
 
 def _exact_labels(
@@ -298,6 +300,7 @@ class _FleetArrays:
         self.n = n
         self.seed = seed
         self.now = now.astimezone(UTC)
+        self._now64 = np.datetime64(self.now.replace(tzinfo=None), "us")
         rng = np.random.default_rng([seed, n, 20240501])
         types = ALL_DATA_TYPES
         n_types = len(types)
@@ -486,8 +489,27 @@ class _FleetArrays:
         company["dataConnections"] = self._connections(i)
         return company
 
+    def _stamps(self, ages: npt.NDArray[np.float64]) -> list[str]:
+        """Codat timestamps ``ages`` hours before ``now``, all at once (NaN gives junk)."""
+        micros = np.round(np.nan_to_num(ages) * 3.6e9).astype("timedelta64[us]")
+        moments = (self._now64 - micros).astype("datetime64[ms]")
+        return [text + "Z" for text in np.datetime_as_string(moments, unit="ms").tolist()]
+
     def record(self, i: int) -> CompanyRecord:
         company = self.company(i)
+        n_types = len(ALL_DATA_TYPES)
+        duration = (2 + (i * 31 + np.arange(n_types) * 17) % 23) / 60.0  # hours a sync took
+        success_ages = self.success_age[i].astype(np.float64)
+        latest_ages = self.latest_age[i].astype(np.float64)
+        stamps = self._stamps(
+            np.concatenate(
+                [success_ages, success_ages + duration, latest_ages, latest_ages - duration]
+            )
+        )
+        success_done = stamps[:n_types]
+        success_requested = stamps[n_types : 2 * n_types]
+        latest_requested = stamps[2 * n_types : 3 * n_types]
+        latest_done = stamps[3 * n_types :]
         company_id = self.ids[i]
         conn_of_source = {
             _SOURCES.index(c["sourceType"]): c["id"] for c in company["dataConnections"]
@@ -511,23 +533,22 @@ class _FleetArrays:
                 status = _RUNNING[int(self.running_kind[i, t])][0]
             else:
                 status = _ERRORS[int(self.error_kind[i, t])][0]
-            duration = (2 + (i * 31 + t * 17) % 23) / 60.0  # hours a sync took
             entry: dict[str, Any] = {"dataType": data_type, "currentStatus": status}
             success_id = None
             if not np.isnan(success_age):
                 success_id = _uid(self.seed, "sync", i, t, "ok")
-                entry["lastSuccessfulSync"] = self._at(success_age)
+                entry["lastSuccessfulSync"] = success_done[t]
                 ops.append(
                     (
-                        success_age + duration,
+                        success_age + float(duration[t]),
                         _pull_op(
                             success_id,
                             company_id,
                             conn_id,
                             data_type,
                             "Complete",
-                            self._at(success_age + duration),
-                            self._at(success_age),
+                            success_requested[t],
+                            success_done[t],
                         ),
                     )
                 )
@@ -545,8 +566,8 @@ class _FleetArrays:
                             conn_id,
                             data_type,
                             status,
-                            self._at(latest_age),
-                            self._at(latest_age - duration) if finished else None,
+                            latest_requested[t],
+                            latest_done[t] if finished else None,
                         ),
                     )
                 )

@@ -28,6 +28,7 @@ import contextlib
 import hashlib
 import json
 import math
+import signal
 import threading
 import time
 import uuid
@@ -452,6 +453,9 @@ class SandboxServer:
                 loop.run_until_complete(self._startup())
             except BaseException as exc:  # reported to the starting thread
                 failure.append(exc)
+                if self._runner is not None:
+                    loop.run_until_complete(self._runner.cleanup())
+                    self._runner = None
                 ready.set()
                 loop.close()
                 return
@@ -468,6 +472,7 @@ class SandboxServer:
         if failure:
             self._thread.join()
             self._thread = None
+            self._loop = None
             raise failure[0]
         return self
 
@@ -509,12 +514,19 @@ class SandboxServer:
         await asyncio.to_thread(self.close)
 
     def serve_forever(self) -> None:
-        """Block the calling thread until Ctrl-C (KeyboardInterrupt), then close."""
+        """Block until Ctrl-C (KeyboardInterrupt, re-raised) or SIGTERM (returns), then close."""
         if self._thread is None:
             self.start()
+        stop = threading.Event()
+        previous: Any = None
+        in_main = threading.current_thread() is threading.main_thread()
+        if in_main:
+            previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:
-            threading.Event().wait()
+            stop.wait()
         finally:
+            if in_main:
+                signal.signal(signal.SIGTERM, previous)
             self.close()
 
     async def _startup(self) -> None:
