@@ -1,0 +1,159 @@
+"""``auditor snapshot``: collect the fleet's data statuses into the snapshot store."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from auditor.cli._app import app
+from auditor.codat import CodatClient, CodatError, RateLimitPolicy
+from auditor.collector import ProgressMode, StoreRun, collect_to_store, parse_shard
+from auditor.logs import LogFormat, configure_logging, register_secret
+
+__all__ = ["snapshot"]
+
+log = logging.getLogger("auditor.cli")
+
+API_KEY_ENV = "CODAT_API_KEY"
+
+
+@app.command()
+def snapshot(
+    base_url: Annotated[
+        str, typer.Option("--base-url", help="Codat API base URL (or a sandbox's).")
+    ] = "https://api.codat.io",
+    store: Annotated[
+        Path, typer.Option("--store", help="Snapshot store directory (created if missing).")
+    ] = Path("store"),
+    snapshot_id: Annotated[
+        str | None,
+        typer.Option(
+            "--snapshot-id",
+            help="Snapshot id; an unfinished snapshot with this id is continued. "
+            "Default: the start time (20240501T020000Z), or 20240501-3shards when sharded.",
+        ),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="Continue the latest unfinished snapshot of the store."),
+    ] = False,
+    shard: Annotated[
+        str | None,
+        typer.Option("--shard", help="K/N: collect only shard K of N (0-based), e.g. 0/3."),
+    ] = None,
+    rate_limit: Annotated[
+        float,
+        typer.Option("--rate-limit", min=0, help="Requests per minute (0: no limit)."),
+    ] = 1000.0,
+    page_size: Annotated[
+        int, typer.Option("--page-size", min=1, max=5000, help="Companies per list page.")
+    ] = 5000,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, max=1000, help="Worker tasks.")
+    ] = 64,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Companies per Parquet batch.")
+    ] = 1000,
+    company_sync_settings: Annotated[
+        bool,
+        typer.Option(
+            "--company-sync-settings",
+            help="Also read each company's own sync settings (one more request per company).",
+        ),
+    ] = False,
+    progress: Annotated[
+        str,
+        typer.Option("--progress", help="auto (bar on a terminal, else log lines), bar, log, off."),
+    ] = "auto",
+    log_format: Annotated[
+        str, typer.Option("--log-format", help="human or json log lines on stderr.")
+    ] = "human",
+) -> None:
+    """Snapshot every company's data status into STORE (resumable, shardable).
+
+    The API key is read from the CODAT_API_KEY environment variable and never printed.
+    """
+    api_key = os.environ.get(API_KEY_ENV, "")
+    if not api_key:
+        typer.echo(f"error: set {API_KEY_ENV} to your Codat API key", err=True)
+        raise typer.Exit(2)
+    register_secret(api_key)
+    if progress not in ("auto", "bar", "log", "off"):
+        raise typer.BadParameter("use auto, bar, log or off", param_hint="--progress")
+    if log_format not in ("human", "json"):
+        raise typer.BadParameter("use human or json", param_hint="--log-format")
+    if resume and snapshot_id:
+        raise typer.BadParameter("give --snapshot-id or --resume, not both")
+    try:
+        shard_k_n = parse_shard(shard) if shard else None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--shard") from None
+    fmt: LogFormat = "json" if log_format == "json" else "human"
+    mode: ProgressMode = progress  # type: ignore[assignment]
+    configure_logging(run_id=snapshot_id or "snapshot", fmt=fmt)
+    try:
+        result = asyncio.run(
+            _run(
+                api_key,
+                base_url=base_url,
+                store=store,
+                snapshot_id=snapshot_id,
+                resume=resume,
+                shard=shard_k_n,
+                rate_limit=rate_limit or None,
+                page_size=page_size,
+                concurrency=concurrency,
+                batch_size=batch_size,
+                company_sync_settings=company_sync_settings,
+                progress=mode,
+            )
+        )
+    except (CodatError, LookupError, ValueError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    state = "complete" if result.complete else "shard done; waiting for the other shards"
+    typer.echo(f"snapshot {result.snapshot_id} ({state}): {result.path}")
+    typer.echo(
+        f"  companies collected: {result.companies_collected:,}"
+        + (f" (+{result.companies_skipped:,} from before)" if result.companies_skipped else "")
+        + f", with errors: {result.companies_with_errors:,}"
+        + f", requests: {result.requests:,}, {result.elapsed_seconds:,.1f}s"
+    )
+
+
+async def _run(
+    api_key: str,
+    *,
+    base_url: str,
+    store: Path,
+    snapshot_id: str | None,
+    resume: bool,
+    shard: tuple[int, int] | None,
+    rate_limit: float | None,
+    page_size: int,
+    concurrency: int,
+    batch_size: int,
+    company_sync_settings: bool,
+    progress: ProgressMode,
+) -> StoreRun:
+    policy = RateLimitPolicy(requests_per_minute=rate_limit)
+    async with CodatClient(
+        api_key, base_url=base_url, rate_limit=policy, max_connections=max(concurrency, 10)
+    ) as client:
+        return await collect_to_store(
+            client,
+            store,
+            snapshot_id=snapshot_id,
+            resume=resume,
+            shard=shard,
+            page_size=page_size,
+            concurrency=concurrency,
+            batch_size=batch_size,
+            company_sync_settings=company_sync_settings,
+            progress=progress,
+        )

@@ -1,0 +1,228 @@
+"""The collector against the real sandbox over loopback: frames, request counts, errors."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from auditor.codat import CodatClient, RateLimitPolicy, RetryPolicy
+from auditor.collector import collect, collect_sync, parse_shard, shard_of
+from auditor.constants import IN_PROGRESS_STATUSES, source_type_of
+from auditor.sandbox import (
+    CompanyRecord,
+    Fleet,
+    SandboxServer,
+    generate_fleet,
+)
+from auditor.snapshot import SCHEMAS, conform
+
+FAST = RetryPolicy(max_attempts=2, initial_wait=0.01, max_wait=0.02, jitter=0.0)
+NO_LIMIT = RateLimitPolicy(requests_per_minute=None, max_concurrent_per_company=None)
+AT = datetime(2024, 5, 1, 6, 30, tzinfo=UTC)
+FLEET_NOW = datetime(2024, 5, 1, 6, 0, tzinfo=UTC)
+
+
+def connect(server: SandboxServer, **kwargs: Any) -> CodatClient:
+    return CodatClient(
+        server.api_key,
+        base_url=server.base_url,
+        retry=kwargs.pop("retry", FAST),
+        rate_limit=kwargs.pop("rate_limit", NO_LIMIT),
+        **kwargs,
+    )
+
+
+def _in_progress(record: CompanyRecord) -> list[dict[str, Any]]:
+    return [
+        v
+        for v in record.data_status.values()
+        if isinstance(v, dict) and v.get("currentStatus") in IN_PROGRESS_STATUSES
+    ]
+
+
+@pytest.fixture(scope="module")
+def fleet() -> Fleet:
+    return generate_fleet(120, seed=11, now=FLEET_NOW)
+
+
+async def test_frames_match_the_fleet(
+    sandbox_server: Callable[..., SandboxServer], fleet: Fleet
+) -> None:
+    server = sandbox_server(fleet)
+    async with connect(server) as client:
+        snap = await collect(client, snapshot_at=AT, snapshot_id="t1")
+
+    assert snap.snapshot_id == "t1"
+    for name, frame in snap.frames().items():
+        assert list(frame.columns) == list(SCHEMAS[name])
+        pd.testing.assert_frame_equal(frame, conform(frame, SCHEMAS[name]))
+    status = snap.status
+    assert isinstance(status["data_type"].dtype, pd.CategoricalDtype)
+    assert isinstance(status["platform"].dtype, pd.CategoricalDtype)
+    assert str(status["last_successful_sync"].dtype) == "datetime64[ns, UTC]"
+    assert (status["snapshot_at"] == pd.Timestamp(AT)).all()
+
+    # Every company once in the companies frame; one row per connection.
+    companies = snap.companies
+    assert set(companies["company_id"]) == {r.id for r in fleet}
+    expected_rows = sum(max(1, len(r.connections)) for r in fleet)
+    assert len(companies) == expected_rows
+
+    by_company = {cid: g for cid, g in status.groupby("company_id", observed=True)}
+    readable = [r for r in fleet if r.data_status_error is None]
+    assert readable
+    assert len(readable) < len(fleet)
+    for record in readable:
+        entries = {k: v for k, v in record.data_status.items() if v is not None}
+        rows = by_company.get(record.id)
+        if not entries:
+            assert rows is None
+            continue
+        assert rows is not None
+        assert sorted(rows["data_type"].astype(str)) == sorted(entries)
+        for row in rows.itertuples(index=False):
+            entry = entries[str(row.data_type)]
+            assert (None if pd.isna(row.current_status) else row.current_status) == entry.get(
+                "currentStatus"
+            )
+            sync = entry.get("lastSuccessfulSync")
+            if sync is None:
+                assert pd.isna(row.last_successful_sync)
+            else:
+                assert row.last_successful_sync == pd.Timestamp(sync)
+            assert row.source_type == source_type_of(str(row.data_type))
+            # The connection serving the type has the type's source type.
+            conns = [c for c in record.connections if c.get("sourceType") == row.source_type]
+            if conns:
+                assert row.connection_id in {c["id"] for c in conns}
+                conn = next(c for c in conns if c["id"] == row.connection_id)
+                assert row.platform == conn["platformName"]
+                if any(c.get("status") == "Linked" for c in conns):
+                    assert conn["status"] == "Linked"
+            else:
+                assert pd.isna(row.connection_id)
+
+    # Companies whose dataStatus the sandbox refuses are in the errors frame.
+    failing = {r.id: r for r in fleet if r.data_status_error is not None}
+    errs = snap.errors.set_index("company_id")
+    for cid, record in failing.items():
+        assert cid in errs.index
+        row = errs.loc[cid]
+        assert row["status_code"] == record.data_status_error["statusCode"]  # type: ignore[index]
+        assert row["endpoint"] == "get-company-data-status"
+        assert row["attempts"] >= 1
+    assert set(errs.index) == set(failing)
+
+
+async def test_in_progress_types_are_timed(
+    sandbox_server: Callable[..., SandboxServer], fleet: Fleet
+) -> None:
+    server = sandbox_server(fleet)
+    async with connect(server) as client:
+        snap = await collect(client, snapshot_at=AT)
+    running = snap.status.loc[snap.status["current_status"].isin(IN_PROGRESS_STATUSES)]
+    assert len(running) > 0
+    with_id = running.loc[running["latest_sync_id"].notna()]
+    assert with_id["latest_sync_requested"].notna().all()
+    ops = {op["id"]: op for r in fleet for op in r.pull_operations}
+    for row in with_id.itertuples(index=False):
+        assert row.latest_sync_requested == pd.Timestamp(ops[row.latest_sync_id]["requested"])
+    assert set(snap.pull_operations["dataset_id"]) == set(with_id["latest_sync_id"])
+    # Nothing in progress elsewhere: no requested time.
+    assert (
+        snap.status.loc[
+            ~snap.status["current_status"].isin(IN_PROGRESS_STATUSES), "latest_sync_requested"
+        ]
+        .isna()
+        .all()
+    )
+
+
+async def test_about_one_request_per_company(
+    sandbox_server: Callable[..., SandboxServer], fleet: Fleet
+) -> None:
+    server = sandbox_server(fleet)
+    n = len(fleet)
+    async with connect(server, retry=RetryPolicy(max_attempts=1)) as client:
+        await collect(client, snapshot_at=AT, page_size=50, pull_operations=False)
+    by = server.stats.by_endpoint
+    assert by["get-company-data-status"] == n
+    assert by["list-companies"] == math.ceil(n / 50)
+    assert by["get-profile-syncSettings"] == 1
+    assert server.stats.total / n <= 1.05  # 120 + 3 pages + 1 settings
+
+    # With pull operations: at most one more request per company with a sync running.
+    server.stats.reset()
+    async with connect(server, retry=RetryPolicy(max_attempts=1)) as client:
+        await collect(client, snapshot_at=AT)
+    running = sum(1 for r in fleet if r.data_status_error is None and _in_progress(r))
+    extra = by_pull = server.stats.by_endpoint
+    pulls = by_pull.get("get-pull-operation", 0) + by_pull.get("list-pull-operations", 0)
+    assert pulls == running, extra
+    assert server.stats.total == n + 2 + running
+
+
+async def test_malformed_entry_keeps_the_others(
+    sandbox_server: Callable[..., SandboxServer], fleet: Fleet
+) -> None:
+    base = next(r for r in fleet if r.data_status_error is None and len(r.data_status) > 5)
+    broken = dict(base.data_status)
+    bad_type = next(iter(broken))
+    broken[bad_type] = {**broken[bad_type], "lastSuccessfulSync": "not a date"}
+    broken["bills"] = "nonsense"
+    record = CompanyRecord(company=base.company, data_status=broken)
+    server = sandbox_server(Fleet([record], now=FLEET_NOW))
+    async with connect(server) as client:
+        snap = await collect(client, snapshot_at=AT)
+    good = {k for k, v in broken.items() if v is not None and k not in (bad_type, "bills")}
+    assert set(snap.status["data_type"].astype(str)) == good
+    assert len(snap.errors) == 2
+    assert snap.errors["error"].str.contains("unreadable dataStatus entry").all()
+    assert set(snap.companies["company_id"]) == {base.id}
+
+
+async def test_sharding_splits_the_fleet(
+    sandbox_server: Callable[..., SandboxServer], fleet: Fleet
+) -> None:
+    server = sandbox_server(fleet)
+    seen: list[str] = []
+    async with connect(server) as client:
+        for k in range(3):
+            part = await collect(client, snapshot_at=AT, shard=(k, 3))
+            ids = list(part.companies["company_id"].unique())
+            assert all(shard_of(i, 3) == k for i in ids)
+            seen += ids
+    assert sorted(seen) == sorted(r.id for r in fleet)
+    assert parse_shard("2/3") == (2, 3)
+    with pytest.raises(ValueError, match="K/N"):
+        parse_shard("3")
+    with pytest.raises(ValueError, match="0 <= K < N"):
+        parse_shard("3/3")
+
+
+def test_sync_wrapper_and_settings(
+    sandbox_server: Callable[..., SandboxServer], small_fleet: Fleet
+) -> None:
+    server = sandbox_server(small_fleet)
+    snap = collect_sync(connect(server), snapshot_at=AT)
+    assert len(snap.sync_settings) == len(small_fleet.sync_settings["settings"])
+    assert snap.sync_settings["company_id"].isna().all()
+    assert snap.sync_settings["sync_schedule_hours"].notna().any()
+    # The fleet-file company with a dataStatusError: recorded, with Codat's error text.
+    failing = [r for r in small_fleet if r.data_status_error is not None]
+    assert failing
+    for record in failing:
+        row = snap.errors.loc[snap.errors["company_id"] == record.id].iloc[0]
+        err = record.data_status_error
+        assert err is not None
+        assert row["status_code"] == err["statusCode"]
+        assert row["error"] == err["error"]
+        assert row["endpoint"] == "get-company-data-status"
+        assert row["attempts"] == FAST.max_attempts
+        assert row["company_name"] == record.company["name"]
+    assert not snap.status["company_id"].isin([r.id for r in failing]).any()
