@@ -30,15 +30,22 @@ import numpy as np
 import pandas as pd
 
 from auditor.config import AuditConfig
-from auditor.findings import FINDINGS_COLUMNS, conform_findings, empty_findings
+from auditor.findings import FINDINGS_COLUMNS, FINDINGS_SCHEMA, conform_findings, empty_findings
 from auditor.ledger import apply_ledger, incident_keys
 from auditor.result import AuditResult
 from auditor.rules import Rule, RuleContext
-from auditor.rules._base import now_utc
+from auditor.rules._base import map_values, now_utc, text
 from auditor.snapshot import SCHEMAS, Snapshot, conform
 from auditor.snoozes import Snooze, apply_snoozes, load_snoozes, split_expired
 
-__all__ = ["RuleError", "audit", "audit_partition", "run_fleet_rules", "sort_findings"]
+__all__ = [
+    "RuleError",
+    "audit",
+    "audit_partition",
+    "concat_findings",
+    "run_fleet_rules",
+    "sort_findings",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -82,6 +89,10 @@ def _context(snapshot: Snapshot, rule: Rule, config: AuditConfig, as_of: pd.Time
     )
 
 
+def _constant(value: str, n: int) -> pd.Categorical[str]:
+    return pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=pd.Index([value], dtype="string"))
+
+
 def _run(rule: Rule, ctx: RuleContext) -> pd.DataFrame:
     try:
         out = rule.check(ctx)
@@ -90,26 +101,42 @@ def _run(rule: Rule, ctx: RuleContext) -> pd.DataFrame:
     if out.empty:
         return out
     out = out.reset_index(drop=True)
-    out["rule"] = rule.name
-    out["code"] = rule.code
+    n = len(out)
+    out["rule"] = _constant(rule.name, n)
+    out["code"] = _constant(rule.code, n)
     override = ctx.options.severity
-    if override is not None:
-        out["severity"] = override
-    elif "severity" not in out.columns:
-        out["severity"] = rule.default_severity
+    if override is not None or "severity" not in out.columns:
+        out["severity"] = _constant(override or rule.default_severity, n)
     return out
 
 
-def _finish(parts: list[pd.DataFrame], as_of: pd.Timestamp) -> pd.DataFrame:
-    parts = [p for p in parts if not p.empty]
-    if not parts:
+def concat_findings(parts: Iterable[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate findings tables, keeping categoricals categorical (unioned categories)."""
+    frames = [conform_findings(p) for p in parts if not p.empty]
+    if not frames:
         return empty_findings()
-    frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
-    frame = conform_findings(frame)
-    missing = frame["incident_key"].isna()
+    if len(frames) == 1:
+        return frames[0]
+    for column, kind in FINDINGS_SCHEMA.items():
+        if kind != "category":
+            continue
+        values: dict[str, None] = {}
+        for f in frames:
+            values.update(dict.fromkeys(str(c) for c in f[column].cat.categories))
+        dtype = pd.CategoricalDtype(pd.Index(list(values), dtype="string"))
+        for f in frames:
+            f[column] = f[column].astype(dtype)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _finish(parts: list[pd.DataFrame], as_of: pd.Timestamp) -> pd.DataFrame:
+    frame = concat_findings(parts)
+    if frame.empty:
+        return frame
+    missing = frame["incident_key"].isna().to_numpy()
     if missing.any():
         frame.loc[missing, "incident_key"] = incident_keys(frame.loc[missing])
-    frame["as_of"] = as_of
+    frame["as_of"] = pd.Series(as_of, index=frame.index, dtype="datetime64[ns, UTC]")
     frame["snoozed"] = frame["snoozed"].fillna(False)
     return frame
 
@@ -138,7 +165,7 @@ def run_fleet_rules(
         ctx = _context(snapshot, rule, config, ts, findings=findings)
         extra = _run(rule, ctx)
         if rule.annotate is not None and not extra.empty:
-            parts[0] = rule.annotate(parts[0], conform_findings(extra))
+            parts[0] = rule.annotate(parts[0], extra)
         parts.append(extra)
     return _finish(parts, ts) if len(parts) > 1 else findings
 
@@ -146,17 +173,22 @@ def run_fleet_rules(
 _SEVERITY_RANK = {"error": 0, "warning": 1}
 
 
+def _sort_codes(series: pd.Series) -> np.ndarray:
+    codes, _ = pd.factorize(series, sort=True, use_na_sentinel=True)
+    return np.asarray(codes)
+
+
 def sort_findings(findings: pd.DataFrame) -> pd.DataFrame:
     """Errors first, then by rule code, company and incident key (stable, deterministic)."""
     if findings.empty:
         return findings
-    rank = findings["severity"].astype("string").map(_SEVERITY_RANK).fillna(2)
+    rank = map_values(findings["severity"], _SEVERITY_RANK, 2).to_numpy(dtype="float64")
     order = np.lexsort(
         (
-            findings["incident_key"].astype("string").fillna("").to_numpy(dtype=object),
-            findings["company_id"].astype("string").fillna("").to_numpy(dtype=object),
-            findings["code"].astype("string").fillna("").to_numpy(dtype=object),
-            rank.to_numpy(dtype="float64"),
+            _sort_codes(findings["incident_key"]),
+            _sort_codes(findings["company_id"]),
+            _sort_codes(text(findings["code"])),
+            rank,
         )
     )
     return findings.iloc[order].reset_index(drop=True)
@@ -200,10 +232,7 @@ def audit(
             audit_partition(snapshot.partition(chunk), config, ts)
             for chunk in _chunks(ids, chunk_size)
         ]
-        parts = [p for p in parts if not p.empty]
-        findings = (
-            conform_findings(pd.concat(parts, ignore_index=True)) if parts else empty_findings()
-        )
+        findings = concat_findings(parts)
     else:
         findings = audit_partition(snapshot, config, ts)
     findings = run_fleet_rules(findings, snapshot, config, ts)

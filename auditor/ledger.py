@@ -63,53 +63,70 @@ def previous_tables(findings: pd.DataFrame, resolved: Iterable[pd.DataFrame] = (
     return pd.concat([conform_findings(f) for f in frames], ignore_index=True)
 
 
-def _lookup(values: pd.Series, keys: pd.Series) -> pd.Series:
-    """``values[key]`` for each key (NA where absent), aligned with ``keys``."""
-    found = values.reindex(pd.Index(keys.to_numpy(dtype=object)))
-    return pd.Series(found.to_numpy(), index=keys.index, dtype=values.dtype)
-
-
 def apply_ledger(
     findings: pd.DataFrame, previous: pd.DataFrame | None, as_of: datetime
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(tonight's findings with state/first_seen/nights_open, the resolved incidents)."""
     now = pd.Timestamp(as_of)
     out = findings.copy()
+    n = len(out)
     if previous is None or previous.empty:
-        out["state"] = "new"
-        out["first_seen"] = now
-        out["nights_open"] = 1
+        out["state"] = _states(np.zeros(n, dtype=np.int8))
+        out["first_seen"] = pd.Series(now, index=out.index, dtype="datetime64[ns, UTC]")
+        out["nights_open"] = pd.array(np.ones(n, dtype="int64"), dtype="Int64")
         return conform_findings(out), empty_findings()
 
     prev = conform_findings(previous)
-    missing_key = prev["incident_key"].isna()
+    missing_key = prev["incident_key"].isna().to_numpy()
     if missing_key.any():
         prev.loc[missing_key, "incident_key"] = incident_keys(prev.loc[missing_key])
-    prev_state = prev["state"].astype("string").fillna("new")
     prev["first_seen"] = prev["first_seen"].fillna(prev["as_of"]).fillna(now)
-    was_resolved = (prev_state == "resolved").to_numpy(dtype=bool)
+    was_resolved = (prev["state"].astype("string") == "resolved").fillna(False).to_numpy(bool)
     opened = prev.loc[~was_resolved].drop_duplicates("incident_key", keep="last")
-    closed = prev.loc[was_resolved]
-    closed = closed.sort_values("as_of", kind="stable", na_position="first")
+    closed = prev.loc[was_resolved].sort_values("as_of", kind="stable", na_position="first")
     closed = closed.drop_duplicates("incident_key", keep="last")
 
-    keys = out["incident_key"].astype("string")
-    open_idx = opened.set_index("incident_key")
-    closed_idx = closed.set_index("incident_key")
-    ongoing = keys.isin(open_idx.index).to_numpy(dtype=bool)
-    regressed = keys.isin(closed_idx.index).to_numpy(dtype=bool) & ~ongoing
+    # One integer code per key over tonight + last night's open + remembered resolved keys.
+    all_keys = pd.concat(
+        [out["incident_key"], opened["incident_key"], closed["incident_key"]], ignore_index=True
+    ).astype("string")
+    codes, uniques = pd.factorize(all_keys)
+    tonight = codes[:n]
+    open_codes = codes[n : n + len(opened)]
+    closed_codes = codes[n + len(opened) :]
+    size = len(uniques) + 1
 
-    out["state"] = np.select([ongoing, regressed], ["ongoing", "regressed"], "new")
-    first_open = _lookup(open_idx["first_seen"], keys)
-    first_closed = _lookup(closed_idx["first_seen"], keys)
-    first = pd.Series(now, index=out.index, dtype="datetime64[ns, UTC]")
-    first = first.mask(pd.Series(ongoing, index=out.index), first_open)
-    first = first.mask(pd.Series(regressed, index=out.index), first_closed)
-    out["first_seen"] = first.fillna(now)
-    nights = _lookup(open_idx["nights_open"].astype("Float64"), keys).fillna(0)
-    out["nights_open"] = np.where(ongoing, nights.to_numpy(dtype="float64") + 1, 1).astype(int)
+    open_at = np.full(size, -1)
+    open_at[open_codes] = np.arange(len(opened))
+    closed_at = np.full(size, -1)
+    closed_at[closed_codes] = np.arange(len(closed))
+    open_pos = open_at[tonight]
+    closed_pos = closed_at[tonight]
+    ongoing = open_pos >= 0
+    regressed = (closed_pos >= 0) & ~ongoing
 
-    gone = ~opened["incident_key"].isin(keys)
+    out["state"] = _states(np.select([ongoing, regressed], [1, 2], 0).astype(np.int8))
+    first = np.full(n, now.to_datetime64(), dtype="datetime64[ns]")
+    open_first = opened["first_seen"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
+    closed_first = closed["first_seen"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
+    first[ongoing] = open_first[open_pos[ongoing]]
+    first[regressed] = closed_first[closed_pos[regressed]]
+    out["first_seen"] = pd.Series(first, index=out.index).dt.tz_localize("UTC")
+    nights_before = opened["nights_open"].astype("Float64").fillna(1).to_numpy(dtype="float64")
+    nights = np.ones(n, dtype="int64")
+    nights[ongoing] = nights_before[open_pos[ongoing]].astype("int64") + 1
+    out["nights_open"] = pd.array(nights, dtype="Int64")
+
+    seen_tonight = np.zeros(size, dtype=bool)
+    seen_tonight[tonight] = True
+    gone = ~seen_tonight[open_codes]
     resolved = opened.loc[gone].copy()
     resolved["state"] = "resolved"
     return conform_findings(out), conform_findings(resolved)
+
+
+_STATE_NAMES = pd.Index(["new", "ongoing", "regressed", "resolved"], dtype="string")
+
+
+def _states(codes: np.ndarray) -> pd.Categorical[str]:
+    return pd.Categorical.from_codes(codes, categories=_STATE_NAMES)

@@ -15,13 +15,16 @@ must not read the clock. The module docstring of the rule is its documentation.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.compute as pc  # type: ignore[import-untyped]
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from auditor.findings import Severity
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HOUR",
+    "STATUS_COLUMNS",
     "Hours",
     "Rule",
     "RuleContext",
@@ -38,14 +42,18 @@ __all__ = [
     "Scope",
     "Thresholds",
     "TieredOptions",
+    "crossed",
     "fmt_hours",
     "fmt_ts",
     "hours_since",
+    "isin",
     "map_values",
     "now_utc",
     "parse_hours",
     "resolve_thresholds",
+    "severity_of",
     "status_columns",
+    "text",
     "tier",
 ]
 
@@ -123,6 +131,12 @@ class RuleContext:
     as_of: pd.Timestamp
     findings: pd.DataFrame | None = None
 
+    @cached_property
+    def company_codes(self) -> tuple[np.ndarray, pd.Index]:
+        """(an integer code per status row, the company id of each code); computed once."""
+        codes, uniques = pd.factorize(self.status["company_id"], use_na_sentinel=True)
+        return np.asarray(codes), pd.Index(uniques)
+
     def opts(self, model: type[_O]) -> _O:
         """The rule's options as its own options model."""
         if not isinstance(self.options, model):
@@ -145,7 +159,7 @@ class RuleContext:
         if overrides.empty or frame.empty:
             return base
         overrides = overrides.drop_duplicates(["company_id", "data_type"], keep="last")
-        hit = frame["company_id"].isin(overrides["company_id"])
+        hit = isin(frame["company_id"], overrides["company_id"].dropna())
         if not hit.any():
             return base
         keys = frame.loc[hit, ["company_id", "data_type"]].astype("string")
@@ -183,13 +197,46 @@ class Rule:
 def map_values(keys: pd.Series, mapping: Mapping[Any, Any], default: Any = np.nan) -> pd.Series:
     """``keys.map(mapping)`` computed once per distinct key (categoricals stay cheap)."""
     codes, uniques = pd.factorize(keys, use_na_sentinel=True)
-    table = np.array([mapping.get(u, default) for u in uniques] + [default], dtype=object)
-    values = table[codes]  # code -1 (NA) takes the trailing default
-    out = pd.Series(values, index=keys.index)
-    try:
-        return out.infer_objects()
-    except (TypeError, ValueError):  # pragma: no cover - mixed objects stay objects
-        return out
+    values = [mapping.get(u, default) for u in uniques] + [default]
+    numeric = all(
+        v is None or (isinstance(v, int | float | np.number) and not isinstance(v, bool))
+        for v in values
+    )
+    table = np.array(
+        [np.nan if v is None else v for v in values] if numeric else values,
+        dtype="float64" if numeric else object,
+    )
+    out = pd.Series(table[codes], index=keys.index)  # code -1 (NA) takes the trailing default
+    return out if numeric else out.infer_objects()
+
+
+def _arrow_strings(values: Any) -> pa.Array | pa.ChunkedArray:
+    if isinstance(values, pd.Series | pd.Index):
+        if not isinstance(values.dtype, pd.StringDtype):
+            values = values.astype("string")
+        return pa.array(values.array)
+    return pa.array(list(values), type=pa.string(), from_pandas=True)
+
+
+def isin(series: pd.Series, values: Iterable[Any]) -> np.ndarray:
+    """``series.isin(values)`` as a bool array (pyarrow hashing: fast for big string columns)."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        return np.asarray(series.isin(list(values)), dtype=bool)
+    found = pc.is_in(_arrow_strings(series), value_set=_arrow_strings(values), skip_nulls=True)
+    return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _arrow_text(array: pa.Array, index: pd.Index) -> pd.Series:
+    return pd.Series(pd.arrays.ArrowStringArray(array), index=index, dtype="string")
+
+
+def text(series: pd.Series) -> pd.Series:
+    """``series`` as a ``string`` Series, cheaply for categoricals (one take of the categories)."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        categories = pd.Series(series.cat.categories, dtype="string").array
+        taken = categories.take(series.cat.codes.to_numpy(), allow_fill=True)
+        return pd.Series(taken, index=series.index, dtype="string")
+    return series.astype("string")
 
 
 def hours_since(ts: pd.Series, as_of: pd.Timestamp) -> pd.Series:
@@ -202,28 +249,41 @@ def fmt_ts(ts: pd.Series) -> pd.Series:
     """``YYYY-MM-DD HH:MM UTC`` for each timestamp (``never`` for NaT), vectorised."""
     if ts.empty:
         return pd.Series([], index=ts.index, dtype="string")
-    values = ts.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(dtype="datetime64[m]")
-    text = np.char.replace(np.datetime_as_string(values, unit="m"), "T", " ")
-    out = pd.Series(text, index=ts.index, dtype="string") + " UTC"
-    return out.where(ts.notna(), "never")
+    utc = ts.dt.tz_convert("UTC") if ts.dt.tz is not None else ts.dt.tz_localize("UTC")
+    formatted = pc.strftime(pa.array(utc), format="%Y-%m-%d %H:%M UTC")
+    return _arrow_text(formatted, ts.index).fillna("never")
 
 
 def fmt_hours(hours: pd.Series) -> pd.Series:
     """Hours rounded to a whole number, as text (``?`` for NaN)."""
-    whole = hours.round(0).astype("Float64").astype("Int64")
-    return whole.astype("string").fillna("?")
+    whole = pa.array(hours.round(0).to_numpy(dtype="float64"), from_pandas=True)
+    as_text = pc.cast(pc.cast(whole, pa.int64()), pa.string())
+    return _arrow_text(as_text, hours.index).fillna("?")
 
 
-def tier(
-    value: pd.Series, warn: pd.Series, error: pd.Series
-) -> tuple[pd.Series, pd.Series, pd.Series]:
-    """(flagged mask, severity, crossed threshold) for ``value`` strictly above a threshold."""
-    is_error = (value > error).fillna(False).astype(bool)
-    is_warn = (value > warn).fillna(False).astype(bool) & ~is_error
-    flagged = is_error | is_warn
-    severity = pd.Series(np.where(is_error, "error", "warning"), index=value.index)
-    threshold = pd.Series(np.where(is_error, error, warn), index=value.index, dtype="float64")
-    return flagged, severity, threshold
+def severity_of(is_error: np.ndarray | pd.Series, index: pd.Index) -> pd.Series:
+    """``error``/``warning`` for a bool array, as a categorical (cheap for many rows)."""
+    codes = np.asarray(is_error, dtype=bool).astype(np.int8)
+    return pd.Series(
+        pd.Categorical.from_codes(codes, categories=pd.Index(["warning", "error"], dtype="string")), index=index
+    )
+
+
+def tier(value: pd.Series, warn: pd.Series, error: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(flagged, is_error) bool arrays for ``value`` strictly above a threshold (NaN: no)."""
+    v = value.to_numpy(dtype="float64", na_value=np.nan)
+    w = warn.to_numpy(dtype="float64", na_value=np.nan)
+    e = error.to_numpy(dtype="float64", na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        is_error = v > e
+        flagged = is_error | (v > w)
+    return flagged, is_error
+
+
+def crossed(is_error: np.ndarray, warn: pd.Series, error: pd.Series) -> pd.Series:
+    """The threshold each flagged row crossed (error's where ``is_error``, else warning's)."""
+    values = np.where(is_error, error.to_numpy(dtype="float64"), warn.to_numpy(dtype="float64"))
+    return pd.Series(values, index=warn.index, dtype="float64")
 
 
 def resolve_thresholds(
@@ -254,7 +314,7 @@ def resolve_thresholds(
 
 
 #: Columns a finding about one status row copies from it.
-_STATUS_COLUMNS: Final[tuple[str, ...]] = (
+STATUS_COLUMNS: Final[tuple[str, ...]] = (
     "company_id",
     "company_name",
     "platform",
@@ -267,7 +327,7 @@ _STATUS_COLUMNS: Final[tuple[str, ...]] = (
 
 def status_columns(rows: pd.DataFrame) -> dict[str, pd.Series]:
     """The finding columns copied from status rows."""
-    return {c: rows[c] for c in _STATUS_COLUMNS if c in rows.columns}
+    return {c: rows[c] for c in STATUS_COLUMNS if c in rows.columns}
 
 
 def now_utc(as_of: datetime) -> pd.Timestamp:

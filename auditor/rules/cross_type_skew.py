@@ -25,17 +25,23 @@ from __future__ import annotations
 
 from typing import Final
 
+import numpy as np
 import pandas as pd
 from pydantic import Field
 
 from auditor.rules._base import (
+    STATUS_COLUMNS,
     Hours,
     Rule,
     RuleContext,
     RuleOptions,
     Thresholds,
+    crossed,
     fmt_hours,
     fmt_ts,
+    isin,
+    severity_of,
+    text,
     tier,
 )
 
@@ -72,90 +78,69 @@ class SkewOptions(RuleOptions):
 
 
 def _group_findings(
-    eligible: pd.DataFrame, name: str, members: tuple[str, ...], opts: SkewOptions
+    ctx: RuleContext, eligible: np.ndarray, name: str, members: tuple[str, ...], opts: SkewOptions
 ) -> pd.DataFrame:
-    rows = eligible.loc[eligible["data_type"].isin(members).fillna(False).astype(bool)]
-    if rows.empty:
+    status = ctx.status
+    codes, _ = ctx.company_codes
+    positions = np.flatnonzero(eligible & isin(status["data_type"], members))
+    if positions.size == 0:
         return pd.DataFrame()
-    by_company = rows.groupby("company_id", sort=False, observed=True)["last_successful_sync"]
-    summary = pd.DataFrame(
-        {
-            "count": by_company.count(),
-            "oldest_at": by_company.idxmin(),
-            "newest_at": by_company.idxmax(),
-        }
-    )
-    summary = summary.loc[summary["count"] >= 2]
-    oldest = rows.loc[summary["oldest_at"].to_numpy()]
-    newest = rows.loc[summary["newest_at"].to_numpy()]
-    skew = pd.Series(
-        (
-            newest["last_successful_sync"].to_numpy() - oldest["last_successful_sync"].to_numpy()
-        )
-        / pd.Timedelta(hours=1),
-        index=oldest.index,
-        dtype="float64",
-    )
+    synced = status["last_successful_sync"].to_numpy(dtype="datetime64[ns]").view("int64")
+    company, at = codes[positions], synced[positions]
+    order = np.lexsort((at, company))  # by company, then oldest first
+    positions, company = positions[order], company[order]
+    starts = np.flatnonzero(np.r_[True, company[1:] != company[:-1]])
+    ends = np.r_[starts[1:], company.size] - 1
+    several = ends > starts
+    oldest_pos, newest_pos = positions[starts[several]], positions[ends[several]]
+    skew = pd.Series((synced[newest_pos] - synced[oldest_pos]) / 3.6e12, dtype="float64")
     limits = opts.groups.get(name, Thresholds())
     warn = limits.warn_after if limits.warn_after is not None else opts.warn_after
     error = limits.error_after if limits.error_after is not None else opts.error_after
-    flagged, severity, threshold = tier(
-        skew,
-        pd.Series(warn, index=skew.index, dtype="float64"),
-        pd.Series(error, index=skew.index, dtype="float64"),
-    )
-    oldest, skew, severity, threshold = (
-        oldest.loc[flagged],
-        skew[flagged],
-        severity[flagged],
-        threshold[flagged],
-    )
-    newest_type = pd.Series(
-        newest.loc[flagged.to_numpy(), "data_type"].astype("string").to_numpy(), index=oldest.index
-    )
-    newest_at = pd.Series(
-        newest.loc[flagged.to_numpy(), "last_successful_sync"].to_numpy(), index=oldest.index
-    )
+    warn_s = pd.Series(warn, index=skew.index, dtype="float64")
+    error_s = pd.Series(error, index=skew.index, dtype="float64")
+    flagged, is_error = tier(skew, warn_s, error_s)
+    if not flagged.any():
+        return pd.DataFrame()
+    oldest: pd.DataFrame = status.iloc[oldest_pos[flagged]][list(STATUS_COLUMNS)]
+    oldest = oldest.reset_index(drop=True)
+    newest = status.iloc[newest_pos[flagged]][["data_type", "last_successful_sync"]]
+    newest = newest.reset_index(drop=True)
+    is_error = is_error[flagged]
+    threshold = crossed(is_error, warn_s[flagged], error_s[flagged]).reset_index(drop=True)
+    skew = skew[flagged].reset_index(drop=True)
     consistent_at = fmt_ts(oldest["last_successful_sync"])
+    oldest_type = text(oldest["data_type"])
     message = (
         name
         + " is "
         + fmt_hours(skew)
         + " h out of step: oldest "
-        + oldest["data_type"].astype("string")
+        + oldest_type
         + " at "
         + consistent_at
         + ", newest "
-        + newest_type
+        + text(newest["data_type"])
         + " at "
-        + fmt_ts(newest_at)
+        + fmt_ts(newest["last_successful_sync"])
         + "; all members are consistent only as of "
         + consistent_at
         + "."
     )
     remedy = (
         "Queue a sync of "
-        + oldest["data_type"].astype("string")
+        + oldest_type
         + " (or of all "
         + name
         + " members, in syncOrder) so the group is refreshed together."
     )
-    return pd.DataFrame(
-        {
-            "company_id": oldest["company_id"],
-            "company_name": oldest["company_name"],
-            "platform": oldest["platform"],
-            "connection_id": oldest["connection_id"],
-            "data_type": oldest["data_type"],
-            "group": name,
-            "current_status": oldest["current_status"],
-            "last_successful_sync": oldest["last_successful_sync"],
-            "severity": severity,
-            "age_hours": skew,
-            "threshold_hours": threshold,
-            "message": message,
-            "remedy": remedy,
-        }
+    return oldest.assign(
+        group=name,
+        severity=severity_of(is_error, oldest.index),
+        age_hours=skew,
+        threshold_hours=threshold,
+        message=message,
+        remedy=remedy,
     )
 
 
@@ -163,12 +148,11 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     """One finding per company x consistency group whose members are too far apart."""
     opts = ctx.opts(SkewOptions)
     status = ctx.status
-    eligible = status.loc[
-        status["last_successful_sync"].notna()
-        & (status["current_status"] != "NotSupported").fillna(True).astype(bool)
-    ]
+    eligible = status["last_successful_sync"].notna().to_numpy() & ~isin(
+        status["current_status"], ["NotSupported"]
+    )
     parts = [
-        _group_findings(eligible, name, tuple(members), opts)
+        _group_findings(ctx, eligible, name, tuple(members), opts)
         for name, members in ctx.config.consistency_groups.items()
         if len(members) >= 2
     ]

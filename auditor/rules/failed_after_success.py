@@ -24,14 +24,17 @@ import pandas as pd
 
 from auditor.constants import FAILED_AFTER_SUCCESS_STATUSES
 from auditor.rules._base import (
+    STATUS_COLUMNS,
     Rule,
     RuleContext,
     RuleOptions,
     fmt_hours,
     fmt_ts,
     hours_since,
+    isin,
     map_values,
     status_columns,
+    text,
 )
 
 __all__ = ["REMEDY_BY_STATUS", "RULE", "check"]
@@ -63,14 +66,15 @@ _DEFAULT_REMEDY: Final = (
 def error_rows(ctx: RuleContext, *, synced_before: bool) -> pd.DataFrame:
     """Status rows in a non-auth error state, with or without a successful sync before."""
     status = ctx.status
-    has_sync = status["last_successful_sync"].notna()
-    mask = status["current_status"].isin(FAILED_AFTER_SUCCESS_STATUSES).fillna(False)
-    return status.loc[mask.astype(bool) & (has_sync if synced_before else ~has_sync)]
+    has_sync = status["last_successful_sync"].notna().to_numpy()
+    mask = isin(status["current_status"], FAILED_AFTER_SUCCESS_STATUSES)
+    return status.loc[mask & (has_sync if synced_before else ~has_sync), list(STATUS_COLUMNS)]
 
 
 def remedy_for(rows: pd.DataFrame) -> pd.Series:
     """The usual remedy for each row's error status."""
-    return map_values(rows["current_status"], REMEDY_BY_STATUS, _DEFAULT_REMEDY).astype("string")
+    remedies = map_values(rows["current_status"], REMEDY_BY_STATUS, _DEFAULT_REMEDY)
+    return remedies.astype("string")
 
 
 def check(ctx: RuleContext) -> pd.DataFrame:
@@ -78,9 +82,9 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     rows = error_rows(ctx, synced_before=True)
     age = hours_since(rows["last_successful_sync"], ctx.as_of)
     message = (
-        rows["data_type"].astype("string")
+        text(rows["data_type"])
         + " is in "
-        + rows["current_status"].astype("string")
+        + text(rows["current_status"])
         + "; the company is served the data of its last successful sync at "
         + fmt_ts(rows["last_successful_sync"])
         + " ("

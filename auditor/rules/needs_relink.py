@@ -16,39 +16,59 @@ How to fix
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-from auditor.rules._base import Rule, RuleContext, RuleOptions
+from auditor.rules._base import Rule, RuleContext, RuleOptions, isin, text
 
 __all__ = ["RULE", "check"]
 
 _KEYS = ["company_id", "connection_id"]
 
 
+def _summarise(auth: pd.DataFrame) -> pd.DataFrame:
+    """One row per company x connection of sorted AuthError rows: count and the types."""
+    if auth.empty:
+        return pd.DataFrame(
+            columns=[*_KEYS, "auth_types", "auth_count", "status_name", "status_platform"]
+        )
+    keys = auth[_KEYS].fillna("\x00").to_numpy(dtype=object)
+    new_group = np.r_[True, (keys[1:] != keys[:-1]).any(axis=1)]
+    starts = np.flatnonzero(new_group)
+    names = (auth["data_type"].fillna("?") + ", ").to_numpy(dtype=object)
+    joined = np.add.reduceat(names, starts)  # string concatenation per group, in C
+    first = auth.iloc[starts]
+    return pd.DataFrame(
+        {
+            "company_id": first["company_id"].to_numpy(),
+            "connection_id": first["connection_id"].to_numpy(),
+            "auth_types": pd.Series(joined, dtype="string").str.removesuffix(", ").to_numpy(),
+            "auth_count": np.diff(np.r_[starts, len(auth)]),
+            "status_name": first["company_name"].to_numpy(),
+            "status_platform": first["platform"].to_numpy(),
+        }
+    )
+
+
 def check(ctx: RuleContext) -> pd.DataFrame:
     """Connections that need relinking."""
     companies = ctx.companies.assign(
-        company_id=ctx.companies["company_id"].astype("string"),
-        connection_id=ctx.companies["connection_id"].astype("string"),
+        company_id=text(ctx.companies["company_id"]),
+        connection_id=text(ctx.companies["connection_id"]),
     )
     status = ctx.status
-    auth = status.loc[(status["current_status"] == "AuthError").fillna(False).astype(bool)]
+    auth = status.loc[
+        isin(status["current_status"], ["AuthError"]),
+        ["company_id", "company_name", "platform", "connection_id", "data_type"],
+    ]
     auth = auth.assign(
-        company_id=auth["company_id"].astype("string"),
-        connection_id=auth["connection_id"].astype("string"),
-        data_type=auth["data_type"].astype("string"),
-    )
-    by_connection = auth.groupby(_KEYS, sort=True, dropna=False)
-    auth_summary = pd.DataFrame(
-        {
-            "auth_types": by_connection["data_type"].agg(lambda s: ", ".join(sorted(s))),
-            "auth_count": by_connection.size(),
-            "status_name": by_connection["company_name"].first(),
-            "status_platform": by_connection["platform"].first(),
-        }
-    ).reset_index()
+        company_id=text(auth["company_id"]),
+        connection_id=text(auth["connection_id"]),
+        data_type=text(auth["data_type"]),
+    ).sort_values([*_KEYS, "data_type"], na_position="last")
+    auth_summary = _summarise(auth)
     deauth = companies.loc[
-        (companies["connection_status"] == "Deauthorized").fillna(False).astype(bool), _KEYS
+        isin(companies["connection_status"], ["Deauthorized"]), _KEYS
     ].assign(deauthorized=True)
     hits = deauth.merge(auth_summary, on=_KEYS, how="outer")
     if hits.empty:

@@ -26,7 +26,15 @@ import numpy as np
 import pandas as pd
 
 from auditor.constants import source_type_of
-from auditor.rules._base import Rule, RuleContext, RuleOptions, hours_since, map_values
+from auditor.rules._base import (
+    Rule,
+    RuleContext,
+    RuleOptions,
+    hours_since,
+    isin,
+    map_values,
+    text,
+)
 
 __all__ = ["RULE", "check", "expected_types"]
 
@@ -44,40 +52,48 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     expected = expected_types(ctx)
     companies = ctx.companies
     linked = companies.loc[
-        (companies["connection_status"] == "Linked").fillna(False).astype(bool)
-        & ~companies["company_id"].isin(ctx.errors["company_id"].dropna())
+        isin(companies["connection_status"], ["Linked"])
+        & ~isin(companies["company_id"], ctx.errors["company_id"].dropna())
     ]
     if linked.empty or not expected:
         return pd.DataFrame()
     linked = linked.assign(
-        company_id=linked["company_id"].astype("string"),
-        source_type=linked["source_type"].astype("string").fillna("Accounting"),
+        company_id=text(linked["company_id"]),
+        source_type=text(linked["source_type"]).fillna("Accounting"),
     ).drop_duplicates(["company_id", "source_type"])
     wanted = pd.DataFrame(
         {"data_type": expected, "source_type": [source_type_of(t) for t in expected]}
     )
 
-    # Fast path: companies that have every type they could be expected to have are skipped.
+    # Fast path: count, per company x source type, the expected types that have a status or a
+    # sync; companies that have all the types they could be expected to have are skipped.
     status = ctx.status
-    present = status.loc[
-        (status["current_status"].notna() | status["last_successful_sync"].notna())
-        & status["data_type"].isin(expected).fillna(False).astype(bool),
-        ["company_id", "data_type"],
-    ]
+    codes, company_index = ctx.company_codes
+    sources = sorted(set(wanted["source_type"]) | set(linked["source_type"]))
+    source_code = {name: i for i, name in enumerate(sources)}
+    present = (
+        status["current_status"].notna().to_numpy()
+        | status["last_successful_sync"].notna().to_numpy()
+    ) & isin(status["data_type"], expected)
     present_source = map_values(
-        present["data_type"], {t: source_type_of(t) for t in expected}
-    ).astype("string")
-    have = present.groupby(
-        [present["company_id"].astype("string"), present_source], sort=False
-    ).size()
+        status.loc[present, "data_type"],
+        {t: source_code[source_type_of(t)] for t in expected},
+    ).to_numpy(dtype="int64")
+    n_sources = len(sources)
+    have = np.bincount(
+        codes[present] * n_sources + present_source, minlength=(len(company_index) + 1) * n_sources
+    )
+    linked_codes = company_index.get_indexer(linked["company_id"])
+    linked_source = linked["source_type"].map(source_code).to_numpy(dtype="int64")
+    slot = np.maximum(linked_codes, 0) * n_sources + linked_source
+    got = np.where(linked_codes >= 0, have[slot], 0)
     per_source = wanted.groupby("source_type").size()
     need = per_source.reindex(linked["source_type"]).fillna(0).to_numpy()
-    got = have.reindex(pd.MultiIndex.from_frame(linked[["company_id", "source_type"]]))
-    short = linked["company_id"].loc[need > got.fillna(0).to_numpy()].unique()
+    short = linked["company_id"].loc[need > got].unique()
     if len(short) == 0:
         return pd.DataFrame()
 
-    pairs = linked.loc[linked["company_id"].isin(short)].merge(wanted, on="source_type")
+    pairs = linked.loc[isin(linked["company_id"], short)].merge(wanted, on="source_type")
     flagged_by_setting = ctx.setting(pairs, "fetch_on_first_link")
     by_setting = flagged_by_setting.astype("boolean").fillna(False).astype(bool)
     by_config = pairs["data_type"].isin(ctx.config.expected_data_types)
@@ -85,7 +101,7 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     pairs = pairs.loc[pairs["by_setting"] | pairs["by_config"]]
 
     rows = status.loc[
-        status["company_id"].isin(short),
+        isin(status["company_id"], short),
         ["company_id", "data_type", "current_status", "last_successful_sync"],
     ]
     rows = rows.assign(

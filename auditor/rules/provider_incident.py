@@ -24,7 +24,7 @@ from __future__ import annotations
 import pandas as pd
 from pydantic import Field
 
-from auditor.rules._base import Rule, RuleContext, RuleOptions
+from auditor.rules._base import Rule, RuleContext, RuleOptions, isin, text
 
 __all__ = ["RULE", "ProviderIncidentOptions", "annotate", "check", "member_keys"]
 
@@ -49,7 +49,7 @@ class ProviderIncidentOptions(RuleOptions):
 
 
 def _text(series: pd.Series) -> pd.Series:
-    return series.astype("string").fillna("")
+    return text(series).fillna("")
 
 
 def member_keys(findings: pd.DataFrame) -> pd.Series:
@@ -74,7 +74,7 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     if findings is None or findings.empty:
         return pd.DataFrame()
     eligible = findings.loc[
-        findings["rule"].isin(opts.rules).fillna(False).astype(bool)
+        isin(findings["rule"], opts.rules)
         & findings["company_id"].notna()
         & findings["platform"].notna()
     ]
@@ -157,7 +157,7 @@ def check(ctx: RuleContext) -> pd.DataFrame:
 def annotate(findings: pd.DataFrame, incidents: pd.DataFrame) -> pd.DataFrame:
     """Mark each per-company finding that belongs to one of ``incidents``."""
     keys = member_keys(findings)
-    member = keys.isin(incidents["incident_key"].dropna()).to_numpy(dtype=bool) & findings[
+    member = isin(keys, incidents["incident_key"].dropna()) & findings[
         "company_id"
     ].notna().to_numpy(dtype=bool)
     if not member.any():

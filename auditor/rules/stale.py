@@ -31,15 +31,19 @@ import pandas as pd
 from pydantic import Field
 
 from auditor.rules._base import (
+    STATUS_COLUMNS,
     Hours,
     Rule,
     RuleContext,
     TieredOptions,
+    crossed,
     fmt_hours,
     fmt_ts,
     hours_since,
+    isin,
     resolve_thresholds,
-    status_columns,
+    severity_of,
+    text,
     tier,
 )
 
@@ -58,23 +62,26 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     """Stale data types of the partition."""
     opts = ctx.opts(StaleOptions)
     status = ctx.status
-    candidates = status.loc[
-        status["last_successful_sync"].notna()
-        & (status["current_status"] != "NotSupported").fillna(True).astype(bool)
-    ]
-    age = hours_since(candidates["last_successful_sync"], ctx.as_of)
-    schedule = ctx.setting(candidates, "sync_schedule_hours").astype("float64")
+    candidate = status["last_successful_sync"].notna().to_numpy() & ~isin(
+        status["current_status"], ["NotSupported"]
+    )
+    age = hours_since(status["last_successful_sync"], ctx.as_of)
+    schedule = ctx.setting(status, "sync_schedule_hours").astype("float64")
     schedule = schedule.where(schedule > 0).fillna(opts.default_schedule_hours)
     warn, error = resolve_thresholds(
-        candidates,
+        status,
         opts,
         schedule * opts.schedule_warn_factor,
         schedule * opts.schedule_error_factor,
     )
-    flagged, severity, threshold = tier(age, warn, error)
-    rows = candidates.loc[flagged]
-    age, threshold = age[flagged], threshold[flagged]
-    data_type = rows["data_type"].astype("string")
+    flagged, is_error = tier(age, warn, error)
+    flagged &= candidate
+    rows = status.loc[flagged, list(STATUS_COLUMNS)]
+    is_error = is_error[flagged]
+    age = age[flagged]
+    threshold = crossed(is_error, warn[flagged], error[flagged])
+    severity = severity_of(is_error, rows.index)
+    data_type = text(rows["data_type"])
     message = (
         data_type
         + " last synced successfully at "
@@ -82,7 +89,7 @@ def check(ctx: RuleContext) -> pd.DataFrame:
         + ", "
         + fmt_hours(age)
         + " h ago ("
-        + severity[flagged]
+        + text(severity)
         + " after "
         + fmt_hours(threshold)
         + " h)."
@@ -91,20 +98,17 @@ def check(ctx: RuleContext) -> pd.DataFrame:
         "Queue a sync of "
         + data_type
         + " (POST /companies/"
-        + rows["company_id"].astype("string")
+        + text(rows["company_id"])
         + "/data/queue/"
         + data_type
         + ") and check its pull operation; if it keeps failing, fix the error it reports."
     )
-    return pd.DataFrame(
-        {
-            **status_columns(rows),
-            "severity": severity[flagged],
-            "age_hours": age,
-            "threshold_hours": threshold,
-            "message": message,
-            "remedy": remedy,
-        }
+    return rows.assign(
+        severity=severity,
+        age_hours=age,
+        threshold_hours=threshold,
+        message=message,
+        remedy=remedy,
     )
 
 

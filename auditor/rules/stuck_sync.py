@@ -27,15 +27,20 @@ from pydantic import Field
 
 from auditor.constants import IN_PROGRESS_STATUSES
 from auditor.rules._base import (
+    STATUS_COLUMNS,
     Hours,
     Rule,
     RuleContext,
     TieredOptions,
+    crossed,
     fmt_hours,
     fmt_ts,
     hours_since,
+    isin,
     resolve_thresholds,
+    severity_of,
     status_columns,
+    text,
     tier,
 )
 
@@ -83,22 +88,25 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     """In-progress syncs requested too long ago."""
     opts = ctx.opts(StuckSyncOptions)
     status = ctx.status
-    rows = status.loc[status["current_status"].isin(IN_PROGRESS_STATUSES).fillna(False)]
+    columns = [*STATUS_COLUMNS, "integration_key", "latest_sync_id", "latest_sync_requested"]
+    rows = status.loc[isin(status["current_status"], IN_PROGRESS_STATUSES), columns]
     requested = _requested(ctx, rows)
     age = hours_since(requested, ctx.as_of)
     warn, error = resolve_thresholds(rows, opts, float("nan"), float("nan"))
-    flagged, severity, threshold = tier(age, warn, error)
+    flagged, is_error = tier(age, warn, error)
     rows, requested, age = rows.loc[flagged], requested[flagged], age[flagged]
+    is_error = is_error[flagged]
+    threshold = crossed(is_error, warn[flagged], error[flagged])
     on_prem_names = {p.casefold() for p in opts.on_premise_platforms}
-    on_prem = rows["platform"].astype("string").str.casefold().isin(on_prem_names) | rows[
-        "integration_key"
-    ].astype("string").str.casefold().isin(on_prem_names)
+    on_prem = text(rows["platform"]).str.casefold().isin(on_prem_names) | text(
+        rows["integration_key"]
+    ).str.casefold().isin(on_prem_names)
     on_prem = on_prem.fillna(False).astype(bool)
-    platform = rows["platform"].astype("string").fillna("the platform")
+    platform = text(rows["platform"]).fillna("the platform")
     message = (
-        rows["data_type"].astype("string")
+        text(rows["data_type"])
         + " has been "
-        + rows["current_status"].astype("string")
+        + text(rows["current_status"])
         + " since its sync was requested at "
         + fmt_ts(requested)
         + " ("
@@ -112,7 +120,7 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     )
     remedy = pd.Series(
         "Check the pull operation "
-        + rows["latest_sync_id"].astype("string").fillna("(latestSyncId)")
+        + text(rows["latest_sync_id"]).fillna("(latestSyncId)")
         + " in the Codat portal; if it has not moved for a day, raise it with Codat support "
         "with the dataset id.",
         index=rows.index,
@@ -125,9 +133,9 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     return pd.DataFrame(
         {
             **status_columns(rows),
-            "severity": severity[flagged],
+            "severity": severity_of(is_error, rows.index),
             "age_hours": age,
-            "threshold_hours": threshold[flagged],
+            "threshold_hours": threshold,
             "message": message,
             "remedy": remedy,
         },

@@ -20,6 +20,7 @@ How to fix
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from pydantic import Field
 
@@ -30,9 +31,14 @@ from auditor.rules._base import (
     RuleContext,
     RuleOptions,
     Thresholds,
+    crossed,
+    fmt_hours,
     fmt_ts,
     hours_since,
+    isin,
     map_values,
+    severity_of,
+    text,
     tier,
 )
 
@@ -52,30 +58,40 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     """Linked connections whose newest successful sync is too old."""
     opts = ctx.opts(TokenExpiryOptions)
     status = ctx.status
-    linked = status.loc[
-        (status["connection_status"] == "Linked").fillna(False).astype(bool)
-        & status["last_successful_sync"].notna()
-    ]
-    if linked.empty:
+    age_all = hours_since(status["last_successful_sync"], ctx.as_of)
+    linked = isin(status["connection_status"], ["Linked"]) & age_all.notna().to_numpy()
+    levels = [opts.warn_after, opts.error_after]
+    for limits in opts.platforms.values():
+        levels += [v for v in (limits.warn_after, limits.error_after) if v is not None]
+    lowest = min(levels)
+    # A connection is at risk only if all its synced rows are old: look at the companies with
+    # an old row only, then at all their linked rows.
+    codes, _ = ctx.company_codes
+    old = linked & (age_all.to_numpy() > lowest)
+    if not old.any():
         return pd.DataFrame()
-    newest_at = linked.groupby(["company_id", "connection_id"], sort=False, observed=True)[
-        "last_successful_sync"
-    ].idxmax()
-    rows = linked.loc[newest_at.to_numpy()]
+    suspects = linked & np.isin(codes, np.unique(codes[old]))
+    columns = ["company_id", "company_name", "platform", "connection_id", "last_successful_sync"]
+    rows = status.loc[suspects, columns]
+    newest_at = rows.groupby(
+        [codes[suspects], text(rows["connection_id"]).fillna("").to_numpy()], sort=False
+    )["last_successful_sync"].idxmax()
+    rows = rows.loc[newest_at.to_numpy()]
     age = hours_since(rows["last_successful_sync"], ctx.as_of)
     warn = pd.Series(opts.warn_after, index=rows.index, dtype="float64")
     error = pd.Series(opts.error_after, index=rows.index, dtype="float64")
-    if opts.platforms:
-        for attr, series in (("warn_after", warn), ("error_after", error)):
-            mapping = {k: getattr(v, attr) for k, v in opts.platforms.items()}
-            mapping = {k: v for k, v in mapping.items() if v is not None}
+    for attr, series in (("warn_after", warn), ("error_after", error)):
+        mapping = {k: getattr(v, attr) for k, v in opts.platforms.items()}
+        mapping = {k: v for k, v in mapping.items() if v is not None}
+        if mapping:
             override = map_values(rows["platform"], mapping)
             series.update(override.astype("float64").dropna())
-    flagged, severity, threshold = tier(age, warn, error)
-    rows, age = rows.loc[flagged], age[flagged]
+    flagged, is_error = tier(age, warn, error)
+    rows, age, is_error = rows.loc[flagged], age[flagged], is_error[flagged]
+    threshold = crossed(is_error, warn[flagged], error[flagged])
     deadline = rows["last_successful_sync"] + opts.token_lifetime_hours * HOUR
-    days = (age / 24).round(0).astype("Int64").astype("string")
-    platform = rows["platform"].astype("string").fillna("the platform")
+    days = fmt_hours(age / 24)
+    platform = text(rows["platform"]).fillna("the platform")
     message = (
         "Newest successful sync on this connection was at "
         + fmt_ts(rows["last_successful_sync"])
@@ -89,25 +105,18 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     )
     remedy = (
         "Queue a sync now (POST /companies/"
-        + rows["company_id"].astype("string")
+        + text(rows["company_id"])
         + "/data/all) and check one data type completes; if it fails with AuthError, "
         "send the customer the link URL to relink."
     )
-    return pd.DataFrame(
-        {
-            "company_id": rows["company_id"],
-            "company_name": rows["company_name"],
-            "platform": rows["platform"],
-            "connection_id": rows["connection_id"],
-            "last_successful_sync": rows["last_successful_sync"],
-            "severity": severity[flagged],
-            "age_hours": age,
-            "threshold_hours": threshold[flagged],
-            "message": message,
-            "remedy": remedy,
-        },
-        index=rows.index,
+    return rows.assign(
+        severity=severity_of(is_error, rows.index),
+        age_hours=age,
+        threshold_hours=threshold,
+        message=message,
+        remedy=remedy,
     )
+
 
 RULE = Rule(
     code="FA103",

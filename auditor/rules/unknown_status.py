@@ -22,7 +22,14 @@ from __future__ import annotations
 import pandas as pd
 
 from auditor.constants import ALL_STATUSES
-from auditor.rules._base import Rule, RuleContext, RuleOptions, status_columns
+from auditor.rules._base import (
+    STATUS_COLUMNS,
+    Rule,
+    RuleContext,
+    RuleOptions,
+    isin,
+    status_columns,
+)
 
 __all__ = ["RULE", "check"]
 
@@ -30,8 +37,8 @@ __all__ = ["RULE", "check"]
 def check(ctx: RuleContext) -> pd.DataFrame:
     """Data types with a status outside the known 21."""
     status = ctx.status
-    known = status["current_status"].isin(ALL_STATUSES).fillna(False).astype(bool)
-    rows = status.loc[status["current_status"].notna() & ~known]
+    known = isin(status["current_status"], ALL_STATUSES)
+    rows = status.loc[status["current_status"].notna().to_numpy() & ~known, list(STATUS_COLUMNS)]
     message = (
         rows["data_type"].astype("string")
         + " reports status '"
