@@ -75,7 +75,7 @@ HTML_BODY_LIMIT: Final[int] = 100_000
 #: the subject is never folded (CPython's folder doubles a space before an encoded "—").
 MESSAGE_POLICY: Final = SMTP_POLICY.clone(max_line_length=200)
 #: Attachments larger than this are gzipped (``findings.csv.gz``).
-DEFAULT_GZIP_ABOVE: Final[int] = 2_000_000
+DEFAULT_GZIP_ABOVE: Final[int] = 5_000_000
 _LOOPBACK_NAMES: Final[frozenset[str]] = frozenset({"localhost", "localhost.localdomain"})
 
 
