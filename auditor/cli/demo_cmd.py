@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 from typing import Annotated
@@ -12,12 +11,10 @@ import typer
 from auditor.cli._app import app
 from auditor.cli._common import load_config_or_exit, parse_as_of
 from auditor.cli._summary import echo_summary
-from auditor.codat import CodatClient, RateLimitPolicy
-from auditor.collector import collect_to_store
+from auditor.demo import run_demo
 from auditor.logs import configure_logging
-from auditor.pipeline import audit_store
-from auditor.report import build_digest, write_eml
-from auditor.sandbox import Fleet, SandboxOptions, SandboxServer, generate_fleet, load_fleet
+from auditor.pipeline import AuditRun
+from auditor.sandbox import load_fleet
 
 __all__ = ["demo"]
 
@@ -32,6 +29,16 @@ def demo(
         int, typer.Option("--companies", min=1, help="Companies in the generated fleet.")
     ] = 500,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the generated fleet.")] = 1,
+    nights: Annotated[
+        int,
+        typer.Option(
+            "--nights",
+            min=1,
+            max=60,
+            help="Nights to simulate, ending at --as-of; between nights half of the refresh "
+            "plan is applied, so the report shows new, ongoing and resolved incidents.",
+        ),
+    ] = 1,
     as_of: Annotated[
         str | None,
         typer.Option("--as-of", help="The audit's 'now', ISO-8601 (default: now, UTC)."),
@@ -43,39 +50,48 @@ def demo(
         Path | None, typer.Option("--config", help="TOML configuration file.")
     ] = None,
     snoozes: Annotated[Path | None, typer.Option("--snoozes", help="Snooze file (TOML).")] = None,
+    progress: Annotated[str, typer.Option("--progress", help="auto, bar, log or off.")] = "auto",
 ) -> None:
     """Run the main job on the embedded sandbox: serve a fleet on a free loopback port,
     snapshot it over HTTP into OUT/store, audit it, and write OUT/report.html, the CSVs and
     OUT/demo.eml (the email digest, not sent)."""
+    if progress not in ("auto", "bar", "log", "off"):
+        raise typer.BadParameter("use auto, bar, log or off", param_hint="--progress")
     cfg = load_config_or_exit(config)
     now = parse_as_of(as_of)
     configure_logging(run_id="demo")
     started = time.perf_counter()
-    fleet: Fleet = load_fleet(fleet_file) if fleet_file else generate_fleet(companies, seed, now)
-    store = out / "store"
-    with SandboxServer(fleet, options=SandboxOptions(start_time=now)) as server:
-        typer.echo(f"sandbox serving {len(fleet)} companies at {server.base_url}")
+    fleet = load_fleet(fleet_file) if fleet_file else None
 
-        async def collect() -> None:
-            async with CodatClient(
-                server.api_key,
-                base_url=server.base_url,
-                rate_limit=RateLimitPolicy(requests_per_minute=None),
-            ) as client:
-                await collect_to_store(client, store, snapshot_at=now, progress="auto")
+    def night_done(night: int, run: AuditRun) -> None:
+        active = run.result.active
+        typer.echo(
+            f"night {night + 1}/{nights} ({run.snapshot.snapshot_at:%Y-%m-%d}): "
+            f"{len(active)} open findings, "
+            f"{int(active['state'].astype('string').isin(['new', 'regressed']).sum())} new or "
+            f"regressed, {len(run.result.resolved)} resolved"
+        )
 
-        asyncio.run(collect())
-        requests = server.stats.total
-    run = audit_store(store, config=cfg, as_of=now, snoozes=snoozes, out_dir=out)
-    assert run.reports is not None
-    msg = build_digest(
-        run.result, display_tz=cfg.timezone, fleet=run.fleet, report_paths=run.reports, now=now
+    outcome = run_demo(
+        out,
+        as_of=now,
+        companies=companies,
+        seed=seed,
+        nights=nights,
+        fleet=fleet,
+        config=cfg,
+        snoozes=snoozes,
+        progress=progress,  # type: ignore[arg-type]
+        on_night=night_done,
     )
-    eml = write_eml(msg, out / "demo.eml")
-    elapsed = time.perf_counter() - started
-    typer.echo(f"collected {len(run.snapshot.company_ids)} companies with {requests} requests")
-    echo_summary(run.result)
-    typer.echo(f"report:   {run.reports.report_html}")
-    typer.echo(f"findings: {run.reports.findings_csv}")
-    typer.echo(f"digest:   {eml}")
-    typer.echo(f"done in {elapsed:.1f} s")
+    final = outcome.nights[-1]
+    assert final.reports is not None
+    typer.echo(
+        f"collected {len(final.snapshot.company_ids)} companies a night; "
+        f"{outcome.requests} requests to the sandbox in all"
+    )
+    echo_summary(final.result)
+    typer.echo(f"report:   {final.reports.report_html}")
+    typer.echo(f"findings: {final.reports.findings_csv}")
+    typer.echo(f"digest:   {outcome.eml}")
+    typer.echo(f"done in {time.perf_counter() - started:.1f} s")

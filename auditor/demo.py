@@ -1,0 +1,127 @@
+"""The demo: the whole pipeline against the embedded sandbox, one or several nights.
+
+:func:`run_demo` starts a :class:`~auditor.sandbox.SandboxServer` on a free loopback port
+and, for each night, moves the sandbox clock to that night, snapshots the fleet over HTTP
+into ``OUT/store``, audits it (the incident ledger compares with the night before) and, on
+every night but the last, queues refreshes for what was flagged (``auditor refresh
+--apply``), so the next night shows which problems were fixed. The last night's report,
+CSVs and digest (``demo.eml``) are written to ``OUT``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from auditor.codat import CodatClient, RateLimitPolicy
+from auditor.collector import ProgressMode, collect_to_store
+from auditor.config import AuditConfig
+from auditor.pipeline import AuditRun, audit_store
+from auditor.remediation import apply_refreshes, plan_refreshes, write_refreshes
+from auditor.report import build_digest, write_eml
+from auditor.sandbox import Fleet, SandboxOptions, SandboxServer, generate_fleet
+from auditor.snoozes import Snooze
+
+__all__ = ["DemoOutcome", "run_demo"]
+
+log = logging.getLogger("auditor.demo")
+
+
+@dataclass
+class DemoOutcome:
+    """What the demo produced: one audit per night (oldest first) and the files."""
+
+    out: Path
+    store: Path
+    nights: list[AuditRun] = field(default_factory=list)
+    requests: int = 0
+    refreshes_queued: int = 0
+    eml: Path | None = None
+
+
+class _Clock:
+    """A settable sandbox clock: the demo moves it from night to night."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def run_demo(
+    out: Path,
+    *,
+    as_of: datetime,
+    companies: int = 500,
+    seed: int = 1,
+    nights: int = 1,
+    fleet: Fleet | None = None,
+    config: AuditConfig | None = None,
+    snoozes: Path | list[Snooze] | None = None,
+    refresh_share: float = 0.5,
+    progress: ProgressMode = "auto",
+    on_night: Callable[[int, AuditRun], None] | None = None,
+) -> DemoOutcome:
+    """Run ``nights`` nights ending at ``as_of`` against a sandbox; reports go to ``out``.
+
+    ``refresh_share`` of each night's refresh plan is sent (the rest is left for ops), so a
+    multi-night demo shows resolved incidents as well as ongoing ones.
+    """
+    config = config or AuditConfig()
+    first = as_of - timedelta(days=nights - 1)
+    served = fleet if fleet is not None else generate_fleet(companies, seed, first)
+    clock = _Clock(first)
+    store = out / "store"
+    outcome = DemoOutcome(out=out, store=store)
+    with SandboxServer(served, options=SandboxOptions(clock=clock)) as server:
+
+        async def client_do(night_at: datetime, queue: bool, run: AuditRun | None) -> int:
+            async with CodatClient(
+                server.api_key,
+                base_url=server.base_url,
+                rate_limit=RateLimitPolicy(requests_per_minute=None),
+            ) as client:
+                if not queue:
+                    await collect_to_store(client, store, snapshot_at=night_at, progress=progress)
+                    return 0
+                assert run is not None
+                plan = plan_refreshes(run.result.findings, run.snapshot)
+                plan = plan.head(int(len(plan) * refresh_share))
+                done = await apply_refreshes(client, plan, now=night_at)
+                write_refreshes(store, run.snapshot.snapshot_id, done)
+                return int(done["outcome"].eq("queued").sum())
+
+        for night in range(nights):
+            night_at = first + timedelta(days=night)
+            clock.now = night_at
+            asyncio.run(client_do(night_at, False, None))
+            last = night == nights - 1
+            run = audit_store(
+                store,
+                config=config,
+                as_of=night_at,
+                snoozes=snoozes,
+                out_dir=out if last else None,
+            )
+            outcome.nights.append(run)
+            if on_night is not None:
+                on_night(night, run)
+            if not last:
+                outcome.refreshes_queued += asyncio.run(client_do(night_at, True, run))
+        outcome.requests = server.stats.total
+    final = outcome.nights[-1]
+    assert final.reports is not None
+    msg = build_digest(
+        final.result,
+        display_tz=config.timezone,
+        fleet=final.fleet,
+        report_paths=final.reports,
+        now=as_of,
+    )
+    outcome.eml = write_eml(msg, out / "demo.eml")
+    return outcome
