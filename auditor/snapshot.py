@@ -188,8 +188,19 @@ class Snapshot:
 
     def conformed(self) -> Snapshot:
         """A copy whose frames all follow their schemas."""
+        return self._with_frames(
+            {name: conform(f, SCHEMAS[name]) for name, f in self.frames().items()}
+        )
+
+    def _with_frames(self, frames: Mapping[str, pd.DataFrame]) -> Snapshot:
+        """A copy with ``frames`` (by name) replaced."""
         return replace(
-            self, **{name: conform(f, SCHEMAS[name]) for name, f in self.frames().items()}
+            self,
+            status=frames.get("status", self.status),
+            companies=frames.get("companies", self.companies),
+            errors=frames.get("errors", self.errors),
+            pull_operations=frames.get("pull_operations", self.pull_operations),
+            sync_settings=frames.get("sync_settings", self.sync_settings),
         )
 
     @property
@@ -202,7 +213,8 @@ class Snapshot:
                 self.errors["company_id"].astype("string"),
             ]
         ).dropna()
-        return pd.Index(ids.unique())
+        index: pd.Index = pd.Index(ids.drop_duplicates(), dtype="string")
+        return index
 
     def partition(self, company_ids: Iterable[str]) -> Snapshot:
         """The company-complete part of the snapshot for ``company_ids``.
@@ -216,4 +228,4 @@ class Snapshot:
             if name == "sync_settings":
                 mask = mask | f["company_id"].isna()
             parts[name] = f.loc[mask].reset_index(drop=True)
-        return replace(self, **parts)
+        return self._with_frames(parts)
