@@ -90,7 +90,8 @@ def _context(snapshot: Snapshot, rule: Rule, config: AuditConfig, as_of: pd.Time
 
 
 def _constant(value: str, n: int) -> pd.Categorical[str]:
-    return pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=pd.Index([value], dtype="string"))
+    categories = pd.Index([value], dtype="string")
+    return pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=categories)
 
 
 def _run(rule: Rule, ctx: RuleContext) -> pd.DataFrame:

@@ -104,8 +104,10 @@ class _RulesBase(BaseModel):
         return names
 
     def options(self, rule: Rule) -> RuleOptions:
-        """The validated options of ``rule``."""
-        value = getattr(self, _field_name(rule.name))
+        """The validated options of ``rule`` (its defaults for a rule outside the registry)."""
+        value = getattr(self, _field_name(rule.name), None)
+        if value is None:
+            return rule.options_model()
         assert isinstance(value, RuleOptions)
         return value
 

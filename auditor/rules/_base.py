@@ -66,6 +66,8 @@ _UNIT_HOURS: Final[dict[str, float]] = {"": 1.0, "h": 1.0, "d": 24.0, "w": 168.0
 
 def parse_hours(value: Any) -> Any:
     """Accept a number of hours, or a string such as ``"36h"``, ``"25d"``, ``"1w"``."""
+    if isinstance(value, bool):
+        raise ValueError("expected a number of hours or a duration such as '36h', not a boolean")
     if isinstance(value, str):
         match = _DURATION.match(value)
         if match is None:
@@ -265,7 +267,8 @@ def severity_of(is_error: np.ndarray | pd.Series, index: pd.Index) -> pd.Series:
     """``error``/``warning`` for a bool array, as a categorical (cheap for many rows)."""
     codes = np.asarray(is_error, dtype=bool).astype(np.int8)
     return pd.Series(
-        pd.Categorical.from_codes(codes, categories=pd.Index(["warning", "error"], dtype="string")), index=index
+        pd.Categorical.from_codes(codes, categories=pd.Index(["warning", "error"], dtype="string")),
+        index=index,
     )
 
 
