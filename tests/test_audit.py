@@ -95,7 +95,9 @@ def test_a_failing_rule_raises_a_clear_error(fleet) -> None:  # type: ignore[no-
     def broken(ctx):  # type: ignore[no-untyped-def]
         raise KeyError("boom")
 
-    from auditor import audit as audit_module
+    import importlib
+
+    audit_module = importlib.import_module("auditor.audit")  # auditor.audit is the API function
 
     bad = Rule("FA999", "broken", "warning", RuleOptions, broken, "Broken.")
     ctx = audit_module._context(fleet, bad, AuditConfig(), pd.Timestamp.now(tz="UTC"))
