@@ -30,6 +30,7 @@ never retried: it means a sync of that type is already running, which is what wa
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -179,8 +180,9 @@ class CodatClient:
     sent as ``Authorization: Basic <base64(key)>`` and kept out of every ``repr``, log line
     and exception. ``timeout`` (seconds, or an ``httpx.Timeout``) bounds every request;
     ``retry`` and ``rate_limit`` are the policies (defaults: 5 attempts within 120 s; 1,000
-    requests a minute and 10 in flight per company). ``transport`` replaces the network
-    (tests pass an ``httpx.MockTransport``).
+    requests a minute and 10 in flight per company). At most ``max_in_flight`` requests
+    (default 20, capped by ``max_connections``) are on the wire at once, whatever the number
+    of tasks. ``transport`` replaces the network (tests pass an ``httpx.MockTransport``).
     """
 
     def __init__(
@@ -193,6 +195,7 @@ class CodatClient:
         retry: RetryPolicy | None = None,
         rate_limit: RateLimitPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        max_in_flight: int = 20,
     ) -> None:
         if not api_key:
             raise ValueError("an API key is required")
@@ -217,6 +220,12 @@ class CodatClient:
         self.rate_limit_policy = rate_limit or RateLimitPolicy()
         self.limiter = RequestLimiter(self.rate_limit_policy)
         self.stats = ClientStats()
+        # httpcore's pool does work per request in flight on every event (CPU per call grows
+        # from ~1 ms at 10 in flight to ~1.8 ms at 50 on loopback): hand it few at a time.
+        # 20 in flight carry ~60 requests/s at Codat's ~0.3 s latency, 3.6x its 1,000/min.
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
+        self._in_flight = asyncio.Semaphore(min(max_in_flight, max_connections))
         policy = self.retry_policy
         stop = stop_any(
             stop_after_attempt(policy.max_attempts),
@@ -508,7 +517,8 @@ class CodatClient:
         await limiter.acquire(company_id)
         try:
             self.stats.requests[endpoint] += 1
-            response = await self._http.request(method, path, params=params)
+            async with self._in_flight:
+                response = await self._http.request(method, path, params=params)
         except httpx.HTTPError as exc:
             raise self._transport_error(exc, method, path, endpoint) from None
         finally:
