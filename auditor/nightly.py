@@ -148,7 +148,7 @@ def run_nightly(
             raise RunFailedError(f"Codat refused the API key: {exc}") from None
         except CodatError as exc:
             raise RunFailedError(f"could not list companies: {exc}") from None
-        except OSError as exc:
+        except (OSError, ValueError, LookupError) as exc:
             raise RunFailedError(f"store error: {exc}") from None
         reachable = collected.companies_collected + collected.companies_skipped
         if reachable > 0 and collected.companies_with_errors >= reachable:

@@ -118,6 +118,9 @@ def run(
     except RunFailedError as exc:
         log.error("run failed: %s", exc)
         raise typer.Exit(EXIT_RUN_FAILED) from None
+    except Exception as exc:  # any other failure is the run's own: exit 2, never 1
+        log.exception("run failed unexpectedly: %s: %s", type(exc).__name__, exc)
+        raise typer.Exit(EXIT_RUN_FAILED) from None
     if outcome.audit is not None:
         echo_summary(outcome.audit.result)
         for digest in outcome.digests:
