@@ -212,7 +212,8 @@ def test_json_logs_carry_the_run_id_and_no_secret(
     lines = [json.loads(line) for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) >= 4
     run_ids = {line["run_id"] for line in lines}
-    assert len(run_ids) == 1 and next(iter(run_ids))
+    assert len(run_ids) == 1
+    assert next(iter(run_ids))
     assert {"ts", "level", "logger", "message"} <= set(lines[0])
     assert sandbox.api_key not in proc.stderr + proc.stdout
 

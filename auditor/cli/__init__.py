@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from auditor.cli._app import app
-
 # Importing the command modules registers their commands on ``app``.
 from auditor.cli import commands as _commands  # noqa: F401
+from auditor.cli._app import app
 
 __all__ = ["app", "main"]
 
