@@ -58,6 +58,14 @@ class _Context(logging.Filter):
         return True
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time (test runners swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, Any] = {
@@ -79,7 +87,7 @@ def configure_logging(
     *, run_id: str, fmt: LogFormat = "human", level: int = logging.INFO
 ) -> logging.Handler:
     """Send ``auditor`` logs to stderr in ``fmt``, each line stamped with ``run_id``."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler(sys.stderr)
     handler.addFilter(_Context(run_id))
     if fmt == "json":
         handler.setFormatter(_JsonFormatter())

@@ -5,8 +5,9 @@ Three steps, each usable on its own from a notebook:
 1. :func:`plan_refreshes` (pure, vectorised): findings + snapshot -> one row per request to send.
    One ``POST /companies/{id}/data/queue/{dataType}?connectionId=`` per company x data type x
    connection, or one ``POST /companies/{id}/data/all`` when most of a company's syncable data
-   types are flagged. Types in ``AuthError`` and connections that are ``Deauthorized`` are never
-   queued: a refresh cannot fix them, the company must relink (rule ``needs-relink``).
+   types are flagged. Only types served by a ``Linked`` connection are queued: types in
+   ``AuthError`` and ``Deauthorized`` connections need a relink (rule ``needs-relink``), and
+   ``Unlinked`` or ``PendingAuth`` connections have nothing to refresh.
 2. :func:`apply_refreshes` (async): sends the plan through the rate-limited client. A
    ``DatasetAlreadyInProgressException`` counts as ``already-running``, not as an error.
 3. :func:`refresh_outcomes` (pure): joins what was queued with a later snapshot to say whether
@@ -99,10 +100,9 @@ def plan_refreshes(
         ["company_id", "company_name", "data_type", "rule", "severity", "age_hours"]
     ]
     merged = f.merge(st, on=["company_id", "data_type"], how="left")
-    never = merged["current_status"].fillna("").eq("AuthError") | merged[
-        "connection_status"
-    ].astype("string").fillna("").eq("Deauthorized")
-    merged = merged.loc[~never]
+    # A refresh needs a Linked connection, and cannot fix AuthError (relink instead).
+    linked = merged["connection_status"].astype("string").fillna("").eq("Linked")
+    merged = merged.loc[linked & ~merged["current_status"].fillna("").eq("AuthError")]
     if merged.empty:
         return pd.DataFrame({c: [] for c in PLAN_COLUMNS})
 
@@ -173,6 +173,8 @@ async def apply_refreshes(
                     connection_id=None if conn is None or pd.isna(conn) else str(conn),
                 )
                 out["dataset_id"] = op.id
+                if op.requested is not None:  # Codat's own clock, when it says
+                    out["requested_at"] = op.requested
             out["outcome"] = "queued"
         except DatasetAlreadyInProgressError as exc:
             out["outcome"] = "already-running"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +11,7 @@ import pandas as pd
 import typer
 
 from auditor.cli._app import app
+from auditor.cli._common import parse_as_of
 from auditor.codat import CodatClient, CodatError, RateLimitPolicy
 from auditor.logs import configure_logging, register_secret
 from auditor.remediation import (
@@ -62,12 +62,17 @@ def refresh(
     rate_limit: Annotated[
         float, typer.Option("--rate-limit", min=0, help="Requests per minute (0: no limit).")
     ] = 1000.0,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="The time recorded as 'requested' (default: now, UTC)."),
+    ] = None,
 ) -> None:
     """Queue refreshes for the findings of --rule (default: stale, failed-after-success) in
     the latest audit of STORE. Dry run unless --apply. Types in AuthError and Deauthorized
     connections are never queued: they need a relink. What was queued is written to the store
     so the next audit can tell whether it worked."""
     configure_logging(run_id="refresh")
+    now = parse_as_of(as_of)
     selected = tuple(rules) if rules else DEFAULT_REFRESH_RULES
     try:
         snap = load_snapshot(store, snapshot)
@@ -107,7 +112,7 @@ def refresh(
             base_url=base_url,
             rate_limit=RateLimitPolicy(requests_per_minute=rate_limit or None),
         ) as client:
-            return await apply_refreshes(client, plan, now=datetime.now(UTC))
+            return await apply_refreshes(client, plan, now=now)
 
     try:
         outcomes = asyncio.run(send())

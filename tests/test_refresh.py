@@ -1,0 +1,145 @@
+"""``auditor refresh`` against the sandbox: dry run, --apply, already-in-progress, AuthError
+never queued, and the next snapshot shows whether the queued syncs worked."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from auditor.cli import app
+from auditor.codat import CodatClient, RateLimitPolicy
+from auditor.collector import collect_to_store
+from auditor.pipeline import audit_store
+from auditor.remediation import load_refreshes, plan_refreshes, refresh_outcomes
+from auditor.sandbox import SandboxOptions, SandboxServer, generate_fleet
+from auditor.store import load_findings, load_snapshot
+
+QUEUE_ENDPOINTS = ("refresh-data-type", "refresh-company-data")
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def collect(server: SandboxServer, store: Path, at: datetime) -> None:
+    async def go() -> None:
+        async with CodatClient(
+            server.api_key,
+            base_url=server.base_url,
+            rate_limit=RateLimitPolicy(requests_per_minute=None),
+        ) as client:
+            await collect_to_store(client, store, snapshot_at=at, progress="off")
+
+    asyncio.run(go())
+
+
+def posts(server: SandboxServer) -> int:
+    by = server.stats.by_endpoint
+    return sum(by.get(e, 0) for e in QUEUE_ENDPOINTS)
+
+
+@pytest.fixture
+def audited(tmp_path: Path, fleet_now: datetime) -> tuple[SandboxServer, Path, Clock]:
+    clock = Clock(fleet_now)
+    server = SandboxServer(generate_fleet(80, seed=2, now=fleet_now), SandboxOptions(clock=clock))
+    server.start()
+    store = tmp_path / "store"
+    collect(server, store, fleet_now)
+    audit_store(store, as_of=fleet_now)
+    yield server, store, clock
+    server.close()
+
+
+def test_refresh_dry_run_then_apply_then_outcomes(
+    audited: tuple[SandboxServer, Path, Clock], fleet_now: datetime
+) -> None:
+    server, store, clock = audited
+    runner = CliRunner()
+    snap = load_snapshot(store)
+    findings = load_findings(store)
+    assert findings is not None
+    plan = plan_refreshes(findings, snap, max_requests=1000)
+    assert len(plan) > 0
+
+    # Types in AuthError (or on a Deauthorized connection) are never planned.
+    bad = snap.status.loc[
+        snap.status["current_status"].astype("string").eq("AuthError")
+        | snap.status["connection_status"].astype("string").eq("Deauthorized"),
+        ["company_id", "data_type"],
+    ].astype("string")
+    queued_types = plan.loc[plan["action"].eq("queue"), ["company_id", "data_type"]].astype(
+        "string"
+    )
+    assert len(bad) > 0
+    assert queued_types.merge(bad, on=["company_id", "data_type"]).empty
+
+    # Dry run: prints the plan and its request count, sends nothing.
+    before = posts(server)
+    dry = runner.invoke(app, ["refresh", "--store", str(store)])
+    assert dry.exit_code == 0, dry.output
+    assert f"{len(plan)} requests" in dry.output
+    assert "dry run" in dry.output
+    assert posts(server) == before
+
+    # --apply sends exactly the plan.
+    env = {"CODAT_API_KEY": server.api_key}
+    apply = ["--apply", "--base-url", server.base_url, "--as-of", fleet_now.isoformat()]
+    applied = runner.invoke(app, ["refresh", "--store", str(store), *apply], env=env)
+    assert applied.exit_code == 0, applied.output
+    assert posts(server) - before == len(plan)
+    assert f"sent {len(plan)} requests:" in applied.output, applied.output
+
+    # Again while those syncs still run: already running, not an error.
+    again = runner.invoke(app, ["refresh", "--store", str(store), *apply], env=env)
+    assert again.exit_code == 0, again.output
+    per_type = int(plan["action"].eq("queue").sum())
+    assert f"{per_type} already running" in again.output or "already running" in again.output
+    assert " 0 failed" in again.output
+
+    # The next night's snapshot says whether each refresh worked.
+    later = fleet_now + timedelta(hours=1)
+    clock.now = later
+    collect(server, store, later)
+    nxt = load_snapshot(store)
+    assert nxt.snapshot_at == later
+    refreshes = load_refreshes(store, before=nxt.snapshot_id)
+    assert refreshes is not None
+    assert set(refreshes["outcome"]) <= {"queued", "already-running"}
+    outcomes = refresh_outcomes(refreshes, nxt)
+    assert not outcomes.empty
+    assert not outcomes["result"].eq("unknown").any()
+    # What we queued ourselves ran to completion; syncs that were already running (stuck
+    # ones among them) may still be running.
+    ours = outcomes["action"].eq("queue") & outcomes["outcome"].eq("queued")
+    per_type = outcomes.loc[ours, "result"].value_counts()
+    assert per_type.get("worked", 0) > 0.9 * per_type.sum(), per_type
+    worked = outcomes.loc[outcomes["result"].eq("worked")]
+    assert (worked["last_successful_sync"] >= worked["requested_at"]).all()
+    assert isinstance(outcomes, pd.DataFrame)
+
+
+def test_refresh_cap_and_rule_selection(audited: tuple[SandboxServer, Path, Clock]) -> None:
+    _, store, _ = audited
+    runner = CliRunner()
+    capped = runner.invoke(app, ["refresh", "--store", str(store), "--max-requests", "3"])
+    assert capped.exit_code == 0, capped.output
+    assert "3 requests" in capped.output
+    only = runner.invoke(app, ["refresh", "--store", str(store), "--rule", "failed-after-success"])
+    assert only.exit_code == 0, only.output
+    assert "(failed-after-success)" in only.output
+
+
+def test_refresh_without_audit_or_key_is_a_clear_error(tmp_path: Path) -> None:
+    runner = CliRunner()
+    empty = runner.invoke(app, ["refresh", "--store", str(tmp_path / "nothing")])
+    assert empty.exit_code == 2
+    assert "no complete snapshot" in empty.output
