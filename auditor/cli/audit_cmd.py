@@ -41,8 +41,12 @@ def audit(
         int, typer.Option("--max-rows", min=1, help="Findings shown inline in report.html.")
     ] = 2000,
 ) -> None:
-    """Audit a snapshot of STORE as of --as-of; store the findings next to it (for the
-    incident ledger) and write OUT/report.html, findings.csv, summary.csv, incidents.csv."""
+    """Audit a stored snapshot and write report.html and the CSVs.
+
+    The findings are stored next to the snapshot, so that tomorrow's audit can say what is
+    new, ongoing, regressed or resolved. Writes OUT/report.html, findings.csv, summary.csv and
+    incidents.csv.
+    """
     cfg = load_config_or_exit(config)
     now = parse_as_of(as_of)
     configure_logging(run_id=f"audit-{snapshot}")

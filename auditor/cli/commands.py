@@ -13,6 +13,7 @@ _MODULES = (
     "auditor.cli.rules_cmd",
     "auditor.cli.run_cmd",
     "auditor.cli.refresh_cmd",
+    "auditor.cli.prune_cmd",
 )
 
 for _name in _MODULES:

@@ -52,9 +52,11 @@ def demo(
     snoozes: Annotated[Path | None, typer.Option("--snoozes", help="Snooze file (TOML).")] = None,
     progress: Annotated[str, typer.Option("--progress", help="auto, bar, log or off.")] = "auto",
 ) -> None:
-    """Run the main job on the embedded sandbox: serve a fleet on a free loopback port,
-    snapshot it over HTTP into OUT/store, audit it, and write OUT/report.html, the CSVs and
-    OUT/demo.eml (the email digest, not sent)."""
+    """Run the main job on the embedded sandbox, end to end.
+
+    Serves a fleet on a free loopback port, snapshots it over HTTP into OUT/store, audits it,
+    and writes OUT/report.html, the CSVs and OUT/demo.eml (the email digest, not sent).
+    """
     if progress not in ("auto", "bar", "log", "off"):
         raise typer.BadParameter("use auto, bar, log or off", param_hint="--progress")
     cfg = load_config_or_exit(config)

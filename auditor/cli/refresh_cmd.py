@@ -67,10 +67,13 @@ def refresh(
         typer.Option("--as-of", help="The time recorded as 'requested' (default: now, UTC)."),
     ] = None,
 ) -> None:
-    """Queue refreshes for the findings of --rule (default: stale, failed-after-success) in
-    the latest audit of STORE. Dry run unless --apply. Types in AuthError and Deauthorized
-    connections are never queued: they need a relink. What was queued is written to the store
-    so the next audit can tell whether it worked."""
+    """Queue Codat refreshes for what the last audit flagged (dry run unless --apply).
+
+    Plans one request per company x data type x connection for the findings of --rule
+    (default: stale, failed-after-success), or one data/all request when most of a company's
+    types are flagged. Only Linked connections are refreshed; types in AuthError need a relink.
+    What was queued is written to the store so the next audit can tell whether it worked.
+    """
     configure_logging(run_id="refresh")
     now = parse_as_of(as_of)
     selected = tuple(rules) if rules else DEFAULT_REFRESH_RULES
