@@ -124,7 +124,8 @@ def run(
     if outcome.audit is not None:
         echo_summary(outcome.audit.result)
         for digest in outcome.digests:
-            where = "sent to " + ", ".join(digest.recipients) if digest.sent else str(digest.eml_path)
+            sent_to = "sent to " + ", ".join(digest.recipients)
+            where = sent_to if digest.sent else f"written to {digest.eml_path}"
             typer.echo(f"digest: {digest.subject} ({where})")
     typer.echo(f"exit {outcome.exit_code}: {outcome.reason}")
     raise typer.Exit(outcome.exit_code)
