@@ -25,16 +25,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa  # type: ignore[import-untyped]
 
 from auditor.config import AuditConfig
 from auditor.findings import FINDINGS_COLUMNS, FINDINGS_SCHEMA, conform_findings, empty_findings
 from auditor.ledger import apply_ledger, incident_keys
 from auditor.result import AuditResult
 from auditor.rules import Rule, RuleContext
-from auditor.rules._base import map_values, now_utc, text
+from auditor.rules._base import map_values, now_utc
 from auditor.snapshot import SCHEMAS, Snapshot, conform
 from auditor.snoozes import Snooze, apply_snoozes, load_snoozes, split_expired
 
@@ -111,9 +113,36 @@ def _run(rule: Rule, ctx: RuleContext) -> pd.DataFrame:
     return out
 
 
+def _nulls(kind: str, n: int) -> Any:
+    """An all-null column of ``kind`` with the dtype :func:`conform` gives it (built cheaply)."""
+    if kind == "str":
+        return pd.arrays.ArrowStringArray(pa.nulls(n, pa.large_string()))
+    if kind == "category":
+        return pd.Categorical.from_codes(
+            np.full(n, -1, dtype=np.int8), categories=pd.Index([], dtype="string")
+        )
+    if kind == "timestamp":
+        empty = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
+        return pd.DatetimeIndex(empty).tz_localize("UTC")
+    if kind == "float":
+        return np.full(n, np.nan)
+    if kind == "int":
+        return pd.arrays.IntegerArray(np.zeros(n, dtype="int64"), np.ones(n, dtype=bool))
+    return pd.arrays.BooleanArray(np.zeros(n, dtype=bool), np.ones(n, dtype=bool))
+
+
+def _complete(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every findings column (missing ones as typed nulls), in order."""
+    n = len(frame)
+    missing = {c: _nulls(k, n) for c, k in FINDINGS_SCHEMA.items() if c not in frame.columns}
+    if missing:
+        frame = frame.assign(**{c: pd.Series(v, index=frame.index) for c, v in missing.items()})
+    return conform_findings(frame)
+
+
 def concat_findings(parts: Iterable[pd.DataFrame]) -> pd.DataFrame:
     """Concatenate findings tables, keeping categoricals categorical (unioned categories)."""
-    frames = [conform_findings(p) for p in parts if not p.empty]
+    frames = [_complete(p) for p in parts if not p.empty]
     if not frames:
         return empty_findings()
     if len(frames) == 1:
@@ -175,20 +204,27 @@ _SEVERITY_RANK = {"error": 0, "warning": 1}
 
 
 def _sort_codes(series: pd.Series) -> np.ndarray:
+    """Integer codes in the sort order of the values (NA first)."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        rank = np.argsort(np.argsort(series.cat.categories.astype(str).to_numpy(), kind="stable"))
+        codes = series.cat.codes.to_numpy()
+        return np.where(codes >= 0, rank[np.maximum(codes, 0)], -1) if len(rank) else codes
     codes, _ = pd.factorize(series, sort=True, use_na_sentinel=True)
     return np.asarray(codes)
 
 
 def sort_findings(findings: pd.DataFrame) -> pd.DataFrame:
-    """Errors first, then by rule code, company and incident key (stable, deterministic)."""
+    """Errors first, then by rule code, company, connection, data type, group (stable)."""
     if findings.empty:
         return findings
     rank = map_values(findings["severity"], _SEVERITY_RANK, 2).to_numpy(dtype="float64")
     order = np.lexsort(
         (
-            _sort_codes(findings["incident_key"]),
+            _sort_codes(findings["group"]),
+            _sort_codes(findings["data_type"]),
+            _sort_codes(findings["connection_id"]),
             _sort_codes(findings["company_id"]),
-            _sort_codes(text(findings["code"])),
+            _sort_codes(findings["code"]),
             rank,
         )
     )

@@ -82,47 +82,50 @@ def apply_ledger(
         prev.loc[missing_key, "incident_key"] = incident_keys(prev.loc[missing_key])
     prev["first_seen"] = prev["first_seen"].fillna(prev["as_of"]).fillna(now)
     was_resolved = (prev["state"].astype("string") == "resolved").fillna(False).to_numpy(bool)
-    opened = prev.loc[~was_resolved].drop_duplicates("incident_key", keep="last")
-    closed = prev.loc[was_resolved].sort_values("as_of", kind="stable", na_position="first")
-    closed = closed.drop_duplicates("incident_key", keep="last")
 
-    # One integer code per key over tonight + last night's open + remembered resolved keys.
-    all_keys = pd.concat(
-        [out["incident_key"], opened["incident_key"], closed["incident_key"]], ignore_index=True
-    ).astype("string")
-    codes, uniques = pd.factorize(all_keys)
-    tonight = codes[:n]
-    open_codes = codes[n : n + len(opened)]
-    closed_codes = codes[n + len(opened) :]
+    # One integer code per key over tonight's and the previous rows.
+    all_keys = pd.concat([out["incident_key"], prev["incident_key"]], ignore_index=True)
+    codes, uniques = pd.factorize(all_keys.astype("string"))
+    tonight, prev_codes = codes[:n], codes[n:]
     size = len(uniques) + 1
 
+    # Last night's open incidents: the last row per key. Resolution memory: the newest row.
+    open_rows = np.flatnonzero(~was_resolved)
     open_at = np.full(size, -1)
-    open_at[open_codes] = np.arange(len(opened))
+    np.maximum.at(open_at, prev_codes[open_rows], open_rows)
+    closed_rows = np.flatnonzero(was_resolved)
+    closed_rows = closed_rows[
+        np.argsort(prev["as_of"].to_numpy(dtype="datetime64[ns]")[closed_rows], kind="stable")
+    ]
     closed_at = np.full(size, -1)
-    closed_at[closed_codes] = np.arange(len(closed))
+    if len(closed_rows):
+        closed_rank = np.full(size, -1)
+        np.maximum.at(closed_rank, prev_codes[closed_rows], np.arange(len(closed_rows)))
+        closed_at = np.where(closed_rank >= 0, closed_rows[np.maximum(closed_rank, 0)], -1)
+
     open_pos = open_at[tonight]
     closed_pos = closed_at[tonight]
     ongoing = open_pos >= 0
     regressed = (closed_pos >= 0) & ~ongoing
 
     out["state"] = _states(np.select([ongoing, regressed], [1, 2], 0).astype(np.int8))
-    first = np.full(n, now.to_datetime64(), dtype="datetime64[ns]")
-    open_first = opened["first_seen"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
-    closed_first = closed["first_seen"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
-    first[ongoing] = open_first[open_pos[ongoing]]
-    first[regressed] = closed_first[closed_pos[regressed]]
+    prev_first = prev["first_seen"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
+    first = np.full(n, now.tz_convert("UTC").tz_localize(None).to_datetime64(), "datetime64[ns]")
+    first[ongoing] = prev_first[open_pos[ongoing]]
+    first[regressed] = prev_first[closed_pos[regressed]]
     out["first_seen"] = pd.Series(first, index=out.index).dt.tz_localize("UTC")
-    nights_before = opened["nights_open"].astype("Float64").fillna(1).to_numpy(dtype="float64")
+    nights_before = prev["nights_open"].astype("Float64").fillna(1).to_numpy(dtype="float64")
     nights = np.ones(n, dtype="int64")
     nights[ongoing] = nights_before[open_pos[ongoing]].astype("int64") + 1
     out["nights_open"] = pd.array(nights, dtype="Int64")
 
     seen_tonight = np.zeros(size, dtype=bool)
     seen_tonight[tonight] = True
-    gone = ~seen_tonight[open_codes]
-    resolved = opened.loc[gone].copy()
+    last_open = open_rows[open_at[prev_codes[open_rows]] == open_rows]
+    gone = last_open[~seen_tonight[prev_codes[last_open]]]
+    resolved = prev.iloc[gone].copy()
     resolved["state"] = "resolved"
-    return conform_findings(out), conform_findings(resolved)
+    return conform_findings(out), conform_findings(resolved.reset_index(drop=True))
 
 
 _STATE_NAMES = pd.Index(["new", "ongoing", "regressed", "resolved"], dtype="string")

@@ -42,6 +42,7 @@ __all__ = [
     "Scope",
     "Thresholds",
     "TieredOptions",
+    "concat",
     "crossed",
     "fmt_hours",
     "fmt_ts",
@@ -213,6 +214,8 @@ def map_values(keys: pd.Series, mapping: Mapping[Any, Any], default: Any = np.na
 
 
 def _arrow_strings(values: Any) -> pa.Array | pa.ChunkedArray:
+    if isinstance(values, np.ndarray | pd.api.extensions.ExtensionArray):
+        values = pd.Series(values)
     if isinstance(values, pd.Series | pd.Index):
         if not isinstance(values.dtype, pd.StringDtype):
             values = values.astype("string")
@@ -243,8 +246,29 @@ def text(series: pd.Series) -> pd.Series:
 
 def hours_since(ts: pd.Series, as_of: pd.Timestamp) -> pd.Series:
     """Hours from each timestamp to ``as_of`` (NaN for NaT)."""
-    delta = as_of - ts
-    return pd.Series(delta.to_numpy() / np.timedelta64(1, "h"), index=ts.index, dtype="float64")
+    if ts.dt.tz is None:
+        ts = ts.dt.tz_localize("UTC")
+    values = ts.dt.tz_convert("UTC").to_numpy(dtype="datetime64[ns]")
+    now = np.datetime64(as_of.tz_convert("UTC").tz_localize(None).as_unit("ns"))
+    return pd.Series((now - values) / np.timedelta64(1, "h"), index=ts.index, dtype="float64")
+
+
+def concat(*parts: pd.Series | str) -> pd.Series:
+    """Element-wise string concatenation of Series and literals in one pass (null if any null).
+
+    Same result as ``a + "x" + b + ...`` on ``string`` Series, without the intermediate arrays.
+    """
+    index = next(p.index for p in parts if isinstance(p, pd.Series))
+    arrays = [
+        pa.scalar(p, pa.large_string())
+        if isinstance(p, str)
+        else pc.cast(_arrow_strings(p), pa.large_string())
+        for p in parts
+    ]
+    joined = pc.binary_join_element_wise(*arrays, pa.scalar("", pa.large_string()))
+    if isinstance(joined, pa.ChunkedArray):
+        joined = joined.combine_chunks()
+    return _arrow_text(joined, index)
 
 
 def fmt_ts(ts: pd.Series) -> pd.Series:
@@ -252,8 +276,13 @@ def fmt_ts(ts: pd.Series) -> pd.Series:
     if ts.empty:
         return pd.Series([], index=ts.index, dtype="string")
     utc = ts.dt.tz_convert("UTC") if ts.dt.tz is not None else ts.dt.tz_localize("UTC")
-    formatted = pc.strftime(pa.array(utc), format="%Y-%m-%d %H:%M UTC")
-    return _arrow_text(formatted, ts.index).fillna("never")
+    minutes = utc.dt.tz_localize(None).to_numpy(dtype="datetime64[m]")
+    iso = pa.array(np.datetime_as_string(minutes, unit="m"))  # numpy's C formatter
+    formatted = pc.binary_join_element_wise(
+        pc.replace_substring(iso, "T", " "), pa.scalar(" UTC"), pa.scalar("")
+    )
+    text_ = _arrow_text(formatted, ts.index)
+    return text_.where(ts.notna().to_numpy(), "never")
 
 
 def fmt_hours(hours: pd.Series) -> pd.Series:

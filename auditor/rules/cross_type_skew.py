@@ -36,6 +36,7 @@ from auditor.rules._base import (
     RuleContext,
     RuleOptions,
     Thresholds,
+    concat,
     crossed,
     fmt_hours,
     fmt_ts,
@@ -78,14 +79,18 @@ class SkewOptions(RuleOptions):
 
 
 def _group_findings(
-    ctx: RuleContext, eligible: np.ndarray, name: str, members: tuple[str, ...], opts: SkewOptions
+    ctx: RuleContext,
+    eligible: np.ndarray,
+    synced: np.ndarray,
+    name: str,
+    members: tuple[str, ...],
+    opts: SkewOptions,
 ) -> pd.DataFrame:
     status = ctx.status
     codes, _ = ctx.company_codes
     positions = np.flatnonzero(eligible & isin(status["data_type"], members))
     if positions.size == 0:
         return pd.DataFrame()
-    synced = status["last_successful_sync"].to_numpy(dtype="datetime64[ns]").view("int64")
     company, at = codes[positions], synced[positions]
     order = np.lexsort((at, company))  # by company, then oldest first
     positions, company = positions[order], company[order]
@@ -111,28 +116,25 @@ def _group_findings(
     skew = skew[flagged].reset_index(drop=True)
     consistent_at = fmt_ts(oldest["last_successful_sync"])
     oldest_type = text(oldest["data_type"])
-    message = (
-        name
-        + " is "
-        + fmt_hours(skew)
-        + " h out of step: oldest "
-        + oldest_type
-        + " at "
-        + consistent_at
-        + ", newest "
-        + text(newest["data_type"])
-        + " at "
-        + fmt_ts(newest["last_successful_sync"])
-        + "; all members are consistent only as of "
-        + consistent_at
-        + "."
+    message = concat(
+        f"{name} is ",
+        fmt_hours(skew),
+        " h out of step: oldest ",
+        oldest_type,
+        " at ",
+        consistent_at,
+        ", newest ",
+        text(newest["data_type"]),
+        " at ",
+        fmt_ts(newest["last_successful_sync"]),
+        "; all members are consistent only as of ",
+        consistent_at,
+        ".",
     )
-    remedy = (
-        "Queue a sync of "
-        + oldest_type
-        + " (or of all "
-        + name
-        + " members, in syncOrder) so the group is refreshed together."
+    remedy = concat(
+        "Queue a sync of ",
+        oldest_type,
+        f" (or of all {name} members, in syncOrder) so the group is refreshed together.",
     )
     return oldest.assign(
         group=name,
@@ -151,8 +153,9 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     eligible = status["last_successful_sync"].notna().to_numpy() & ~isin(
         status["current_status"], ["NotSupported"]
     )
+    synced = status["last_successful_sync"].to_numpy(dtype="datetime64[ns]").view("int64")
     parts = [
-        _group_findings(ctx, eligible, name, tuple(members), opts)
+        _group_findings(ctx, eligible, synced, name, tuple(members), opts)
         for name, members in ctx.config.consistency_groups.items()
         if len(members) >= 2
     ]

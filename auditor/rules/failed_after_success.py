@@ -28,6 +28,7 @@ from auditor.rules._base import (
     Rule,
     RuleContext,
     RuleOptions,
+    concat,
     fmt_hours,
     fmt_ts,
     hours_since,
@@ -81,15 +82,15 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     """Data types failing after an earlier success."""
     rows = error_rows(ctx, synced_before=True)
     age = hours_since(rows["last_successful_sync"], ctx.as_of)
-    message = (
-        text(rows["data_type"])
-        + " is in "
-        + text(rows["current_status"])
-        + "; the company is served the data of its last successful sync at "
-        + fmt_ts(rows["last_successful_sync"])
-        + " ("
-        + fmt_hours(age)
-        + " h old)."
+    message = concat(
+        text(rows["data_type"]),
+        " is in ",
+        text(rows["current_status"]),
+        "; the company is served the data of its last successful sync at ",
+        fmt_ts(rows["last_successful_sync"]),
+        " (",
+        fmt_hours(age),
+        " h old).",
     )
     return pd.DataFrame(
         {

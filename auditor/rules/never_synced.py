@@ -69,7 +69,7 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     # sync; companies that have all the types they could be expected to have are skipped.
     status = ctx.status
     codes, company_index = ctx.company_codes
-    sources = sorted(set(wanted["source_type"]) | set(linked["source_type"]))
+    sources = sorted(set(wanted["source_type"]) | set(linked["source_type"].unique()))
     source_code = {name: i for i, name in enumerate(sources)}
     present = (
         status["current_status"].notna().to_numpy()

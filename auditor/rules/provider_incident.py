@@ -21,6 +21,7 @@ How to fix
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from pydantic import Field
 
@@ -75,33 +76,35 @@ def check(ctx: RuleContext) -> pd.DataFrame:
         return pd.DataFrame()
     eligible = findings.loc[
         isin(findings["rule"], opts.rules)
-        & findings["company_id"].notna()
-        & findings["platform"].notna()
+        & findings["company_id"].notna().to_numpy()
+        & findings["platform"].notna().to_numpy(),
+        ["company_id", "platform", "data_type", "rule", "current_status"],
     ]
     if eligible.empty:
         return pd.DataFrame()
-    groups = eligible.assign(
-        platform=_text(eligible["platform"]),
-        data_type=_text(eligible["data_type"]),
-        member_rule=_text(eligible["rule"]),
-        current_status=_text(eligible["current_status"]),
+    keys = ["platform", "data_type", "rule", "current_status"]
+    company_codes, _ = pd.factorize(eligible["company_id"])
+    grouped = pd.DataFrame(
+        {k: eligible[k].astype("category") for k in keys} | {"company": company_codes}
+    ).groupby(keys, observed=True, dropna=False, sort=True)
+    affected = pd.DataFrame(grouped["company"].nunique().rename("affected")).reset_index()
+    affected = affected.loc[affected["affected"] >= opts.min_companies]
+    if affected.empty:
+        return pd.DataFrame()
+    affected = affected.assign(**{k: _text(affected[k]) for k in keys}).rename(
+        columns={"rule": "member_rule"}
     )
-    keys = ["platform", "data_type", "member_rule", "current_status"]
-    counts = groups.groupby(keys, sort=True)["company_id"].nunique()
-    affected = pd.DataFrame(counts.rename("affected")).reset_index()
-    fleet = pd.concat(
-        [
-            ctx.companies[["company_id", "platform"]],
-            groups[["company_id", "platform"]],
-        ]
-    ).dropna()
-    fleet = fleet.assign(platform=_text(fleet["platform"]), company_id=_text(fleet["company_id"]))
-    sizes = fleet.drop_duplicates().groupby("platform").size()
-    affected["platform_companies"] = sizes.reindex(affected["platform"]).to_numpy()
+    companies = ctx.companies
+    sizes = (
+        companies.assign(platform=_text(companies["platform"]))
+        .drop_duplicates(["company_id", "platform"])
+        .groupby("platform")
+        .size()
+    )
+    known = sizes.reindex(affected["platform"]).fillna(0).to_numpy()
+    affected["platform_companies"] = np.maximum(known, affected["affected"].to_numpy())
     affected["percent"] = 100.0 * affected["affected"] / affected["platform_companies"]
-    hit = affected.loc[
-        (affected["affected"] >= opts.min_companies) & (affected["percent"] >= opts.min_percent)
-    ]
+    hit = affected.loc[affected["percent"] >= opts.min_percent]
     if hit.empty:
         return pd.DataFrame()
     what = hit["data_type"].where(hit["data_type"] != "", "connections")

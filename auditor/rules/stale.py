@@ -36,6 +36,7 @@ from auditor.rules._base import (
     Rule,
     RuleContext,
     TieredOptions,
+    concat,
     crossed,
     fmt_hours,
     fmt_ts,
@@ -82,26 +83,26 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     threshold = crossed(is_error, warn[flagged], error[flagged])
     severity = severity_of(is_error, rows.index)
     data_type = text(rows["data_type"])
-    message = (
-        data_type
-        + " last synced successfully at "
-        + fmt_ts(rows["last_successful_sync"])
-        + ", "
-        + fmt_hours(age)
-        + " h ago ("
-        + text(severity)
-        + " after "
-        + fmt_hours(threshold)
-        + " h)."
+    message = concat(
+        data_type,
+        " last synced successfully at ",
+        fmt_ts(rows["last_successful_sync"]),
+        ", ",
+        fmt_hours(age),
+        " h ago (",
+        text(severity),
+        " after ",
+        fmt_hours(threshold),
+        " h).",
     )
-    remedy = (
-        "Queue a sync of "
-        + data_type
-        + " (POST /companies/"
-        + text(rows["company_id"])
-        + "/data/queue/"
-        + data_type
-        + ") and check its pull operation; if it keeps failing, fix the error it reports."
+    remedy = concat(
+        "Queue a sync of ",
+        data_type,
+        " (POST /companies/",
+        text(rows["company_id"]),
+        "/data/queue/",
+        data_type,
+        ") and check its pull operation; if it keeps failing, fix the error it reports.",
     )
     return rows.assign(
         severity=severity,
