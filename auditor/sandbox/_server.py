@@ -14,9 +14,11 @@ gets the same faults whatever the order of concurrent requests, and a retry of a
 request draws anew. Faults are injected before the endpoint runs: a faulted queue request
 queues nothing.
 
-Refreshes are an overlay on the (immutable) fleet: each queued data type gets a live pull
-operation whose status is a function of sandbox time (see :class:`LiveOperation`), and the
-dataStatus shows it as the type's latest sync.
+A generated fleet is served as of sandbox time (scheduled syncs, churn, outages: see
+:mod:`auditor.sandbox._generate`); a fleet file is served verbatim. Refreshes are an overlay:
+each queued data type gets a live pull operation whose status is a function of sandbox time
+(see :class:`LiveOperation`), and the dataStatus shows it as the type's latest sync until a
+newer scheduled sync (generated fleets) replaces it.
 """
 
 from __future__ import annotations
@@ -42,8 +44,14 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from auditor.constants import ALL_DATA_TYPES, IN_PROGRESS_STATUSES, source_type_of
+from auditor.constants import (
+    ALL_DATA_TYPES,
+    ERROR_STATUSES,
+    IN_PROGRESS_STATUSES,
+    source_type_of,
+)
 from auditor.sandbox._fleet import CompanyRecord, Fleet, format_timestamp
+from auditor.sandbox._generate import GeneratedFleet
 from auditor.sandbox._query import QueryError, compile_query, order_by
 from auditor.sandbox._quirks import QuirkPicker
 
@@ -266,8 +274,9 @@ class LiveOperation:
     """A pull operation queued on the sandbox; its status is a function of sandbox time.
 
     It moves Queued -> Fetching -> Mapping -> Validating -> Processing -> ``outcome``, each
-    stage lasting ``phase`` seconds. A failing outcome (AuthError, FetchError) ends the sync
-    after Fetching; NotSupported ends it at once.
+    stage lasting ``phase`` seconds. A failing outcome (AuthError, FetchError, any error
+    status) ends the sync after Fetching; NotSupported ends it at once; an in-progress outcome
+    (``Queued``: the connector is offline) never ends.
     """
 
     id: str
@@ -282,6 +291,8 @@ class LiveOperation:
         """``(status, progress, completed)`` at sandbox time ``now``."""
         if self.outcome == "NotSupported":
             return "NotSupported", 100, self.requested
+        if self.outcome in IN_PROGRESS_STATUSES:
+            return self.outcome, _STAGE_PROGRESS.get(self.outcome, 0), None
         stages = len(REFRESH_STAGES) if self.outcome == "Complete" else _FAIL_AFTER_STAGES
         elapsed = (now - self.requested).total_seconds()
         index = int(elapsed // self.phase) if self.phase > 0 else stages
@@ -301,7 +312,7 @@ class LiveOperation:
             "requested": format_timestamp(self.requested),
             "progress": progress,
             "isCompleted": status == "Complete",
-            "isErrored": status in ("AuthError", "FetchError"),
+            "isErrored": status in ERROR_STATUSES,
         }
         if completed is not None:
             op["completed"] = format_timestamp(completed)
@@ -309,6 +320,8 @@ class LiveOperation:
             op["errorMessage"] = "The connection's credentials are no longer valid."
         elif status == "FetchError":
             op["errorMessage"] = "The platform returned an error while fetching this data type."
+        elif status in ERROR_STATUSES:
+            op["errorMessage"] = f"The sync ended in {status}."
         return op
 
 
@@ -407,6 +420,7 @@ class SandboxServer:
         self._pages = _LRU(64)
         self._correlation = 0
         self._op_counter = 0
+        self._overlay_version = 0  # bumped by each refresh: listing pages show lastSync
         self._t0_mono = time.monotonic()
         self._t0 = (self.options.start_time or fleet.now or datetime.now(UTC)).astimezone(UTC)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -707,19 +721,55 @@ class SandboxServer:
         return decoded == self.options.api_key
 
     # --- fleet access ---------------------------------------------------------------------
-    def _record(self, company_id: str) -> CompanyRecord | None:
-        cached = self._records.get(company_id)
-        if cached is not None:
-            return cached  # type: ignore[no-any-return]
-        record = self.fleet.get(company_id)
-        if record is not None:
-            self._records.put(company_id, record)
-        return record
+    def _state_key(self, now: datetime) -> int | None:
+        """The cache key of a generated fleet's state at ``now`` (None: a fleet file)."""
+        if isinstance(self.fleet, GeneratedFleet):
+            return self.fleet.minute_of(now)
+        return None
 
-    def _company_json(self, index: int) -> dict[str, Any]:
-        company_at = getattr(self.fleet, "company_at", None)
-        if company_at is not None:
-            return company_at(index)  # type: ignore[no-any-return]
+    def _fixes(self, company_id: str) -> dict[str, datetime]:
+        """Data type -> request time of its latest refresh that ends Complete."""
+        overlay = self._overlays.get(company_id)
+        fixes: dict[str, datetime] = {}
+        if overlay is not None:
+            for op in overlay.history:  # newest first
+                if op.outcome == "Complete" and op.data_type not in fixes:
+                    fixes[op.data_type] = op.requested
+        return fixes
+
+    def _record(self, company_id: str, now: datetime | None = None) -> CompanyRecord | None:
+        """The record of ``company_id`` at sandbox time ``now`` (default: the sandbox's now)."""
+        fleet = self.fleet
+        if not isinstance(fleet, GeneratedFleet):
+            cached = self._records.get(company_id)
+            if cached is not None:
+                return cached  # type: ignore[no-any-return]
+            record = fleet.get(company_id)
+            if record is not None:
+                self._records.put(company_id, record)
+            return record
+        index = fleet.index_of(company_id)
+        if index is None:
+            return None
+        now = self.now() if now is None else now
+        fixes = self._fixes(company_id)
+        if fixes:
+            return fleet.record_at(index, now, fixes)
+        key = (company_id, fleet.minute_of(now))
+        cached = self._records.get(key)
+        if cached is None:
+            cached = fleet.record_at(index, now)
+            self._records.put(key, cached)
+        return cached  # type: ignore[no-any-return]
+
+    def _company_json(self, index: int, now: datetime) -> dict[str, Any]:
+        if isinstance(self.fleet, GeneratedFleet):
+            company_id = self.fleet.company_ids[index]
+            if company_id in self._overlays:
+                record = self._record(company_id, now)
+                assert record is not None
+                return record.company
+            return self.fleet.company_at(index, now)
         return self.fleet.records[index].company
 
     def _not_found(self, company_id: str) -> web.Response:
@@ -804,16 +854,18 @@ class SandboxServer:
         if isinstance(paging, web.Response):
             return paging
         page, size, query, order = paging
+        now = self.now()
         if query or order:
-            items = [self._company_json(i) for i in range(len(self.fleet))]
+            items = [self._company_json(i, now) for i in range(len(self.fleet))]
             return self._page_of(request, items, _COMPANY_PROPS, "Company")
-        cached = self._pages.get((page, size))
+        key = (page, size, self._state_key(now), self._overlay_version)
+        cached = self._pages.get(key)
         if cached is None:
             total = len(self.fleet)
             lo, hi = (page - 1) * size, min(page * size, total)
-            results = [_dumps(self._company_json(i)) for i in range(lo, hi)]
+            results = [_dumps(self._company_json(i, now)) for i in range(lo, hi)]
             cached = self._envelope_bytes(request.path, results, page, size, total, None, None)
-            self._pages.put((page, size), cached)
+            self._pages.put(key, cached)
         return self._json(cached)
 
     async def _get_company(self, request: web.Request) -> web.Response:
@@ -830,29 +882,63 @@ class SandboxServer:
             return self._not_found(company_id)
         return self._page_of(request, record.connections, _CONNECTION_PROPS, "DataConnection")
 
-    def current_data_status(self, record: CompanyRecord, now: datetime) -> dict[str, Any]:
-        """The dataStatus body of ``record`` at sandbox time ``now`` (refresh overlay applied)."""
+    def _merged_status(self, record: CompanyRecord, now: datetime) -> dict[str, Any]:
+        """The dataStatus of ``record`` at ``now`` with the refresh overlay, before quirks.
+
+        A fleet file: a refresh is the type's latest sync. A generated fleet (whose record is
+        already as of ``now``): a refresh is the latest sync unless a scheduled sync was
+        requested after it; the last successful sync is the newer of the two.
+        """
         overlay = self._overlays.get(record.id)
         body = record.data_status
-        if overlay is not None and overlay.live:
-            body = dict(body)
-            for data_type, op in overlay.live.items():
-                status, _, completed = op.state(now)
-                base = body.get(data_type)
-                entry = dict(base) if isinstance(base, dict) else {"dataType": data_type}
-                entry["currentStatus"] = status
-                entry["latestSyncId"] = op.id
-                if status == "Complete" and completed is not None:
-                    entry["lastSuccessfulSync"] = format_timestamp(completed)
-                    entry["latestSuccessfulSyncId"] = op.id
-                body[data_type] = entry
+        if overlay is None or not overlay.live:
+            return body
+        body = dict(body)
+        generated = isinstance(self.fleet, GeneratedFleet)
+        requested: dict[Any, Any] = (
+            {op.get("id"): op.get("requested") for op in record.pull_operations}
+            if generated
+            else {}
+        )
+        for data_type, op in overlay.live.items():
+            status, _, completed = op.state(now)
+            base = body.get(data_type)
+            entry = dict(base) if isinstance(base, dict) else {"dataType": data_type}
+            done = format_timestamp(completed) if completed is not None else None
+            newer_success = status == "Complete" and done is not None
+            if generated and isinstance(base, dict):
+                last = base.get("lastSuccessfulSync")
+                newer_success = newer_success and (not isinstance(last, str) or last <= str(done))
+                scheduled = requested.get(base.get("latestSyncId"))
+                if isinstance(scheduled, str) and scheduled > format_timestamp(op.requested):
+                    if newer_success:
+                        entry["lastSuccessfulSync"] = done
+                        entry["latestSuccessfulSyncId"] = op.id
+                    body[data_type] = entry
+                    continue
+            entry["currentStatus"] = status
+            entry["latestSyncId"] = op.id
+            if newer_success:
+                entry["lastSuccessfulSync"] = done
+                entry["latestSuccessfulSyncId"] = op.id
+            body[data_type] = entry
+        return body
+
+    def current_data_status(self, record: CompanyRecord, now: datetime) -> dict[str, Any]:
+        """The dataStatus body of ``record`` at sandbox time ``now`` (refresh overlay applied).
+
+        For a generated fleet, ``record`` should be the record as of ``now``
+        (``srv.fleet.record_at``); a fleet file's record is served as it is.
+        """
+        body = self._merged_status(record, now)
         if self.is_quirky(record.id):
             body = self._quirks.data_status(record.id, body, record.connections)
         return body
 
     async def _data_status(self, request: web.Request) -> web.Response:
         company_id = request.match_info["companyId"]
-        record = self._record(company_id)
+        now = self.now()
+        record = self._record(company_id, now)
         if record is None:
             return self._not_found(company_id)
         if record.data_status_error is not None:
@@ -860,37 +946,40 @@ class SandboxServer:
             return self._json(record.data_status_error, status=status)
         overlay = self._overlays.get(company_id)
         if overlay is not None and overlay.live:
-            return self._json(self.current_data_status(record, self.now()))
-        cached = self._status_bytes.get(company_id)
+            return self._json(self.current_data_status(record, now))
+        key = (company_id, self._state_key(now))
+        cached = self._status_bytes.get(key)
         if cached is None:
-            cached = _dumps(self.current_data_status(record, self.now()))
-            self._status_bytes.put(company_id, cached)
+            cached = _dumps(self.current_data_status(record, now))
+            self._status_bytes.put(key, cached)
         return self._json(cached)
 
     def _operations(self, record: CompanyRecord, now: datetime) -> list[dict[str, Any]]:
         overlay = self._overlays.get(record.id)
         live = [op.to_json(now) for op in overlay.history] if overlay is not None else []
         ops = live + record.pull_operations
+        if live and isinstance(self.fleet, GeneratedFleet):  # scheduled syncs may be newer
+            ops.sort(key=lambda op: str(op.get("requested", "")), reverse=True)
         if self.is_quirky(record.id):
             ops = [self._quirks.pull_operation(record.id, op) for op in ops]
         return ops
 
     async def _history(self, request: web.Request) -> web.Response:
         company_id = request.match_info["companyId"]
-        record = self._record(company_id)
+        now = self.now()
+        record = self._record(company_id, now)
         if record is None:
             return self._not_found(company_id)
-        return self._page_of(
-            request, self._operations(record, self.now()), _DATASET_PROPS, "Dataset"
-        )
+        return self._page_of(request, self._operations(record, now), _DATASET_PROPS, "Dataset")
 
     async def _pull_operation(self, request: web.Request) -> web.Response:
         company_id = request.match_info["companyId"]
         dataset_id = request.match_info["datasetId"]
-        record = self._record(company_id)
+        now = self.now()
+        record = self._record(company_id, now)
         if record is None:
             return self._not_found(company_id)
-        for op in self._operations(record, self.now()):
+        for op in self._operations(record, now):
             if op.get("id") == dataset_id:
                 return self._json(op)
         return self._error(404, f"No dataset was found with ID {dataset_id}", "PullApi")
@@ -919,6 +1008,11 @@ class SandboxServer:
     ) -> tuple[str | None, str | None]:
         """``(currentStatus, latestSyncId)`` of ``data_type`` now (overlay first)."""
         overlay = self._overlays.get(record.id)
+        if isinstance(self.fleet, GeneratedFleet):
+            entry = self._merged_status(record, now).get(data_type)
+            if not isinstance(entry, dict):
+                return None, None
+            return entry.get("currentStatus"), entry.get("latestSyncId")
         if overlay is not None and data_type in overlay.live:
             op = overlay.live[data_type]
             return op.state(now)[0], op.id
@@ -940,7 +1034,19 @@ class SandboxServer:
             _uuid_from(f"{self.options.seed}|op|{record.id}|{data_type}|{self._op_counter}")
         )
         base_status, _ = self._effective(record, data_type, now)
-        if connection.get("status") == "Deauthorized" or base_status == "AuthError":
+        fleet = self.fleet
+        index = fleet.index_of(record.id) if isinstance(fleet, GeneratedFleet) else None
+        if connection.get("status") == "Deauthorized":
+            outcome = "AuthError"
+        elif isinstance(fleet, GeneratedFleet) and index is not None:
+            outcome = fleet.refresh_outcome(index, data_type, now)
+            if (
+                outcome == "Complete"
+                and _hash_unit(self.options.seed, "refresh", op_id)
+                < self.options.refresh_error_rate
+            ):
+                outcome = "FetchError"
+        elif base_status == "AuthError":
             outcome = "AuthError"
         elif base_status == "NotSupported":
             outcome = "NotSupported"
@@ -960,7 +1066,8 @@ class SandboxServer:
         overlay = self._overlays.setdefault(record.id, _CompanyOverlay())
         overlay.live[data_type] = op
         overlay.history.insert(0, op)
-        self._status_bytes.put(record.id, None)
+        self._status_bytes.put((record.id, None), None)
+        self._overlay_version += 1
         return op
 
     @staticmethod
@@ -986,7 +1093,8 @@ class SandboxServer:
     async def _refresh_one(self, request: web.Request) -> web.Response:
         company_id = request.match_info["companyId"]
         data_type = request.match_info["dataType"]
-        record = self._record(company_id)
+        now = self.now()
+        record = self._record(company_id, now)
         if record is None:
             return self._not_found(company_id)
         if data_type not in ALL_DATA_TYPES:
@@ -1016,7 +1124,6 @@ class SandboxServer:
                 f"Error processing request - data connection {connection.get('id')} is "
                 f"{connection.get('status')}.",
             )
-        now = self.now()
         status, latest = self._effective(record, data_type, now)
         if status in IN_PROGRESS_STATUSES:
             return self._in_progress_error(record, data_type, latest)
@@ -1025,10 +1132,10 @@ class SandboxServer:
 
     async def _refresh_all(self, request: web.Request) -> web.StreamResponse:
         company_id = request.match_info["companyId"]
-        record = self._record(company_id)
+        now = self.now()
+        record = self._record(company_id, now)
         if record is None:
             return self._not_found(company_id)
-        now = self.now()
         for data_type in ALL_DATA_TYPES:
             connection = self._connection_for(record, data_type)
             if connection is None:
