@@ -12,7 +12,14 @@ import typer
 
 from auditor.cli._app import app
 from auditor.codat import CodatClient, CodatError, RateLimitPolicy
-from auditor.collector import ProgressMode, StoreRun, collect_to_store, parse_shard
+from auditor.collector import (
+    ProgressMode,
+    StoreRun,
+    TransportName,
+    collect_to_store,
+    collector_transport,
+    parse_shard,
+)
 from auditor.logs import LogFormat, configure_logging, register_secret
 
 __all__ = ["snapshot"]
@@ -70,6 +77,13 @@ def snapshot(
         str,
         typer.Option("--progress", help="auto (bar on a terminal, else log lines), bar, log, off."),
     ] = "auto",
+    transport: Annotated[
+        str,
+        typer.Option(
+            "--transport",
+            help="auto (aiohttp if httpx-aiohttp is installed: less CPU), aiohttp or httpx.",
+        ),
+    ] = "auto",
     log_format: Annotated[
         str, typer.Option("--log-format", help="human or json log lines on stderr.")
     ] = "human",
@@ -85,6 +99,8 @@ def snapshot(
     register_secret(api_key)
     if progress not in ("auto", "bar", "log", "off"):
         raise typer.BadParameter("use auto, bar, log or off", param_hint="--progress")
+    if transport not in ("auto", "aiohttp", "httpx"):
+        raise typer.BadParameter("use auto, aiohttp or httpx", param_hint="--transport")
     if log_format not in ("human", "json"):
         raise typer.BadParameter("use human or json", param_hint="--log-format")
     if resume and snapshot_id:
@@ -95,6 +111,7 @@ def snapshot(
         raise typer.BadParameter(str(exc), param_hint="--shard") from None
     fmt: LogFormat = "json" if log_format == "json" else "human"
     mode: ProgressMode = progress  # type: ignore[assignment]
+    transport_name: TransportName = transport  # type: ignore[assignment]
     configure_logging(run_id=snapshot_id or "snapshot", fmt=fmt)
     try:
         result = asyncio.run(
@@ -111,9 +128,10 @@ def snapshot(
                 batch_size=batch_size,
                 company_sync_settings=company_sync_settings,
                 progress=mode,
+                transport=transport_name,
             )
         )
-    except (CodatError, LookupError, ValueError, OSError) as exc:
+    except (CodatError, LookupError, ValueError, OSError, RuntimeError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     state = "complete" if result.complete else "shard done; waiting for the other shards"
@@ -140,10 +158,16 @@ async def _run(
     batch_size: int,
     company_sync_settings: bool,
     progress: ProgressMode,
+    transport: TransportName,
 ) -> StoreRun:
     policy = RateLimitPolicy(requests_per_minute=rate_limit)
     async with CodatClient(
-        api_key, base_url=base_url, rate_limit=policy, max_connections=max(concurrency, 10)
+        api_key,
+        base_url=base_url,
+        rate_limit=policy,
+        max_connections=concurrency,
+        max_in_flight=concurrency,
+        transport=collector_transport(transport, max_connections=concurrency),
     ) as client:
         return await collect_to_store(
             client,

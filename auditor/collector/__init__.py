@@ -19,6 +19,7 @@ from auditor.collector._collect import (
 )
 from auditor.collector._frames import BatchBuilder, ErrorRow, choose_connections
 from auditor.collector._progress import CollectStats, ProgressMode
+from auditor.collector._transport import TransportName, collector_transport
 
 __all__ = [
     "BatchBuilder",
@@ -27,10 +28,12 @@ __all__ = [
     "ErrorRow",
     "ProgressMode",
     "StoreRun",
+    "TransportName",
     "choose_connections",
     "collect",
     "collect_sync",
     "collect_to_store",
+    "collector_transport",
     "default_snapshot_id",
     "parse_shard",
     "shard_of",

@@ -183,14 +183,11 @@ class _Run:
     async def run(self) -> None:
         reporter: asyncio.Task[None] | None = None
         try:
+            settings = asyncio.create_task(self._settings())
             try:
-                self.stats.requests += 1
-                self.settings = await self.client.get_sync_settings()
-            except Exception as exc:  # the run goes on without them
-                log.warning("could not read sync settings: %s", exc)
-                self.settings_errors.append(_error_row(None, exc, EP_SYNC_SETTINGS))
-                self.stats.errors += 1
-            companies = await self._list()
+                companies = await self._list()
+            finally:
+                await settings
             self.stats.total = len(companies)
             reporter = asyncio.create_task(report_progress(self.stats, self.opt.progress))
             it = iter(companies)
@@ -210,6 +207,15 @@ class _Run:
                 reporter.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await reporter
+
+    async def _settings(self) -> None:
+        try:
+            self.stats.requests += 1
+            self.settings = await self.client.get_sync_settings()
+        except Exception as exc:  # the run goes on without them
+            log.warning("could not read sync settings: %s", exc)
+            self.settings_errors.append(_error_row(None, exc, EP_SYNC_SETTINGS))
+            self.stats.errors += 1
 
     async def _list(self) -> list[Company]:
         seen: set[str] = set()
@@ -363,7 +369,7 @@ async def collect(
     shard: tuple[int, int] | None = None,
     page_size: int = 5000,
     concurrency: int = 64,
-    batch_size: int = 5000,
+    batch_size: int = 1000,
     pull_operations: bool = True,
     company_sync_settings: bool = False,
     progress: ProgressMode = "off",
