@@ -214,7 +214,7 @@ def _sort_codes(series: pd.Series) -> np.ndarray:
 
 
 def sort_findings(findings: pd.DataFrame) -> pd.DataFrame:
-    """Errors first, then by rule code, company, connection, data type, group (stable)."""
+    """Errors first, then by rule code, company, data type and group (stable)."""
     if findings.empty:
         return findings
     rank = map_values(findings["severity"], _SEVERITY_RANK, 2).to_numpy(dtype="float64")
@@ -222,7 +222,6 @@ def sort_findings(findings: pd.DataFrame) -> pd.DataFrame:
         (
             _sort_codes(findings["group"]),
             _sort_codes(findings["data_type"]),
-            _sort_codes(findings["connection_id"]),
             _sort_codes(findings["company_id"]),
             _sort_codes(findings["code"]),
             rank,

@@ -100,8 +100,11 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     pairs = pairs.assign(by_setting=by_setting.to_numpy(), by_config=by_config.to_numpy())
     pairs = pairs.loc[pairs["by_setting"] | pairs["by_config"]]
 
+    short_codes = company_index.get_indexer(pd.Index(short))
+    is_short = np.zeros(len(company_index) + 1, dtype=bool)
+    is_short[short_codes[short_codes >= 0]] = True
     rows = status.loc[
-        isin(status["company_id"], short),
+        is_short[codes],
         ["company_id", "data_type", "current_status", "last_successful_sync"],
     ]
     rows = rows.assign(

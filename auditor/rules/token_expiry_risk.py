@@ -70,9 +70,11 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     old = linked & (age_all.to_numpy() > lowest)
     if not old.any():
         return pd.DataFrame()
-    suspects = linked & np.isin(codes, np.unique(codes[old]))
+    suspect_company = np.zeros(codes.max() + 2, dtype=bool)
+    suspect_company[codes[old]] = True
+    suspects = linked & suspect_company[codes]
     columns = ["company_id", "company_name", "platform", "connection_id", "last_successful_sync"]
-    rows = status.loc[suspects, columns]
+    rows: pd.DataFrame = status.loc[suspects, columns]
     newest_at = rows.groupby(
         [codes[suspects], text(rows["connection_id"]).fillna("").to_numpy()], sort=False
     )["last_successful_sync"].idxmax()
