@@ -98,6 +98,7 @@ def test_committed_notebook_has_no_outputs(path: Path) -> None:
         if cell.cell_type == "code":
             assert cell.outputs == [], f"{path.name}: outputs committed"
             assert cell.execution_count is None, f"{path.name}: execution count committed"
+            assert "execution" not in cell.metadata, f"{path.name}: run timings committed"
 
 
 @pytest.mark.parametrize("path", NOTEBOOK_FILES, ids=lambda p: p.stem)
