@@ -30,8 +30,6 @@ Names are imported on first use (module ``__getattr__``), so ``import auditor`` 
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any, Final
 
 __version__ = "0.1.0"
@@ -173,21 +171,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
-
-
-class _Package(types.ModuleType):
-    """Keeps the public function :func:`audit` from being replaced by the submodule.
-
-    Importing the submodule ``auditor.audit`` (the engine, which the pipeline uses) makes
-    Python set the package attribute ``audit`` to that module; the public name must stay the
-    function. The submodule remains importable as ``from auditor.audit import ...`` and in
-    ``sys.modules["auditor.audit"]``.
-    """
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _EXPORTS and isinstance(value, types.ModuleType):
-            return  # the public name wins; __getattr__ serves it on first use
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

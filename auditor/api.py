@@ -27,8 +27,8 @@ from typing import Final, Literal
 
 import pandas as pd
 
-from auditor.audit import audit as _audit
 from auditor.config import AuditConfig, load_config
+from auditor.engine import audit as _audit
 from auditor.findings import FINDINGS_COLUMNS
 from auditor.ledger import previous_tables
 from auditor.result import AuditResult

@@ -2,7 +2,7 @@
 
 ::
 
-    from auditor.audit import audit
+    from auditor.engine import audit
     result = audit(snapshot, config, as_of=now, previous=last_nights_tables, snoozes=snoozes)
 
 Steps

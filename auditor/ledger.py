@@ -56,7 +56,7 @@ def incident_keys(findings: pd.DataFrame) -> pd.Series:
 
 
 def previous_tables(findings: pd.DataFrame, resolved: Iterable[pd.DataFrame] = ()) -> pd.DataFrame:
-    """The ``previous`` argument of :func:`auditor.audit.audit` from stored tables."""
+    """The ``previous`` argument of :func:`auditor.engine.audit` from stored tables."""
     frames = [f for f in (findings, *resolved) if f is not None and len(f)]
     if not frames:
         return empty_findings()

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from auditor.audit import audit
 from auditor.config import AuditConfig
+from auditor.engine import audit
 from auditor.ledger import previous_tables
 from auditor.report import FleetInfo, ReportPaths, write_reports
 from auditor.result import AuditResult

@@ -187,7 +187,7 @@ def read(directory: Path) -> Snapshot:
 
 def measure(directory: Path, repeat: int) -> None:
     """Read then audit, in this (fresh) process; print the best of ``repeat`` runs of each."""
-    from auditor.audit import audit
+    from auditor.engine import audit
 
     read_times, audit_times, read_cpu, audit_cpu = [], [], [], []
     for _ in range(repeat):
@@ -242,7 +242,7 @@ def main() -> None:
     start = time.perf_counter()
     snapshot = build(args.companies)
     write(snapshot, directory)
-    from auditor.audit import audit
+    from auditor.engine import audit
 
     # Last night: tonight's findings minus 10% (new tonight) plus 5% that are gone (resolved).
     previous = audit(snapshot, as_of=AS_OF).findings

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from auditor.audit import RuleError, audit, audit_partition
 from auditor.cli import app
 from auditor.config import AuditConfig
+from auditor.engine import RuleError, audit, audit_partition
 from auditor.findings import FINDINGS_COLUMNS, FINDINGS_SCHEMA
 from auditor.rules import RULES, Rule, RuleOptions, get_rule, make_registry
 
@@ -97,7 +97,7 @@ def test_a_failing_rule_raises_a_clear_error(fleet) -> None:  # type: ignore[no-
 
     import importlib
 
-    audit_module = importlib.import_module("auditor.audit")  # auditor.audit is the API function
+    audit_module = importlib.import_module("auditor.engine")
 
     bad = Rule("FA999", "broken", "warning", RuleOptions, broken, "Broken.")
     ctx = audit_module._context(fleet, bad, AuditConfig(), pd.Timestamp.now(tz="UTC"))

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
-from auditor.audit import audit
+from auditor.engine import audit
 from auditor.ledger import incident_keys, previous_tables
 from auditor.result import AuditResult
 from auditor.snapshot import STATUS_SCHEMA, Snapshot, conform

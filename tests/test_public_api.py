@@ -128,14 +128,20 @@ def test_import_is_lazy() -> None:
     assert out == "[]"
 
 
-def test_audit_stays_the_function_after_the_engine_is_imported() -> None:
+def test_audit_is_the_function_after_the_engine_is_imported() -> None:
     out = _python(
-        "import auditor.pipeline, auditor.audit, auditor, sys\n"
+        "import auditor.pipeline, auditor.engine, auditor\n"
         "from auditor import audit\n"
-        "print(audit is auditor.audit, callable(audit), audit.__module__,"
-        " type(sys.modules['auditor.audit']).__name__)"
+        "print(audit is auditor.audit, callable(audit), audit.__module__)"
     )
-    assert out == "True True auditor.api module"
+    assert out == "True True auditor.api"
+
+
+def test_no_export_is_shadowed_by_a_submodule() -> None:
+    import pkgutil
+
+    submodules = {m.name for m in pkgutil.iter_modules(auditor.__path__)}
+    assert not set(auditor.__all__) & submodules
 
 
 # --- behaviour on a real store ---------------------------------------------------------------

@@ -34,9 +34,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from auditor.audit import audit
 from auditor.codat import parse_codat_datetime
 from auditor.config import AuditConfig
+from auditor.engine import audit
 from auditor.rules import RULES, get_rule
 from auditor.snapshot import SCHEMAS, Snapshot, conform
 

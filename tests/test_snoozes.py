@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from auditor.audit import audit
 from auditor.config import ConfigError
+from auditor.engine import audit
 from auditor.snapshot import STATUS_SCHEMA, Snapshot, conform
 from auditor.snoozes import Snooze, apply_snoozes, load_snoozes, split_expired
 
