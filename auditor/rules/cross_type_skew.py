@@ -92,12 +92,21 @@ def _group_findings(
     if positions.size == 0:
         return pd.DataFrame()
     company, at = codes[positions], synced[positions]
-    order = np.lexsort((at, company))  # by company, then oldest first
-    positions, company = positions[order], company[order]
-    starts = np.flatnonzero(np.r_[True, company[1:] != company[:-1]])
-    ends = np.r_[starts[1:], company.size] - 1
-    several = ends > starts
-    oldest_pos, newest_pos = positions[starts[several]], positions[ends[several]]
+    # Per company: oldest and newest sync (no sort). Ties: the oldest is the first such row,
+    # the newest the last one, as a stable sort by (company, time) would give.
+    n = int(company.max()) + 1
+    count = np.bincount(company, minlength=n)
+    low = np.full(n, np.iinfo(np.int64).max)
+    high = np.full(n, np.iinfo(np.int64).min)
+    np.minimum.at(low, company, at)
+    np.maximum.at(high, company, at)
+    first = np.full(n, np.iinfo(np.int64).max)
+    last = np.full(n, -1)
+    is_low, is_high = at == low[company], at == high[company]
+    np.minimum.at(first, company[is_low], positions[is_low])
+    np.maximum.at(last, company[is_high], positions[is_high])
+    several = np.flatnonzero(count >= 2)
+    oldest_pos, newest_pos = first[several], last[several]
     skew = pd.Series((synced[newest_pos] - synced[oldest_pos]) / 3.6e12, dtype="float64")
     limits = opts.groups.get(name, Thresholds())
     warn = limits.warn_after if limits.warn_after is not None else opts.warn_after
@@ -107,9 +116,9 @@ def _group_findings(
     flagged, is_error = tier(skew, warn_s, error_s)
     if not flagged.any():
         return pd.DataFrame()
-    oldest: pd.DataFrame = status.iloc[oldest_pos[flagged]][list(STATUS_COLUMNS)]
+    oldest: pd.DataFrame = status[list(STATUS_COLUMNS)].iloc[oldest_pos[flagged]]
     oldest = oldest.reset_index(drop=True)
-    newest = status.iloc[newest_pos[flagged]][["data_type", "last_successful_sync"]]
+    newest = status[["data_type", "last_successful_sync"]].iloc[newest_pos[flagged]]
     newest = newest.reset_index(drop=True)
     is_error = is_error[flagged]
     threshold = crossed(is_error, warn_s[flagged], error_s[flagged]).reset_index(drop=True)
