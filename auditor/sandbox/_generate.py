@@ -30,7 +30,7 @@ Windows come from three places:
   connector for on-premise platforms), a revoked token, or a scheduler lagging, for half a day
   to a week; then it recovers on the next scheduled sync;
 * **provider outages**, a hash of ``(seed, day)``: on about one day in eight one accounting
-  platform fails one data type the same way for 35-75 % of its companies, for 14-32 h.
+  platform fails one data type the same way for 25-50 % of its companies, for 14-32 h.
 
 A refresh queued through the sandbox (see :meth:`GeneratedFleet.refresh_outcome`) fixes what
 a sync can fix (a lagging or stopped scheduler, a transient error) and not what it cannot
@@ -148,14 +148,14 @@ _HEALTHY, _STALE, _DORMANT = 0, 1, 2
 #: Company-level shares (exact counts, shuffled, so small fleets still have every kind).
 _COMPANY_MIX: Final[dict[str, dict[int, float]]] = {
     "accounting": {
-        _NONE: 0.02, _PENDING: 0.03, _DEAUTH: 0.012, _UNLINKED: 0.015, _LINKED: 0.923
+        _NONE: 0.02, _PENDING: 0.03, _DEAUTH: 0.005, _UNLINKED: 0.004, _LINKED: 0.941
     },
-    "banking": {_LINKED: 0.13, _DEAUTH: 0.004, _NONE: 0.866},
+    "banking": {_LINKED: 0.13, _DEAUTH: 0.002, _NONE: 0.868},
     "commerce": {_LINKED: 0.08, _PENDING: 0.01, _DEAUTH: 0.002, _NONE: 0.908},
-    "profile": {_STALE: 0.006, _DORMANT: 0.008, _HEALTHY: 0.986},
+    "profile": {_STALE: 0.002, _DORMANT: 0.004, _HEALTHY: 0.994},
 }  # fmt: skip
-_AUTH_BROKEN_SHARE: Final = 0.004  # Linked, but the token was revoked: AuthError for good
-_OFFLINE_CONNECTOR_SHARE: Final = 0.15  # of on-premise companies: connector offline for good
+_AUTH_BROKEN_SHARE: Final = 0.002  # Linked, but the token was revoked: AuthError for good
+_OFFLINE_CONNECTOR_SHARE: Final = 0.08  # of on-premise companies: connector offline for good
 _DATA_STATUS_ERROR_SHARE: Final = 0.005  # dataStatus unreadable (404 or 500)
 _OVERRIDE_SHARE: Final = 0.02  # company has its own sync settings
 _FRAGILE_SHARE: Final = 0.10  # companies whose troubles come back (higher churn)
@@ -177,15 +177,17 @@ _TROUBLED_FACTOR: Final = 3.0
 _CALM_FACTOR: Final = 0.02
 
 # Churn: events per company and day, their kinds and lengths.
-_CHURN_RATE: Final = 0.008  # per company per day (calm companies)
+_CHURN_RATE: Final = 0.02  # per company per day (calm companies)
 _FRAGILE_FACTOR: Final = 6.0  # fragile companies: this many times more
 _LOOKBACK_DAYS: Final = 21  # events older than this have ended (the longest lasts 8 days)
+_RELAPSE_SHARE: Final = 0.15  # of events come back a day or so after they ended ...
+_FRAGILE_RELAPSE_SHARE: Final = 0.45  # ... and this share for fragile companies
 _STOP, _STUCK, _AUTH, _FAIL = 0, 1, 2, 3  # window kinds, in order of precedence
 _CHURN_KINDS: Final[tuple[tuple[int, float], ...]] = (
-    (_FAIL, 0.50),
+    (_FAIL, 0.60),
     (_STUCK, 0.16),
-    (_AUTH, 0.12),
-    (_STOP, 0.22),
+    (_AUTH, 0.10),
+    (_STOP, 0.14),
 )
 _OUTAGE_DAY_SHARE: Final = 0.125
 _OUTAGE_TYPES: Final[tuple[str, ...]] = (
@@ -556,8 +558,8 @@ class _FleetArrays:
         self.lost_start = -rng.integers(2 * day, 60 * day, size=n)  # Deauthorized / Unlinked
         self.stale_start = -rng.integers(5 * day, 24 * day, size=n)
         self.dormant_start = np.where(
-            rng.random(n) < 0.5,
-            -rng.integers(int(24.6 * day), 30 * day, size=n),
+            _flag(rng, self.profile == _DORMANT, 0.5),  # half at risk, half past 30 days
+            -rng.integers(int(25.2 * day), int(28.5 * day), size=n),
             -rng.integers(30 * day, 90 * day, size=n),
         )
         self.auth_start = -rng.integers(day, 60 * day, size=n)
@@ -643,7 +645,7 @@ class _FleetArrays:
                 status="FetchError" if u[3] < 0.7 else "InternalError",
                 start=self.now + timedelta(minutes=start),
                 end=self.now + timedelta(minutes=start + length),
-                share=round(0.35 + 0.4 * float(u[6]), 3),
+                share=round(0.25 + 0.25 * float(u[6]), 3),
             )
         self._outages[day] = outage
         return outage
@@ -711,7 +713,8 @@ class _FleetArrays:
         days = np.arange(today - _LOOKBACK_DAYS, today + 1, dtype=np.int64)
         out: list[_Window] = []
         rate = _CHURN_RATE * (_FRAGILE_FACTOR if self.fragile[i] else 1.0)
-        draws = _hash_units(self.seed, i, days, 8)
+        relapse = _FRAGILE_RELAPSE_SHARE if self.fragile[i] else _RELAPSE_SHARE
+        draws = _hash_units(self.seed, i, days, 10)
         for k in np.flatnonzero(draws[:, 0] < rate).tolist():
             u = draws[k].tolist()
             start = (int(days[k]) - 1) * _MINUTES_PER_DAY + int(u[7] * _MINUTES_PER_DAY)
@@ -728,7 +731,7 @@ class _FleetArrays:
             single[one] = True
             kind = _CHURN_KINDS[_choose([w for _, w in _CHURN_KINDS], u[1])][0]
             if kind == _FAIL:
-                if u[4] < 0.2:  # a few related types fail together
+                if u[4] < 0.3:  # a few related types fail together
                     single[
                         indices[(np.searchsorted(indices, one) + np.arange(3)) % indices.size]
                     ] = True
@@ -746,12 +749,23 @@ class _FleetArrays:
                     "churn",
                 )  # fmt: skip
             elif kind == _AUTH:
-                length = int((1.0 + 6.0 * u[6] ** 2) * _MINUTES_PER_DAY)
+                length = int((1.0 + 3.0 * u[6] ** 2) * _MINUTES_PER_DAY)
                 window = _Window(start, start + length, _AUTH, "AuthError", cells, False, "churn")
             else:  # the company's scheduler lags: nothing syncs for a few days
-                length = int((1.5 + 4.0 * u[6]) * _MINUTES_PER_DAY)
+                length = int((1.5 + 3.0 * u[6]) * _MINUTES_PER_DAY)
                 window = _Window(start, start + length, _STOP, "", eligible, True, "churn")
             out.append(window)
+            if u[8] < relapse and window.kind != _STOP:  # back after a day or so, same cells
+                gap = int((0.75 + 0.9 * u[9]) * _MINUTES_PER_DAY)
+                again = window.end + gap
+                if again <= t:
+                    length = max(360, (window.end - window.start) * 2 // 3)
+                    out.append(
+                        _Window(
+                            again, again + length, window.kind, window.status, window.cells,
+                            window.fixable, "churn",
+                        )
+                    )  # fmt: skip
         if self.conn_state[i, 0] == _LINKED:
             platform = ACCOUNTING_PLATFORMS[int(self.platform[i, 0])].name
             hit = _hash_units(self.seed ^ _AFFECTED_STREAM, i, days, 1)[:, 0]
