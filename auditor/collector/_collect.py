@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pandas as pd
+import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
 
 from auditor.codat import (
     CodatError,
@@ -44,7 +45,7 @@ from auditor.collector._frames import BatchBuilder, ErrorRow, in_progress_syncs,
 from auditor.collector._progress import CollectStats, ProgressMode, report_progress
 from auditor.constants import IN_PROGRESS_STATUSES
 from auditor.snapshot import SCHEMAS, Snapshot
-from auditor.store import SnapshotWriter, canonical, list_snapshots
+from auditor.store import SnapshotWriter, canonical, frame_from_tables, list_snapshots
 
 __all__ = [
     "CollectClient",
@@ -385,11 +386,17 @@ async def collect(
     if snapshot_at.tzinfo is None:
         raise ValueError("snapshot_at must be timezone-aware")
     at = snapshot_at.astimezone(UTC)
-    parts: dict[str, list[pd.DataFrame]] = {}
+    # Batches are kept as Arrow tables and turned into one DataFrame per frame at the end
+    # without a second copy (see auditor.store.frame_from_tables).
+    parts: dict[str, list[pa.Table]] = {}
+
+    def to_arrow(frames: dict[str, pd.DataFrame]) -> None:
+        for name, frame in frames.items():
+            if len(frame):
+                parts.setdefault(name, []).append(pa.Table.from_pandas(frame, preserve_index=False))
 
     async def sink(frames: dict[str, pd.DataFrame]) -> None:
-        for name, frame in frames.items():
-            parts.setdefault(name, []).append(frame)
+        await asyncio.to_thread(to_arrow, frames)
 
     run = _Run(
         client,
@@ -409,11 +416,14 @@ async def collect(
     )
     await run.run()
     frames: dict[str, pd.DataFrame] = {}
-    parts.setdefault("sync_settings", []).insert(0, sync_settings_frame(run.settings))
+    overrides = parts.pop("sync_settings", [])
+    to_arrow({"sync_settings": sync_settings_frame(run.settings)})
+    parts.setdefault("sync_settings", []).extend(overrides)  # the profile's rows first
     for name, schema in SCHEMAS.items():
-        got = [f for f in parts.get(name, []) if len(f)]
-        merged = pd.concat(got, ignore_index=True) if got else pd.DataFrame({c: [] for c in schema})
+        got = parts.pop(name, [])
+        merged = frame_from_tables(got) if got else pd.DataFrame({c: [] for c in schema})
         frames[name] = canonical(merged, schema)
+        del merged
     meta = _meta(run)
     if shard is not None:
         meta["shard"] = f"{shard[0]}/{shard[1]}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from auditor.store._canonical import canonical
 from auditor.store._findings import history, load_findings, prune, write_findings
+from auditor.store._layout import frame_from_tables
 from auditor.store._snapshots import (
     SnapshotNotFoundError,
     SnapshotWriter,
@@ -25,6 +26,7 @@ __all__ = [
     "SnapshotNotFoundError",
     "SnapshotWriter",
     "canonical",
+    "frame_from_tables",
     "history",
     "list_snapshots",
     "load_findings",

@@ -42,6 +42,7 @@ __all__ = [
     "atomic_write_json",
     "check_snapshot_id",
     "find_snapshot_dir",
+    "frame_from_tables",
     "iter_snapshot_dirs",
     "read_json",
     "read_parquet_files",
@@ -144,30 +145,43 @@ def write_parquet(path: Path, frame: pd.DataFrame) -> int:
     return len(frame)
 
 
-def _plain(table: pa.Table) -> pa.Table:
-    """``table`` with dictionary columns decoded, so parts with other dictionaries concat."""
+def read_parquet_files(files: list[Path], columns: list[str] | None = None) -> pd.DataFrame:
+    """The rows of ``files`` concatenated, in order (strings as pandas strings)."""
+    tables = [pq.read_table(f, columns=columns) for f in files]
+    if not tables:
+        return pd.DataFrame({c: [] for c in columns or []})
+    return frame_from_tables(tables)
+
+
+def frame_from_tables(tables: list[pa.Table]) -> pd.DataFrame:
+    """Arrow tables (same columns) as one DataFrame, in order, without a second copy.
+
+    String columns stay Arrow-backed (pandas' ``string[pyarrow]``, zero-copy) and the tables
+    are released as they are converted, so the peak is about one copy of the data.
+    """
+    same = [_dictionaries_int32(t).replace_schema_metadata(None) for t in tables]
+    tables.clear()
+    table = pa.concat_tables(same, promote_options="default").unify_dictionaries()
+    del same
+    frame: pd.DataFrame = table.to_pandas(
+        types_mapper=_types_mapper, self_destruct=True, split_blocks=True
+    )
+    return frame
+
+
+def _dictionaries_int32(table: pa.Table) -> pa.Table:
+    """Dictionary columns as ``dictionary<int32, string>``, so parts written with other
+    index widths concatenate (categoricals stay categoricals: no string decoding)."""
     fields = []
     changed = False
     for f in table.schema:
         if pa.types.is_dictionary(f.type):
-            fields.append(pa.field(f.name, f.type.value_type))
-            changed = True
+            want = pa.dictionary(pa.int32(), pa.string())
+            fields.append(pa.field(f.name, want))
+            changed = changed or f.type != want
         else:
             fields.append(f)
-    if not changed:
-        return table
-    return table.cast(pa.schema(fields))
-
-
-def read_parquet_files(files: list[Path], columns: list[str] | None = None) -> pd.DataFrame:
-    """The rows of ``files`` concatenated, in order (strings as pandas strings)."""
-    tables = [_plain(pq.read_table(f, columns=columns)) for f in files]
-    tables = [t.replace_schema_metadata(None) for t in tables]
-    if not tables:
-        return pd.DataFrame({c: [] for c in columns or []})
-    table = pa.concat_tables(tables, promote_options="default")
-    frame: pd.DataFrame = table.to_pandas(types_mapper=_types_mapper)
-    return frame
+    return table.cast(pa.schema(fields)) if changed else table
 
 
 def _types_mapper(t: pa.DataType) -> Any:
