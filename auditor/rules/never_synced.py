@@ -100,27 +100,35 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     pairs = pairs.assign(by_setting=by_setting.to_numpy(), by_config=by_config.to_numpy())
     pairs = pairs.loc[pairs["by_setting"] | pairs["by_config"]]
 
+    # Each pair's status row, by an integer key (company code x expected type): the first row
+    # of that company and data type, or none.
+    type_index = pd.Index(expected)
+    n_expected = len(type_index)
+    pair_company = company_index.get_indexer(pairs["company_id"])
+    pair_type = type_index.get_indexer(pairs["data_type"])
+    categories = status["data_type"].cat.categories
+    type_of_code = np.append(type_index.get_indexer(categories.astype(str)), -1)
+    row_type = type_of_code[status["data_type"].cat.codes.to_numpy()]
     short_codes = company_index.get_indexer(pd.Index(short))
     is_short = np.zeros(len(company_index) + 1, dtype=bool)
     is_short[short_codes[short_codes >= 0]] = True
-    rows = status.loc[
-        is_short[codes],
-        ["company_id", "data_type", "current_status", "last_successful_sync"],
-    ]
-    rows = rows.assign(
-        company_id=rows["company_id"].astype("string"),
-        data_type=rows["data_type"].astype("string"),
-    ).drop_duplicates(["company_id", "data_type"])
-    merged = pairs.merge(rows, on=["company_id", "data_type"], how="left", indicator=True)
-    missing = (merged["_merge"] == "left_only").to_numpy()
-    empty = (
-        merged["current_status"].isna().to_numpy()
-        & merged["last_successful_sync"].isna().to_numpy()
+    candidates = np.flatnonzero(is_short[codes] & (row_type >= 0))
+    first_row = np.full(len(company_index) * n_expected + 1, len(status))
+    np.minimum.at(first_row, codes[candidates] * n_expected + row_type[candidates], candidates)
+    slot = np.where(
+        (pair_company >= 0) & (pair_type >= 0), pair_company * n_expected + pair_type, -1
     )
-    hits = merged.loc[missing | empty]
+    at = first_row[slot]  # slot -1 hits the trailing "no row"
+    found = at < len(status)
+    where = np.minimum(at, max(len(status) - 1, 0))
+    no_status = status["current_status"].isna().to_numpy()
+    no_sync = status["last_successful_sync"].isna().to_numpy()
+    empty = found & no_status[where] & no_sync[where] if len(status) else found
+    hit = ~found | empty
+    hits = pairs.reset_index(drop=True).loc[hit]
     if hits.empty:
         return pd.DataFrame()
-    was_missing = (hits["_merge"] == "left_only").to_numpy()
+    was_missing = ~found[hit]
     why = pd.Series(
         np.where(hits["by_setting"].to_numpy(dtype=bool), "fetchOnFirstLink", "the config"),
         index=hits.index,
