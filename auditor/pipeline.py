@@ -16,13 +16,28 @@ import pandas as pd
 from auditor.config import AuditConfig
 from auditor.engine import audit
 from auditor.ledger import previous_tables
-from auditor.report import FleetInfo, ReportPaths, write_reports
+from auditor.remediation import (
+    REFRESH_OUTCOME_COLUMNS,
+    load_refreshes,
+    refresh_outcomes,
+)
+from auditor.report import FleetInfo, ReportPaths, write_csv, write_reports
 from auditor.result import AuditResult
 from auditor.snapshot import Snapshot
 from auditor.snoozes import Snooze, load_snoozes
 from auditor.store import history, load_findings, load_snapshot, write_findings
 
-__all__ = ["AuditRun", "audit_snapshot", "audit_store", "fleet_info", "previous_findings"]
+#: Last night's refreshes and whether each worked, next to the report.
+REFRESHES_CSV = "refreshes.csv"
+
+__all__ = [
+    "REFRESHES_CSV",
+    "AuditRun",
+    "audit_snapshot",
+    "audit_store",
+    "fleet_info",
+    "previous_findings",
+]
 
 log = logging.getLogger("auditor.pipeline")
 
@@ -35,6 +50,9 @@ class AuditRun:
     result: AuditResult
     reports: ReportPaths | None
     fleet: FleetInfo
+    #: The refreshes queued after the previous audit, judged against this snapshot
+    #: (:func:`auditor.remediation.refresh_outcomes`); None when none were queued.
+    refreshes: pd.DataFrame | None = None
 
 
 def previous_findings(store: Path | str, snapshot_id: str) -> pd.DataFrame | None:
@@ -102,6 +120,7 @@ def audit_store(
     )
     write_findings(store, result)
     fleet = fleet_info(snapshot, as_of)
+    refreshes = _refresh_outcomes(store, snapshot)
     paths = None
     if out_dir is not None:
         paths = write_reports(
@@ -112,5 +131,26 @@ def audit_store(
             fleet=fleet,
             max_rows=max_rows,
         )
+        if refreshes is not None:
+            write_csv(refreshes[list(REFRESH_OUTCOME_COLUMNS)], Path(out_dir) / REFRESHES_CSV)
         log.info("reports written to %s", Path(out_dir))
-    return AuditRun(snapshot=snapshot, result=result, reports=paths, fleet=fleet)
+    return AuditRun(
+        snapshot=snapshot, result=result, reports=paths, fleet=fleet, refreshes=refreshes
+    )
+
+
+def _refresh_outcomes(store: Path | str, snapshot: Snapshot) -> pd.DataFrame | None:
+    """Did last night's refreshes work? Logged, and returned for the CSV export."""
+    queued = load_refreshes(store, before=snapshot.snapshot_id)
+    if queued is None or queued.empty:
+        return None
+    outcomes = refresh_outcomes(queued, snapshot)
+    counts = outcomes["result"].value_counts()
+    log.info(
+        "refreshes queued last night: %d worked, %d failed, %d still running, %d unknown",
+        int(counts.get("worked", 0)),
+        int(counts.get("failed", 0)),
+        int(counts.get("running", 0)),
+        int(counts.get("unknown", 0)),
+    )
+    return outcomes

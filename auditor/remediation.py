@@ -36,6 +36,7 @@ __all__ = [
     "OUTCOME_COLUMNS",
     "PLAN_COLUMNS",
     "REFRESHES_FILE",
+    "REFRESH_OUTCOME_COLUMNS",
     "apply_refreshes",
     "load_refreshes",
     "plan_refreshes",
@@ -68,6 +69,14 @@ OUTCOME_COLUMNS: Final[tuple[str, ...]] = (
     "status_code",
     "error",
     "requested_at",
+)
+
+#: What :func:`refresh_outcomes` returns: one row per refreshed data type.
+REFRESH_OUTCOME_COLUMNS: Final[tuple[str, ...]] = (
+    *OUTCOME_COLUMNS,
+    "current_status",
+    "last_successful_sync",
+    "result",  # "worked", "failed", "running", "unknown"
 )
 
 _SEVERITY_RANK: Final[dict[str, int]] = {"error": 0, "warning": 1}
@@ -220,7 +229,7 @@ def refresh_outcomes(refreshes: pd.DataFrame, snapshot: Snapshot) -> pd.DataFram
         ["worked", "failed", "running"],
         default="unknown",
     )
-    return both
+    return both[list(REFRESH_OUTCOME_COLUMNS)]
 
 
 def write_refreshes(store: Path | str, snapshot_id: str, outcomes: pd.DataFrame) -> Path:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import typer
 
+from auditor.pipeline import AuditRun
 from auditor.result import AuditResult
 
-__all__ = ["echo_summary"]
+__all__ = ["echo_refreshes", "echo_summary"]
 
 
 def echo_summary(result: AuditResult) -> None:
@@ -23,3 +24,14 @@ def echo_summary(result: AuditResult) -> None:
     by_rule = active.groupby(["rule", "severity"], observed=True).size().reset_index(name="n")
     for rule, severity, n in by_rule.itertuples(index=False):
         typer.echo(f"  {rule!s:<22} {severity!s:<8} {n:>7}")
+
+
+def echo_refreshes(run: AuditRun) -> None:
+    """Whether the refreshes queued after the previous audit worked (when there were any)."""
+    if run.refreshes is None:
+        return
+    counts = run.refreshes["result"].value_counts()
+    typer.echo(
+        f"refreshes queued last night: {int(counts.get('worked', 0))} worked, "
+        f"{int(counts.get('failed', 0))} failed, {int(counts.get('running', 0))} still running"
+    )

@@ -9,7 +9,7 @@ import typer
 
 from auditor.cli._app import app
 from auditor.cli._common import load_config_or_exit, parse_as_of
-from auditor.cli._summary import echo_summary
+from auditor.cli._summary import echo_refreshes, echo_summary
 from auditor.config import ConfigError
 from auditor.logs import configure_logging
 from auditor.pipeline import audit_store
@@ -64,6 +64,7 @@ def audit(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     echo_summary(run.result)
+    echo_refreshes(run)
     assert run.reports is not None
     typer.echo(f"report:   {run.reports.report_html}")
     typer.echo(f"findings: {run.reports.findings_csv}")

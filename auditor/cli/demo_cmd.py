@@ -10,7 +10,7 @@ import typer
 
 from auditor.cli._app import app
 from auditor.cli._common import load_config_or_exit, parse_as_of
-from auditor.cli._summary import echo_summary
+from auditor.cli._summary import echo_refreshes, echo_summary
 from auditor.demo import run_demo
 from auditor.logs import configure_logging
 from auditor.pipeline import AuditRun
@@ -93,6 +93,7 @@ def demo(
         f"{outcome.requests} requests to the sandbox in all"
     )
     echo_summary(final.result)
+    echo_refreshes(final)
     typer.echo(f"report:   {final.reports.report_html}")
     typer.echo(f"findings: {final.reports.findings_csv}")
     typer.echo(f"digest:   {outcome.eml}")

@@ -12,7 +12,7 @@ import typer
 
 from auditor.cli._app import app
 from auditor.cli._common import load_config_or_exit, parse_as_of
-from auditor.cli._summary import echo_summary
+from auditor.cli._summary import echo_refreshes, echo_summary
 from auditor.collector import ProgressMode, parse_shard
 from auditor.config import FAIL_ON_LEVELS, FailOn
 from auditor.logs import LogFormat, configure_logging, register_secret
@@ -123,6 +123,7 @@ def run(
         raise typer.Exit(EXIT_RUN_FAILED) from None
     if outcome.audit is not None:
         echo_summary(outcome.audit.result)
+        echo_refreshes(outcome.audit)
         for digest in outcome.digests:
             sent_to = "sent to " + ", ".join(digest.recipients)
             where = sent_to if digest.sent else f"written to {digest.eml_path}"

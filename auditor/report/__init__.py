@@ -14,6 +14,7 @@ from ._csv import (
     incidents_frame,
     neutralise_formulas,
     summary_frame,
+    write_csv,
 )
 from ._email import (
     HTML_BODY_LIMIT,
@@ -64,6 +65,7 @@ __all__ = [
     "send_digest",
     "summary_frame",
     "templates_dir",
+    "write_csv",
     "write_eml",
     "write_reports",
 ]
