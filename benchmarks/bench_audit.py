@@ -114,7 +114,8 @@ PROFILES = {p.name: p for p in (REALISTIC, STRESS)}
 
 def _weights(values: tuple[float, ...]) -> np.ndarray:
     w = np.array(values, dtype="float64")
-    return w / w.sum()
+    out: np.ndarray = w / w.sum()
+    return out
 
 
 def build(n_companies: int, seed: int = 7, profile: FleetProfile = STRESS) -> Snapshot:
