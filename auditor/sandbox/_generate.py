@@ -873,13 +873,21 @@ class _FleetArrays:
 
     # --- builders ------------------------------------------------------------------------
     def company(self, i: int, t: int, states: list[_CellState] | None = None) -> dict[str, Any]:
-        if states is None:
-            states = self.evaluate(i, t)
         newest = np.full(len(_SOURCES), -_INF, dtype=np.int64)
-        for j, cell in enumerate(states):
-            if cell.success is not None:
-                s = int(self.source_of_type[j])
-                newest[s] = max(int(newest[s]), cell.success.done or 0)
+        if states is None and not self.windows(i, t):  # fast path: everything on schedule
+            schedule, phase, duration = self._timing(i)
+            tick = phase + ((t - phase) // schedule) * schedule
+            done = np.where(tick + duration > t, tick - schedule, tick) + duration
+            synced = (self.code[i] != _OMIT) & (self.code[i] != _NS)
+            for s in range(len(_SOURCES)):
+                mask = synced & self.source_masks[s]
+                if mask.any():
+                    newest[s] = int(done[mask].max())
+        else:
+            for j, cell in enumerate(states or self.evaluate(i, t)):
+                if cell.success is not None:
+                    s = int(self.source_of_type[j])
+                    newest[s] = max(int(newest[s]), cell.success.done or 0)
         a, b, c = (int(x) for x in self.name_parts[i])
         company_id = self.ids[i]
         created = -int(self.created[i])
