@@ -714,10 +714,12 @@ class _FleetArrays:
         out: list[_Window] = []
         rate = _CHURN_RATE * (_FRAGILE_FACTOR if self.fragile[i] else 1.0)
         relapse = _FRAGILE_RELAPSE_SHARE if self.fragile[i] else _RELAPSE_SHARE
-        draws = _hash_units(self.seed, i, days, 10)
-        for k in np.flatnonzero(draws[:, 0] < rate).tolist():
+        happens = np.flatnonzero(_hash_units(self.seed, i, days, 1)[:, 0] < rate)
+        days_hit = days[happens]
+        draws = _hash_units(self.seed, i, days_hit, 10) if happens.size else np.zeros((0, 10))
+        for k in range(days_hit.size):
             u = draws[k].tolist()
-            start = (int(days[k]) - 1) * _MINUTES_PER_DAY + int(u[7] * _MINUTES_PER_DAY)
+            start = (int(days_hit[k]) - 1) * _MINUTES_PER_DAY + int(u[7] * _MINUTES_PER_DAY)
             if start > t:
                 continue
             source = next(
@@ -768,10 +770,12 @@ class _FleetArrays:
                     )  # fmt: skip
         if self.conn_state[i, 0] == _LINKED:
             platform = ACCOUNTING_PLATFORMS[int(self.platform[i, 0])].name
-            hit = _hash_units(self.seed ^ _AFFECTED_STREAM, i, days, 1)[:, 0]
-            for k, day in enumerate(days.tolist()):
+            for day in days.tolist():
                 outage = self.outage(day)
-                if outage is None or outage.platform != platform or hit[k] >= outage.share:
+                if outage is None or outage.platform != platform:
+                    continue
+                hit = _hash_units(self.seed ^ _AFFECTED_STREAM, i, np.array([day]), 1)[0, 0]
+                if hit >= outage.share:
                     continue
                 j = ALL_DATA_TYPES.index(outage.data_type)
                 if not eligible[j]:
