@@ -1,4 +1,4 @@
-"""A data type reports a ``currentStatus`` that is not one of Codat's 21 known statuses.
+"""A data type reports a current status that is not one of Codat's 21 known statuses.
 
 What it flags
     Each company x data type whose ``currentStatus`` is present but outside the statuses of
