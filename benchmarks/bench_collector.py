@@ -76,10 +76,11 @@ def sandbox(fleet: Path, *, latency_ms: float, rate_limit: int | None) -> Iterat
     ]  # fmt: skip
     if rate_limit:
         cmd += ["--rate-limit", str(rate_limit)]
+    errors = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - lives as long as the sandbox
     proc = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=errors,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
@@ -94,7 +95,8 @@ def sandbox(fleet: Path, *, latency_ms: float, rate_limit: int | None) -> Iterat
             break
     if not base_url:
         proc.kill()
-        raise RuntimeError("the sandbox did not start")
+        errors.seek(0)
+        raise RuntimeError(f"the sandbox did not start:\n{errors.read()[-2000:]}")
     box = Sandbox(base_url, api_key, proc)
     try:
         yield box
