@@ -184,10 +184,10 @@ _RELAPSE_SHARE: Final = 0.15  # of events come back a day or so after they ended
 _FRAGILE_RELAPSE_SHARE: Final = 0.45  # ... and this share for fragile companies
 _STOP, _STUCK, _AUTH, _FAIL = 0, 1, 2, 3  # window kinds, in order of precedence
 _CHURN_KINDS: Final[tuple[tuple[int, float], ...]] = (
-    (_FAIL, 0.60),
+    (_FAIL, 0.64),
     (_STUCK, 0.16),
     (_AUTH, 0.10),
-    (_STOP, 0.14),
+    (_STOP, 0.10),
 )
 _OUTAGE_DAY_SHARE: Final = 0.125
 _OUTAGE_TYPES: Final[tuple[str, ...]] = (
