@@ -30,7 +30,7 @@ Windows come from three places:
   connector for on-premise platforms), a revoked token, or a scheduler lagging, for half a day
   to a week; then it recovers on the next scheduled sync;
 * **provider outages**, a hash of ``(seed, day)``: on about one day in eight one accounting
-  platform fails one data type the same way for 25-50 % of its companies, for 14-32 h.
+  platform fails one data type the same way for 30-55 % of its companies, for 14-32 h.
 
 A refresh queued through the sandbox (see :meth:`GeneratedFleet.refresh_outcome`) fixes what
 a sync can fix (a lagging or stopped scheduler, a transient error) and not what it cannot
@@ -645,7 +645,7 @@ class _FleetArrays:
                 status="FetchError" if u[3] < 0.7 else "InternalError",
                 start=self.now + timedelta(minutes=start),
                 end=self.now + timedelta(minutes=start + length),
-                share=round(0.25 + 0.25 * float(u[6]), 3),
+                share=round(0.3 + 0.25 * float(u[6]), 3),
             )
         self._outages[day] = outage
         return outage
