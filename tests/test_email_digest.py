@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import email
 import shutil
-import socket
 import ssl
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -18,6 +16,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from smtp_inbox import Inbox, free_port, plain_smtp_server
 
 from auditor.report import (
     HTML_BODY_LIMIT,
@@ -39,35 +38,10 @@ AS_OF = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 PASSWORD = "s3cret-pa55word-xyz"
 
 
-@dataclass
-class Inbox:
-    """What the SMTP server received."""
-
-    messages: list[tuple[list[str], EmailMessage]] = field(default_factory=list)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        msg = email.message_from_bytes(envelope.content, policy=default_policy)
-        assert isinstance(msg, EmailMessage)
-        self.messages.append((list(envelope.rcpt_tos), msg))
-        return "250 OK"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def plain_server() -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    port = _free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
+    with plain_smtp_server() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +136,7 @@ def test_starttls_required_no_silent_downgrade(plain_server: tuple[Inbox, int]) 
 
 def test_starttls_with_login(cert: tuple[Path, Path]) -> None:
     inbox = Inbox()
-    port = _free_port()
+    port = free_port()
     controller = Controller(
         inbox,
         hostname="127.0.0.1",
@@ -188,7 +162,7 @@ def test_starttls_with_login(cert: tuple[Path, Path]) -> None:
 
 def test_smtps(cert: tuple[Path, Path]) -> None:
     inbox = Inbox()
-    port = _free_port()
+    port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port, ssl_context=_server_ctx(cert))
     controller.start()
     try:
@@ -200,7 +174,7 @@ def test_smtps(cert: tuple[Path, Path]) -> None:
 
 def test_untrusted_certificate_is_refused(cert: tuple[Path, Path]) -> None:
     inbox = Inbox()
-    port = _free_port()
+    port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port, tls_context=_server_ctx(cert))
     controller.start()
     try:

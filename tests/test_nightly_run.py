@@ -3,22 +3,19 @@ real subprocess; checks each exit code, the lock, JSON logs and that no secret l
 
 from __future__ import annotations
 
-import email
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from datetime import timedelta
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import filelock
 import pytest
-from aiosmtpd.controller import Controller
+from smtp_inbox import Inbox, plain_smtp_server
 
 from auditor.nightly import LOCK_FILE, crosses_fail_level
 from auditor.result import AuditResult
@@ -28,30 +25,10 @@ FIXTURES = Path(__file__).parent / "fixtures"
 AS_OF = "2024-05-01T06:00:00Z"
 
 
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        msg = email.message_from_bytes(envelope.content, _class=EmailMessage)
-        self.messages.append(msg)  # type: ignore[arg-type]
-        return "250 OK"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    port = _free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield inbox, port
-    controller.stop()
+    with plain_smtp_server() as server:
+        yield server
 
 
 @pytest.fixture
@@ -129,7 +106,8 @@ def test_exit_codes_email_and_ledger_over_two_nights(
     assert first.returncode == 1, first.stderr
     assert "exit 1" in first.stdout
     assert len(inbox.messages) == 1
-    msg = inbox.messages[0]
+    recipients, msg = inbox.messages[0]
+    assert recipients == ["ops@example.com"]
     assert msg["To"] == "ops@example.com"
     assert msg["Subject"].startswith("[freshness]")
     assert "new error" in msg["Subject"]
@@ -142,7 +120,7 @@ def test_exit_codes_email_and_ledger_over_two_nights(
     second = nightly(sandbox, tmp_path, config, env=smtp_env(port), as_of=later)
     assert second.returncode == 0, second.stderr
     assert len(inbox.messages) == 2
-    assert "new error" not in inbox.messages[1]["Subject"]
+    assert "new error" not in inbox.messages[1][1]["Subject"]
     third = nightly(
         sandbox, tmp_path, config, "--fail-on", "error", "--dry-run", as_of="2024-05-01T07:00:00Z"
     )
