@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
 from auditor.codat import CodatClient, RateLimitPolicy, RetryPolicy
-from auditor.collector import collect, collect_sync, parse_shard, shard_of
+from auditor.collector import collect, collect_sync, collect_to_store, parse_shard, shard_of
 from auditor.constants import IN_PROGRESS_STATUSES, source_type_of
 from auditor.sandbox import (
     CompanyRecord,
@@ -20,6 +21,7 @@ from auditor.sandbox import (
     generate_fleet,
 )
 from auditor.snapshot import SCHEMAS, conform
+from auditor.store import load_snapshot
 
 FAST = RetryPolicy(max_attempts=2, initial_wait=0.01, max_wait=0.02, jitter=0.0)
 NO_LIMIT = RateLimitPolicy(requests_per_minute=None, max_concurrent_per_company=None)
@@ -226,3 +228,74 @@ def test_sync_wrapper_and_settings(
         assert row["attempts"] == FAST.max_attempts
         assert row["company_name"] == record.company["name"]
     assert not snap.status["company_id"].isin([r.id for r in failing]).any()
+
+
+async def test_second_night_reuses_known_pull_operations(
+    sandbox_server: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    """A sync still in progress with last night's ``latestSyncId`` (stuck) costs no request:
+    its ``requested`` time comes from the previous snapshot's ``pull_operations``."""
+    fleet = generate_fleet(200, seed=11, now=FLEET_NOW)
+    clock = [FLEET_NOW]
+    server = sandbox_server(fleet, clock=lambda: clock[0])
+    nights = [FLEET_NOW, FLEET_NOW + timedelta(days=1)]
+
+    def running(at: datetime) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for i, r in enumerate(fleet):
+            rec = fleet.record_at(i, at)
+            ids = {str(v["latestSyncId"]) for v in _in_progress(rec) if v.get("latestSyncId")}
+            if r.data_status_error is None and ids:
+                out[r.id] = ids
+        return out
+
+    first, second = running(nights[0]), running(nights[1])
+    still = {c: ids & first.get(c, set()) for c, ids in second.items()}
+    reusable = sum(len(v) for v in still.values())
+    need_request = sum(1 for c, ids in second.items() if ids - still[c])
+    assert reusable > 0  # the fleet has stuck syncs
+    assert need_request < len(second)
+
+    runs = []
+    for at in nights:
+        clock[0] = at
+        server.stats.reset()
+        async with connect(server, retry=RetryPolicy(max_attempts=1)) as client:
+            runs.append(await collect_to_store(client, tmp_path, snapshot_at=at, progress="off"))
+        by = server.stats.by_endpoint
+        pulls = by.get("get-pull-operation", 0) + by.get("list-pull-operations", 0)
+        expected = len(first) if at == nights[0] else need_request
+        assert pulls == expected, by
+        assert runs[-1].requests == server.stats.total
+
+    assert runs[0].pull_operations_reused == 0
+    assert runs[1].pull_operations_reused == reusable
+    snap = load_snapshot(tmp_path, runs[1].snapshot_id)
+    assert snap.meta["meta"]["pull_operations_reused"] == reusable  # type: ignore[index]
+    # Every running sync is timed, reused or fetched, with the fleet's own requested time.
+    status = snap.status
+    rows = status.loc[
+        status["current_status"].isin(IN_PROGRESS_STATUSES) & status["latest_sync_id"].notna()
+    ]
+    assert len(rows) == sum(len(v) for v in second.values())
+    ops = {
+        op["id"]: op["requested"]
+        for i in range(len(fleet))
+        for op in fleet.record_at(i, nights[1]).pull_operations
+    }
+    for row in rows.itertuples(index=False):
+        assert row.latest_sync_requested == pd.Timestamp(ops[row.latest_sync_id])
+    # Carried into tonight's pull_operations, so the night after can reuse them too.
+    assert set(snap.pull_operations["dataset_id"]) == set(rows["latest_sync_id"])
+
+    # Without reuse, every company with a running sync costs a request again.
+    clock[0] = nights[1] + timedelta(hours=1)
+    server.stats.reset()
+    async with connect(server, retry=RetryPolicy(max_attempts=1)) as client:
+        again = await collect_to_store(
+            client, tmp_path, snapshot_at=clock[0], progress="off", reuse_pull_operations=False
+        )
+    assert again.pull_operations_reused == 0
+    by = server.stats.by_endpoint
+    pulls = by.get("get-pull-operation", 0) + by.get("list-pull-operations", 0)
+    assert pulls == len(running(clock[0]))

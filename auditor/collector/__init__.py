@@ -17,7 +17,13 @@ from auditor.collector._collect import (
     parse_shard,
     shard_of,
 )
-from auditor.collector._frames import BatchBuilder, ErrorRow, choose_connections
+from auditor.collector._frames import (
+    BatchBuilder,
+    ErrorRow,
+    KnownPullOperations,
+    choose_connections,
+    known_pull_operations,
+)
 from auditor.collector._progress import CollectStats, ProgressMode
 from auditor.collector._transport import TransportName, collector_transport
 
@@ -26,6 +32,7 @@ __all__ = [
     "CollectClient",
     "CollectStats",
     "ErrorRow",
+    "KnownPullOperations",
     "ProgressMode",
     "StoreRun",
     "TransportName",
@@ -35,6 +42,7 @@ __all__ = [
     "collect_to_store",
     "collector_transport",
     "default_snapshot_id",
+    "known_pull_operations",
     "parse_shard",
     "shard_of",
 ]

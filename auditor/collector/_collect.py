@@ -7,7 +7,9 @@ Requests per run:
   per-company connections call);
 * ``GET /companies/{id}/dataStatus`` once per company;
 * ``GET /companies/{id}/data/history/{latestSyncId}`` only for data types whose current
-  status is a sync in progress (so that a stuck sync can be timed).
+  status is a sync in progress (so that a stuck sync can be timed), and only when that pull
+  operation is not already known: :func:`collect_to_store` reuses the pull operations of the
+  previous complete snapshot (a stuck sync keeps its ``latestSyncId`` for days).
 
 A fixed pool of worker tasks (``concurrency``) pulls companies from one iterator; the
 client's shared rate limiter decides when each request may start, so the limiter stays busy
@@ -41,11 +43,24 @@ from auditor.codat import (
     PullOperation,
     SyncSettings,
 )
-from auditor.collector._frames import BatchBuilder, ErrorRow, in_progress_syncs, sync_settings_frame
+from auditor.collector._frames import (
+    BatchBuilder,
+    ErrorRow,
+    KnownPullOperations,
+    in_progress_syncs,
+    sync_settings_frame,
+)
+from auditor.collector._frames import known_pull_operations as _known_from_frame
 from auditor.collector._progress import CollectStats, ProgressMode, report_progress
 from auditor.constants import IN_PROGRESS_STATUSES
 from auditor.snapshot import SCHEMAS, Snapshot
-from auditor.store import SnapshotWriter, canonical, frame_from_tables, list_snapshots
+from auditor.store import (
+    SnapshotWriter,
+    canonical,
+    frame_from_tables,
+    list_snapshots,
+    load_snapshot,
+)
 
 __all__ = [
     "CollectClient",
@@ -167,6 +182,7 @@ class _Run:
         skip: frozenset[str],
         sink: Sink,
         options: _Options,
+        known_pulls: KnownPullOperations | None = None,
     ) -> None:
         self.client = client
         self.snapshot_at = snapshot_at
@@ -174,6 +190,7 @@ class _Run:
         self.skip = skip
         self.sink = sink
         self.opt = options
+        self.known_pulls: KnownPullOperations = known_pulls or {}
         self.stats = CollectStats()
         self._builder = BatchBuilder(snapshot_at)
         self._flush_lock = asyncio.Lock()
@@ -280,7 +297,13 @@ class _Run:
         if statuses and self.opt.pull_operations:
             ids = in_progress_syncs(statuses)
             if ids:
-                pulls = await self._pull_operations(company, ids, errors)
+                known = self.known_pulls.get(company.id)
+                if known:
+                    pulls = [known[i] for i in ids if i in known]
+                    ids = [i for i in ids if i not in known]
+                    self.stats.pulls_reused += len(pulls)
+                if ids:
+                    pulls += await self._pull_operations(company, ids, errors)
         own: CompanySyncSettings | None = None
         if self.opt.company_sync_settings:
             self.stats.requests += 1
@@ -358,6 +381,7 @@ def _meta(run: _Run) -> dict[str, Any]:
         "companies_skipped": stats.skipped,
         "companies_with_errors": stats.errors,
         "requests": stats.requests,
+        "pull_operations_reused": stats.pulls_reused,
         "elapsed_seconds": round(stats.elapsed, 3),
     }
 
@@ -374,6 +398,7 @@ async def collect(
     pull_operations: bool = True,
     company_sync_settings: bool = False,
     progress: ProgressMode = "off",
+    known_pull_operations: KnownPullOperations | pd.DataFrame | None = None,
 ) -> Snapshot:
     """Snapshot every company (of ``shard`` = ``(K, N)``, if given) into memory.
 
@@ -381,6 +406,10 @@ async def collect(
     fail after the client's retries becomes a row of the ``errors`` frame; the run goes on.
     ``company_sync_settings`` also reads each company's own sync settings (one request more
     per company) and keeps those that override the defaults.
+    ``known_pull_operations`` (``{company_id: {dataset_id: PullOperation}}``, or a
+    ``pull_operations`` frame such as the previous snapshot's): a data type in progress whose
+    ``latestSyncId`` is known takes its ``requested`` time from there, and the operation is
+    carried into this snapshot's ``pull_operations``, without a request.
     Frames come back in canonical form (see :func:`auditor.store.canonical`).
     """
     if snapshot_at.tzinfo is None:
@@ -404,6 +433,11 @@ async def collect(
         shard=shard,
         skip=frozenset(),
         sink=sink,
+        known_pulls=(
+            _known_from_frame(known_pull_operations)
+            if isinstance(known_pull_operations, pd.DataFrame)
+            else known_pull_operations
+        ),
         options=_Options(
             page_size=page_size,
             concurrency=concurrency,
@@ -453,6 +487,7 @@ class StoreRun:
     companies_with_errors: int
     requests: int
     elapsed_seconds: float
+    pull_operations_reused: int = 0
 
 
 def _unfinished(store: Path, shard: tuple[int, int]) -> pd.Series:
@@ -463,6 +498,30 @@ def _unfinished(store: Path, shard: tuple[int, int]) -> pd.Series:
         done = Path(str(row.path)) / "_shards" / f"s{shard[0]}of{shard[1]}.json"
         keep.append(not done.exists())
     return todo.loc[keep, "snapshot_id"] if keep else todo["snapshot_id"]
+
+
+def _previous_pull_operations(
+    store: Path, snapshot_id: str, snapshot_at: datetime
+) -> KnownPullOperations:
+    """The pull operations of the latest complete snapshot taken before ``snapshot_at``
+    (other than ``snapshot_id``), by company; empty if there is none or it cannot be read."""
+    snaps = list_snapshots(store, include_incomplete=False)
+    before = snaps.loc[(snaps["snapshot_id"] != snapshot_id) & (snaps["snapshot_at"] < snapshot_at)]
+    if before.empty:
+        return {}
+    previous = str(before["snapshot_id"].iloc[-1])
+    try:
+        snap = load_snapshot(store, previous, frames=("pull_operations",))
+    except Exception as exc:  # a damaged old snapshot costs requests, never the run
+        log.warning("could not read the pull operations of snapshot %s: %s", previous, exc)
+        return {}
+    known = _known_from_frame(snap.pull_operations)
+    log.info(
+        "%d pull operations known from snapshot %s",
+        sum(len(v) for v in known.values()),
+        previous,
+    )
+    return known
 
 
 async def collect_to_store(
@@ -480,6 +539,7 @@ async def collect_to_store(
     pull_operations: bool = True,
     company_sync_settings: bool = False,
     progress: ProgressMode = "auto",
+    reuse_pull_operations: bool = True,
 ) -> StoreRun:
     """Snapshot the fleet into ``store`` batch by batch; resumable and shardable.
 
@@ -491,6 +551,10 @@ async def collect_to_store(
       per company); those that override the defaults go into ``sync_settings``.
     * ``shard`` = ``(K, N)``: collect only companies with :func:`shard_of` == K; the snapshot
       becomes complete (manifest written) when the last of the N shards finishes.
+    * ``reuse_pull_operations``: take the pull operations of the previous complete snapshot
+      (its ``pull_operations`` frame) as known, so that a sync still in progress with the
+      same ``latestSyncId`` (a stuck sync) costs no request; only syncs that started since
+      then are fetched.
     """
     root = Path(store)
     k_n = shard if shard is not None else (0, 1)
@@ -513,6 +577,11 @@ async def collect_to_store(
             shard=shard,
             skip=writer.done_company_ids,
             sink=sink,
+            known_pulls=(
+                _previous_pull_operations(root, sid, writer.snapshot_at)
+                if pull_operations and reuse_pull_operations
+                else None
+            ),
             options=_Options(
                 page_size=page_size,
                 concurrency=concurrency,
@@ -547,4 +616,5 @@ async def collect_to_store(
         companies_with_errors=run.stats.errors,
         requests=run.stats.requests,
         elapsed_seconds=round(run.stats.elapsed, 3),
+        pull_operations_reused=run.stats.pulls_reused,
     )

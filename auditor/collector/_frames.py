@@ -38,8 +38,10 @@ from auditor.snapshot import (
 __all__ = [
     "BatchBuilder",
     "ErrorRow",
+    "KnownPullOperations",
     "choose_connections",
     "in_progress_syncs",
+    "known_pull_operations",
     "sync_settings_frame",
 ]
 
@@ -84,6 +86,56 @@ def in_progress_syncs(statuses: Mapping[str, DataStatus]) -> list[str]:
         for s in statuses.values()
         if s.current_status in IN_PROGRESS_STATUSES and s.latest_sync_id
     ]
+
+
+KnownPullOperations = Mapping[str, Mapping[str, PullOperation]]
+"""Pull operations already fetched, by company id then dataset id."""
+
+
+def _value(v: Any) -> Any:
+    """A frame cell as a plain Python value (null -> None, Timestamp -> datetime)."""
+    if v is None or v is pd.NA or v is pd.NaT:
+        return None
+    if isinstance(v, float) and np.isnan(v):
+        return None
+    if isinstance(v, pd.Timestamp):
+        return v.to_pydatetime()
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def known_pull_operations(frame: pd.DataFrame) -> dict[str, dict[str, PullOperation]]:
+    """A ``pull_operations`` frame (e.g. the previous snapshot's) as ``{company: {id: op}}``.
+
+    Only operations with a ``requested`` time are kept: they are what a stuck sync is timed
+    by, and a pull operation's ``requested`` time never changes.
+    """
+    out: dict[str, dict[str, PullOperation]] = {}
+    if frame.empty:
+        return out
+    rows = frame.loc[
+        frame["requested"].notna() & frame["company_id"].notna() & frame["dataset_id"].notna()
+    ]
+    fields = [c for c in PULL_OPERATIONS_SCHEMA if c in rows.columns]
+    for values in zip(*(rows[c].tolist() for c in fields), strict=True):
+        row = dict(zip(fields, (_value(v) for v in values), strict=True))
+        op = PullOperation.model_construct(
+            id=str(row["dataset_id"]),
+            company_id=str(row["company_id"]),
+            connection_id=row.get("connection_id"),
+            data_type=row.get("data_type"),
+            status=row.get("status"),
+            status_description=row.get("status_description"),
+            error_message=row.get("error_message"),
+            requested=row.get("requested"),
+            completed=row.get("completed"),
+            progress=row.get("progress"),
+            is_completed=row.get("is_completed"),
+            is_errored=row.get("is_errored"),
+        )
+        out.setdefault(str(row["company_id"]), {})[op.id] = op
+    return out
 
 
 @dataclass(frozen=True, slots=True)

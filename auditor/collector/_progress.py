@@ -38,6 +38,7 @@ class CollectStats:
     listed: int = 0
     errors: int = 0
     requests: int = 0
+    pulls_reused: int = 0
     started: float = field(default_factory=time.monotonic)
 
     @property
