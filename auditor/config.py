@@ -15,6 +15,8 @@ top level           ``timezone`` (display only; all computation is UTC), ``fail_
 ``[groups]``        consistency groups: ``name = [members]`` adds or changes one, ``[]`` removes it
 ``[email]``         free-form, read by the report/email area
 ``[report]``        free-form, read by the report area
+``[run]``           the nightly job: store, out, base_url, snoozes, rate_limit, max_attempts,
+                    timeout (command-line options and environment variables win)
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ __all__ = [
     "ConfigError",
     "FailOn",
     "RulesConfig",
+    "RunConfig",
     "format_validation_error",
     "load_config",
     "locate_key",
@@ -133,6 +136,31 @@ else:
     )
 
 
+class RunConfig(BaseModel):
+    """The ``[run]`` table: where and how the nightly job (``auditor run``) works.
+
+    Command-line options and environment variables win over these; paths are taken as
+    written (relative ones from the working directory).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Snapshot store directory.
+    store: str | None = None
+    #: Where report.html, the CSVs and .eml files go.
+    out: str | None = None
+    #: Codat API base URL.
+    base_url: str | None = None
+    #: Snooze file (TOML).
+    snoozes: str | None = None
+    #: Client-side limit, requests per minute (Codat allows 1,000 per IP); 0 = no limit.
+    rate_limit: float | None = Field(default=None, ge=0)
+    #: Attempts per request, the first included (1 = no retries).
+    max_attempts: int | None = Field(default=None, ge=1, le=20)
+    #: Seconds before a request times out.
+    timeout: float | None = Field(default=None, gt=0)
+
+
 class AuditConfig(BaseModel):
     """The whole configuration. Every field has a default; unknown keys are errors."""
 
@@ -154,6 +182,8 @@ class AuditConfig(BaseModel):
     email: dict[str, Any] = Field(default_factory=dict)
     #: Free-form settings of the report area.
     report: dict[str, Any] = Field(default_factory=dict)
+    #: Settings of the nightly job.
+    run: RunConfig = Field(default_factory=RunConfig)
 
     @field_validator("timezone")
     @classmethod
@@ -163,6 +193,16 @@ class AuditConfig(BaseModel):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r} (use an IANA name such as "
                              "'Europe/London' or 'UTC')") from None
+        return value
+
+    @field_validator("email")
+    @classmethod
+    def _valid_email(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # Validated here so that a typo in [email] fails at load time, with its line, not
+        # when tonight's digest is built.
+        from auditor.report import EmailSettings
+
+        EmailSettings.model_validate(value)
         return value
 
     @field_validator("groups")

@@ -23,7 +23,13 @@ from pathlib import Path
 
 import filelock
 
-from auditor.codat import CodatAuthError, CodatClient, CodatError, RateLimitPolicy
+from auditor.codat import (
+    CodatAuthError,
+    CodatClient,
+    CodatError,
+    RateLimitPolicy,
+    RetryPolicy,
+)
 from auditor.collector import ProgressMode, StoreRun, collect_to_store
 from auditor.config import AuditConfig, FailOn
 from auditor.pipeline import AuditRun, audit_store
@@ -90,10 +96,16 @@ async def _collect(
     snapshot_at: datetime,
     shard: tuple[int, int] | None,
     rate_limit: float | None,
+    retry: RetryPolicy | None,
+    timeout: float,
     progress: ProgressMode,
 ) -> StoreRun:
     async with CodatClient(
-        api_key, base_url=base_url, rate_limit=RateLimitPolicy(requests_per_minute=rate_limit)
+        api_key,
+        base_url=base_url,
+        rate_limit=RateLimitPolicy(requests_per_minute=rate_limit),
+        retry=retry,
+        timeout=timeout,
     ) as client:
         return await collect_to_store(
             client, store, snapshot_at=snapshot_at, shard=shard, progress=progress
@@ -114,6 +126,8 @@ def run_nightly(
     shard: tuple[int, int] | None = None,
     fail_on: FailOn | None = None,
     rate_limit: float | None = 1000.0,
+    retry: RetryPolicy | None = None,
+    timeout: float = 30.0,
     progress: ProgressMode = "auto",
 ) -> NightlyOutcome:
     """One nightly run. Raises :class:`RunFailedError` when the run itself fails.
@@ -141,6 +155,8 @@ def run_nightly(
                     snapshot_at=as_of,
                     shard=shard,
                     rate_limit=rate_limit,
+                    retry=retry,
+                    timeout=timeout,
                     progress=progress,
                 )
             )

@@ -43,7 +43,10 @@ def sandbox(fleet_now: Any) -> Iterator[SandboxServer]:
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
     path = tmp_path / "auditor.toml"
-    path.write_text('[email]\nto = ["ops@example.com"]\n', encoding="utf-8")
+    # Quick retries: the fixture fleet has a company whose dataStatus always fails.
+    path.write_text(
+        '[email]\nto = ["ops@example.com"]\n\n[run]\nmax_attempts = 2\n', encoding="utf-8"
+    )
     return path
 
 

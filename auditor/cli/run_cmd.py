@@ -13,6 +13,7 @@ import typer
 from auditor.cli._app import app
 from auditor.cli._common import load_config_or_exit, parse_as_of
 from auditor.cli._summary import echo_refreshes, echo_summary
+from auditor.codat import DEFAULT_BASE_URL, RetryPolicy
 from auditor.collector import ProgressMode, parse_shard
 from auditor.config import FAIL_ON_LEVELS, FailOn
 from auditor.logs import LogFormat, configure_logging, register_secret
@@ -30,15 +31,29 @@ def run(
         typer.Option("--config", envvar="AUDITOR_CONFIG", help="TOML configuration file."),
     ] = None,
     store: Annotated[
-        Path, typer.Option("--store", envvar="AUDITOR_STORE", help="Snapshot store directory.")
-    ] = Path("store"),
+        Path | None,
+        typer.Option(
+            "--store",
+            envvar="AUDITOR_STORE",
+            help="Snapshot store directory [default: the config's run.store, else ./store].",
+        ),
+    ] = None,
     out: Annotated[
-        Path,
-        typer.Option("--out", envvar="AUDITOR_OUT", help="Where report.html, CSVs, .eml go."),
-    ] = Path("reports/nightly"),
+        Path | None,
+        typer.Option(
+            "--out",
+            envvar="AUDITOR_OUT",
+            help="Where report.html, CSVs, .eml go [default: run.out, else reports/nightly].",
+        ),
+    ] = None,
     base_url: Annotated[
-        str, typer.Option("--base-url", envvar="CODAT_BASE_URL", help="Codat API base URL.")
-    ] = "https://api.codat.io",
+        str | None,
+        typer.Option(
+            "--base-url",
+            envvar="CODAT_BASE_URL",
+            help="Codat API base URL [default: run.base_url, else https://api.codat.io].",
+        ),
+    ] = None,
     snoozes: Annotated[
         Path | None,
         typer.Option("--snoozes", envvar="AUDITOR_SNOOZES", help="Snooze file (TOML)."),
@@ -61,8 +76,13 @@ def run(
         str | None, typer.Option("--as-of", help="The run's 'now', ISO-8601 (default: now).")
     ] = None,
     rate_limit: Annotated[
-        float, typer.Option("--rate-limit", min=0, help="Requests per minute (0: no limit).")
-    ] = 1000.0,
+        float | None,
+        typer.Option(
+            "--rate-limit",
+            min=0,
+            help="Requests per minute, 0: no limit [default: run.rate_limit, else 1000].",
+        ),
+    ] = None,
     log_format: Annotated[
         str, typer.Option("--log-format", help="human or json (JSON lines for collectors).")
     ] = "human",
@@ -98,6 +118,14 @@ def run(
         raise typer.BadParameter(str(exc), param_hint="--shard") from None
     mode: ProgressMode = progress  # type: ignore[assignment]
     level: FailOn | None = fail_on  # type: ignore[assignment]
+    settings = cfg.run
+    store = store or Path(settings.store or "store")
+    out = out or Path(settings.out or "reports/nightly")
+    base_url = base_url or settings.base_url or DEFAULT_BASE_URL
+    snoozes = snoozes or (Path(settings.snoozes) if settings.snoozes else None)
+    limit = rate_limit if rate_limit is not None else settings.rate_limit
+    limit = 1000.0 if limit is None else limit
+    retry = RetryPolicy(max_attempts=settings.max_attempts or RetryPolicy().max_attempts)
     log.info("run %s starting: store %s, base URL %s", run_id, store, base_url)
     try:
         outcome = run_nightly(
@@ -112,7 +140,9 @@ def run(
             dry_run=dry_run,
             shard=shard_k_n,
             fail_on=level,
-            rate_limit=rate_limit or None,
+            rate_limit=limit or None,
+            retry=retry,
+            timeout=settings.timeout or 30.0,
             progress=mode,
         )
     except RunFailedError as exc:
