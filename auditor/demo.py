@@ -2,8 +2,8 @@
 
 :func:`run_demo` starts a :class:`~auditor.sandbox.SandboxServer` on a free loopback port
 and, for each night, moves the sandbox clock to that night, snapshots the fleet over HTTP
-into ``OUT/store``, audits it (the incident ledger compares with the night before) and, on
-every night but the last, queues refreshes for what was flagged (``auditor refresh
+into ``OUT/store`` (emptied first), audits it (the incident ledger compares with the night
+before) and, on every night but the last, queues refreshes for what was flagged (``auditor refresh
 --apply``), so the next night shows which problems were fixed. The last night's report,
 CSVs and digest (``demo.eml``) are written to ``OUT``.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -53,6 +54,19 @@ class _Clock:
         return self.now
 
 
+def _fresh_store(store: Path) -> None:
+    """Each demo starts from an empty store: its fleet is generated anew, so last run's nights
+    would only confuse the ledger. Refuses to delete a directory that is not a store."""
+    if not store.exists():
+        return
+    entries = list(store.iterdir())
+    if any(not (e.name.startswith("snapshot_date=") or e.name.startswith(".")) for e in entries):
+        raise FileExistsError(
+            f"{store} exists and does not look like a snapshot store; choose another --out"
+        )
+    shutil.rmtree(store)
+
+
 def run_demo(
     out: Path,
     *,
@@ -73,10 +87,11 @@ def run_demo(
     multi-night demo shows resolved incidents as well as ongoing ones.
     """
     config = config or AuditConfig()
+    store = out / "store"
+    _fresh_store(store)
     first = as_of - timedelta(days=nights - 1)
     served = fleet if fleet is not None else generate_fleet(companies, seed, first)
     clock = _Clock(first)
-    store = out / "store"
     outcome = DemoOutcome(out=out, store=store)
     with SandboxServer(served, options=SandboxOptions(clock=clock)) as server:
 
