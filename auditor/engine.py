@@ -11,11 +11,13 @@ Steps
    of the snapshot (by default the whole snapshot is one partition; ``chunk_size`` splits it so
    memory stays flat, and the same function can run under Dask ``map_partitions``). It fills
    ``rule``, ``code``, ``severity`` (configured override or the rule's), ``incident_key`` and
-   ``as_of``.
+   ``as_of``. Then :func:`apply_coverage` leaves out the findings another finding explains
+   (a rule's ``covered_by``): each problem is reported once, at its root cause.
 2. Fleet rules (``provider-incident``) run once over all findings of the night.
 3. Snoozes mark matching findings (``snoozed``, ``snooze_reason``); expired snoozes are listed.
 4. The ledger compares with the previous audit: ``state``, ``first_seen``, ``nights_open`` and the
-   resolved incidents (see :mod:`auditor.ledger`).
+   resolved incidents (see :mod:`auditor.ledger`). An incident that is only covered tonight
+   (its problem is still there, reported under its root cause) is not listed as resolved.
 """
 
 from __future__ import annotations
@@ -30,18 +32,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.compute as pc  # type: ignore[import-untyped]
 
 from auditor.config import AuditConfig
 from auditor.findings import FINDINGS_COLUMNS, FINDINGS_SCHEMA, conform_findings, empty_findings
 from auditor.ledger import apply_ledger, incident_keys
 from auditor.result import AuditResult
 from auditor.rules import Rule, RuleContext
-from auditor.rules._base import map_values, now_utc
+from auditor.rules._base import concat, isin, map_values, now_utc, text
 from auditor.snapshot import SCHEMAS, Snapshot, conform
 from auditor.snoozes import Snooze, apply_snoozes, load_snoozes, split_expired
 
 __all__ = [
     "RuleError",
+    "apply_coverage",
     "audit",
     "audit_partition",
     "concat_findings",
@@ -159,8 +163,8 @@ def concat_findings(parts: Iterable[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def _finish(parts: list[pd.DataFrame], as_of: pd.Timestamp) -> pd.DataFrame:
-    frame = concat_findings(parts)
+def _stamp(frame: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """``frame`` with its incident keys and ``as_of`` filled in."""
     if frame.empty:
         return frame
     missing = frame["incident_key"].isna().to_numpy()
@@ -171,16 +175,168 @@ def _finish(parts: list[pd.DataFrame], as_of: pd.Timestamp) -> pd.DataFrame:
     return frame
 
 
-def audit_partition(snapshot: Snapshot, config: AuditConfig, as_of: datetime) -> pd.DataFrame:
-    """Findings of the partition rules on one company-complete partition (a findings table)."""
-    ts = now_utc(as_of)
+def _finish(parts: list[pd.DataFrame], as_of: pd.Timestamp) -> pd.DataFrame:
+    return _stamp(concat_findings(parts), as_of)
+
+
+def _closure(rules: Sequence[Rule]) -> dict[str, set[str]]:
+    """For each rule, every rule that covers it directly or through a chain of rules."""
+    direct = {r.name: set(r.covered_by) for r in rules}
+    out: dict[str, set[str]] = {}
+
+    def reach(name: str) -> set[str]:
+        if name not in out:
+            found: set[str] = set()
+            for other in direct.get(name, set()):
+                found |= {other} | reach(other)
+            out[name] = found
+        return out[name]
+
+    for name in direct:
+        reach(name)
+    return {name: found for name, found in out.items() if found}
+
+
+def _codes(series: pd.Series, *, na_is_value: bool) -> np.ndarray:
+    codes, _ = pd.factorize(series, use_na_sentinel=not na_is_value)
+    return np.asarray(codes, dtype=np.int64)
+
+
+def _pairs(left: np.ndarray, left_keys: np.ndarray, right: np.ndarray,
+           right_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(left row, right row) for every pair of rows with equal keys (a hash join)."""
+    joined = pd.DataFrame({"k": left_keys, "t": left}).merge(
+        pd.DataFrame({"k": right_keys, "c": right}), on="k", sort=False
+    )
+    return joined["t"].to_numpy(dtype=np.int64), joined["c"].to_numpy(dtype=np.int64)
+
+
+def _explains(rule_names: np.ndarray, covered_rules: Sequence[str], target: np.ndarray,
+              coverer: np.ndarray, raised: np.ndarray, n: int) -> pd.Series:
+    """For each row: `` This also explains 3 stale, 1 cross-type-skew finding(s) ...`` or null."""
+    counts = {
+        name: np.bincount(coverer[rule_names[target] == name], minlength=n)
+        for name in covered_rules
+    }
+    rows = np.flatnonzero(sum(counts.values()) > 0)
+    out = pd.Series(pd.NA, index=pd.RangeIndex(n), dtype="string")
+    if rows.size == 0:
+        return out
+    labels = []
+    for name, count in counts.items():
+        shown = pd.Series(count[rows])
+        label = (shown.astype("string") + f" {name}").where(shown > 0)
+        labels.append(pa.array(label.array, type=pa.large_string()))
+    separator = pa.scalar(", ", pa.large_string())
+    listed = pc.binary_join_element_wise(*labels, separator, null_handling="skip")
+    note = np.where(raised[rows], "; raised to error as some of them are errors", "")
+    suffix = concat(
+        " This also explains ",
+        pd.Series(pd.arrays.ArrowStringArray(listed)),
+        " finding(s), not listed separately",
+        pd.Series(note, dtype="string"),
+        ".",
+    )
+    out.iloc[rows] = suffix.to_numpy()
+    return out
+
+
+def apply_coverage(
+    findings: pd.DataFrame, rules: Sequence[Rule]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the findings that are shown, the findings left out because another finding explains them).
+
+    A finding of rule R is *covered* by a finding of a rule in R's ``covered_by`` (directly or
+    through a chain: ``cross-type-skew`` <- ``stale`` <- ``needs-relink``) when both are about
+    the same company and connection and either the same data type, or the covering finding has
+    no data type (a connection-level finding such as ``needs-relink`` or ``token-expiry-risk``
+    covers every data type of its connection). Only findings present in ``findings`` cover: when
+    the covering rule is disabled or finds nothing, the covered finding stays.
+
+    Each shown finding that covers others gets the highest severity among them (so leaving the
+    symptoms out never lowers what the report, the exit code or the email say) and its message
+    ends with how many findings of which rules it explains. Vectorised (two hash joins on
+    integer keys); pure per company, so it works on any company-complete partition.
+    """
+    covers = _closure(rules)
+    if findings.empty or not covers:
+        return findings, findings.iloc[:0]
+    findings = findings.reset_index(drop=True)
+    coverers = sorted({c for cs in covers.values() for c in cs})
+    is_target = isin(findings["rule"], list(covers))
+    is_coverer = isin(findings["rule"], coverers)
+    company = _codes(findings["company_id"], na_is_value=False)
+    is_target = is_target & (company >= 0)
+    is_coverer = is_coverer & (company >= 0)
+    if not (is_target.any() and is_coverer.any()):
+        return findings, findings.iloc[:0]
+    connection = _codes(findings["connection_id"], na_is_value=True)
+    data_type = _codes(findings["data_type"], na_is_value=False)
+    thing = company * (int(connection.max()) + 2) + connection
+    exact = thing * (int(data_type.max()) + 2) + (data_type + 1)
+    targets = np.flatnonzero(is_target)
+    candidates = np.flatnonzero(is_coverer)
+    whole = data_type[candidates] < 0
+    by_type = _pairs(targets, exact[targets], candidates[~whole], exact[candidates[~whole]])
+    by_connection = _pairs(targets, thing[targets], candidates[whole], thing[candidates[whole]])
+    target = np.concatenate([by_type[0], by_connection[0]])
+    coverer = np.concatenate([by_type[1], by_connection[1]])
+    names = sorted(set(covers) | set(coverers))
+    rule_code = map_values(findings["rule"], {r: i for i, r in enumerate(names)}, -1)
+    rule_code_arr = rule_code.to_numpy(dtype=np.int64)
+    allowed = np.zeros((len(names), len(names)), dtype=bool)
+    for name, found in covers.items():
+        for other in found:
+            allowed[names.index(name), names.index(other)] = True
+    ok = allowed[rule_code_arr[target], rule_code_arr[coverer]]
+    target, coverer = target[ok], coverer[ok]
+    if target.size == 0:
+        return findings, findings.iloc[:0]
+    n = len(findings)
+    covered = np.zeros(n, dtype=bool)
+    covered[target] = True
+    shown = ~covered[coverer]  # credit each covered finding to the root causes that are shown
+    target, coverer = target[shown], coverer[shown]
+    error = np.asarray(isin(findings["severity"], ["error"]), dtype=bool)
+    worst = error.copy()
+    np.logical_or.at(worst, coverer, error[target])
+    raised = worst & ~error
+    rule_names = text(findings["rule"]).to_numpy(dtype=object)
+    suffix = _explains(rule_names, sorted(covers), target, coverer, raised, n)
+    out = findings
+    has_suffix = suffix.notna().to_numpy()
+    if has_suffix.any() or raised.any():
+        out = findings.copy()
+        if raised.any():
+            severity = text(out["severity"]).where(~raised, "error")
+            out["severity"] = severity.astype(out["severity"].dtype)
+        if has_suffix.any():
+            message = text(out["message"]).copy()
+            message[has_suffix] = concat(message[has_suffix], suffix[has_suffix])
+            out["message"] = message
+    return (
+        out.loc[~covered].reset_index(drop=True),
+        out.loc[covered].reset_index(drop=True),
+    )
+
+
+def _audit_partition(
+    snapshot: Snapshot, config: AuditConfig, as_of: pd.Timestamp
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the partition's findings, the findings covered by another one, both stamped)."""
     snapshot = _conformed(snapshot)
-    parts = [
-        _run(rule, _context(snapshot, rule, config, ts))
-        for rule in config.enabled_rules()
-        if rule.scope == "partition"
-    ]
-    return _finish(parts, ts)
+    rules = [rule for rule in config.enabled_rules() if rule.scope == "partition"]
+    parts = [_run(rule, _context(snapshot, rule, config, as_of)) for rule in rules]
+    shown, covered = apply_coverage(concat_findings(parts), rules)
+    return _stamp(shown, as_of), _stamp(covered, as_of)
+
+
+def audit_partition(snapshot: Snapshot, config: AuditConfig, as_of: datetime) -> pd.DataFrame:
+    """Findings of the partition rules on one company-complete partition (a findings table).
+
+    Findings another finding explains (see :func:`apply_coverage`) are left out.
+    """
+    return _audit_partition(snapshot, config, now_utc(as_of))[0]
 
 
 def run_fleet_rules(
@@ -264,24 +420,31 @@ def audit(
     snapshot = _conformed(snapshot)
     if chunk_size is not None and chunk_size > 0 and len(snapshot.company_ids) > chunk_size:
         ids = snapshot.company_ids
-        parts = [
-            audit_partition(snapshot.partition(chunk), config, ts)
+        results = [
+            _audit_partition(snapshot.partition(chunk), config, ts)
             for chunk in _chunks(ids, chunk_size)
         ]
-        findings = concat_findings(parts)
+        findings = concat_findings(r[0] for r in results)
+        covered_keys = pd.concat([r[1]["incident_key"] for r in results], ignore_index=True)
     else:
-        findings = audit_partition(snapshot, config, ts)
+        findings, covered = _audit_partition(snapshot, config, ts)
+        covered_keys = covered["incident_key"]
     findings = run_fleet_rules(findings, snapshot, config, ts)
     active, expired = split_expired(_snooze_list(snoozes), ts)
     findings = apply_snoozes(findings, active)
     findings, resolved = apply_ledger(findings, previous, ts)
+    if len(resolved) and len(covered_keys):
+        # Still there, reported under its root cause: not resolved.
+        resolved = resolved.loc[~isin(resolved["incident_key"], covered_keys.dropna())]
+        resolved = resolved.reset_index(drop=True)
     findings = sort_findings(findings)
     _log.info(
-        "audit %s: %d findings (%d snoozed), %d resolved",
+        "audit %s: %d findings (%d snoozed), %d resolved, %d covered by their root cause",
         snapshot.snapshot_id,
         len(findings),
         int(findings["snoozed"].fillna(False).astype(bool).sum()),
         len(resolved),
+        len(covered_keys),
     )
     return AuditResult(
         snapshot_id=snapshot.snapshot_id,

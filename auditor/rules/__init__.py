@@ -39,8 +39,39 @@ __all__ = [
 ]
 
 
+def _check_coverage(rules: tuple[Rule, ...]) -> None:
+    """Refuse a ``covered_by`` naming an unknown or fleet rule, or a cycle of coverage."""
+    by_name = {r.name: r for r in rules}
+    for rule in rules:
+        for name in rule.covered_by:
+            other = by_name.get(name)
+            if other is None:
+                raise ValueError(f"rule {rule.name} is covered by an unknown rule {name!r}")
+            if "fleet" in (rule.scope, other.scope):
+                raise ValueError(f"coverage is between partition rules: {rule.name} / {name}")
+    state: dict[str, int] = {}  # 1: being visited, 2: done
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            raise ValueError("rules cover each other in a cycle: " + " <- ".join((*path, name)))
+        state[name] = 1
+        for other in by_name[name].covered_by:
+            visit(other, (*path, name))
+        state[name] = 2
+
+    for rule in rules:
+        visit(rule.name, ())
+
+
 def make_registry(rules: Iterable[Rule]) -> tuple[Rule, ...]:
-    """The rules as a tuple; raises ``ValueError`` on a duplicate code or name."""
+    """The rules as a tuple.
+
+    Raises ``ValueError`` on a duplicate code or name, and on a ``covered_by`` that names an
+    unknown rule or a fleet rule or that makes a cycle (rules covering each other would hide
+    both findings).
+    """
     seen: dict[str, Rule] = {}
     out = []
     for rule in rules:
@@ -49,7 +80,9 @@ def make_registry(rules: Iterable[Rule]) -> tuple[Rule, ...]:
                 raise ValueError(f"duplicate rule {key!r}: {seen[key].name} and {rule.name}")
             seen[key] = rule
         out.append(rule)
-    return tuple(out)
+    registry = tuple(out)
+    _check_coverage(registry)
+    return registry
 
 
 RULES: tuple[Rule, ...] = make_registry(

@@ -190,6 +190,11 @@ class Rule:
     scope: Scope = "partition"
     #: Fleet rules only: mark the other findings given this rule's findings.
     annotate: Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame] | None = None
+    #: Names of the rules whose findings explain this rule's: a finding of this rule is left
+    #: out when a finding of one of them is about the same company and connection and the same
+    #: data type, or has no data type (a connection-level finding covers its whole connection).
+    #: See :func:`auditor.engine.apply_coverage`.
+    covered_by: tuple[str, ...] = ()
 
     @property
     def summary(self) -> str:

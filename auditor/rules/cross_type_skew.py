@@ -181,4 +181,5 @@ RULE = Rule(
     options_model=SkewOptions,
     check=check,
     doc=__doc__ or "",
+    covered_by=("stale",),
 )

@@ -120,4 +120,5 @@ RULE = Rule(
     options_model=StaleOptions,
     check=check,
     doc=__doc__ or "",
+    covered_by=("failed-after-success", "stuck-sync", "needs-relink", "token-expiry-risk"),
 )

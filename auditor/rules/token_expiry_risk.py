@@ -127,4 +127,5 @@ RULE = Rule(
     options_model=TokenExpiryOptions,
     check=check,
     doc=__doc__ or "",
+    covered_by=("needs-relink",),
 )
