@@ -38,7 +38,7 @@ from auditor.config import AuditConfig
 from auditor.findings import FINDINGS_COLUMNS, FINDINGS_SCHEMA, conform_findings, empty_findings
 from auditor.ledger import apply_ledger, incident_keys
 from auditor.result import AuditResult
-from auditor.rules import Rule, RuleContext
+from auditor.rules import RULES, Rule, RuleContext
 from auditor.rules._base import concat, isin, map_values, now_utc, text
 from auditor.snapshot import SCHEMAS, Snapshot, conform
 from auditor.snoozes import Snooze, apply_snoozes, load_snoozes, split_expired
@@ -242,7 +242,7 @@ def _explains(rule_names: np.ndarray, covered_rules: Sequence[str], target: np.n
 
 
 def apply_coverage(
-    findings: pd.DataFrame, rules: Sequence[Rule]
+    findings: pd.DataFrame, rules: Sequence[Rule] = RULES
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(the findings that are shown, the findings left out because another finding explains them).
 
@@ -327,7 +327,7 @@ def _audit_partition(
     snapshot = _conformed(snapshot)
     rules = [rule for rule in config.enabled_rules() if rule.scope == "partition"]
     parts = [_run(rule, _context(snapshot, rule, config, as_of)) for rule in rules]
-    shown, covered = apply_coverage(concat_findings(parts), rules)
+    shown, covered = apply_coverage(concat_findings(parts), RULES)
     return _stamp(shown, as_of), _stamp(covered, as_of)
 
 

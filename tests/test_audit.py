@@ -126,3 +126,31 @@ def test_cli_lists_rules_and_prints_docs() -> None:
     assert "on_premise_platforms" in one.output
     unknown = runner.invoke(app, ["rules", "nope"])
     assert unknown.exit_code == 2
+
+
+def test_registry_refuses_bad_coverage() -> None:
+    stale, skew = get_rule("stale"), get_rule("cross-type-skew")
+    with pytest.raises(ValueError, match="unknown rule 'nope'"):
+        make_registry([replace(stale, covered_by=("nope",))])
+    with pytest.raises(ValueError, match="cycle: stale <- cross-type-skew <- stale"):
+        make_registry([replace(stale, covered_by=("cross-type-skew",)), skew])
+
+
+def test_a_covered_incident_is_not_resolved(fleet) -> None:  # type: ignore[no-untyped-def]
+    """Stale last night, failing tonight: the stale incident is covered, not resolved."""
+    from auditor.snapshot import SCHEMAS, Snapshot, conform
+
+    def night(status: str) -> Snapshot:
+        row = {"company_id": "c1", "company_name": "c1 Ltd", "platform": "Xero",
+               "connection_id": "c1-conn", "connection_status": "Linked",
+               "data_type": "invoices", "current_status": status,
+               "last_successful_sync": datetime(2024, 5, 12, tzinfo=UTC)}
+        frame = conform(pd.DataFrame([row]), SCHEMAS["status"])
+        return Snapshot("n", bench_audit.AS_OF, status=frame)
+
+    first = audit(night("Complete"), as_of=bench_audit.AS_OF)
+    assert list(first.findings["rule"].astype(str)) == ["stale"]
+    second = audit(night("FetchError"), as_of=bench_audit.AS_OF, previous=first.findings)
+    assert list(second.findings["rule"].astype(str)) == ["failed-after-success"]
+    assert "also explains 1 stale" in str(second.findings["message"].iloc[0])
+    assert second.resolved.empty

@@ -10,6 +10,13 @@ What it flags
     ``data_type`` is the member with the oldest sync, ``group`` the group name, ``age_hours``
     the skew, and the message says the time as of which all members are consistent.
 
+When it is not raised
+    When its oldest member is ``stale`` (``covered_by``), and, through stale, when the oldest
+    member is failing (``failed-after-success``), stuck (``stuck-sync``), or its connection
+    needs relinking or is at token-expiry risk: the group is out of step because that member
+    stopped syncing, and its own finding (which says it also explains this one) has the remedy.
+    A skew whose oldest member is healthy is always raised, whatever its newer members do.
+
 Why it matters
     Reports that join these types (aged debtors, cash position, reconciliations) are wrong when
     one side is days older than the other: payments without their invoices, a balance sheet

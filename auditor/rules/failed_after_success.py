@@ -5,7 +5,9 @@ What it flags
     (FetchError, MapError, InternalError, ProcessingError, ValidationError, RateLimitError,
     PermissionsError, PrerequisiteNotMet) and that has a ``lastSuccessfulSync``. Severity error.
     ``AuthError`` is left to ``needs-relink``; an error with no successful sync ever is
-    ``first-sync-failed``.
+    ``first-sync-failed``. It is the root cause of the ``stale`` finding of the same data
+    type and of a ``cross-type-skew`` whose oldest member it is: those are left out and the
+    message says so.
 
 Why it matters
     Codat keeps serving the data of the last successful sync, so everything looks normal to

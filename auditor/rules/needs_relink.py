@@ -3,7 +3,9 @@
 What it flags
     One finding per company x connection whose connection status is ``Deauthorized``, or that
     serves at least one data type in ``AuthError``. Severity error. The remedy carries the
-    connection's ``linkUrl``.
+    connection's ``linkUrl``. It is the root cause of the ``stale`` and ``token-expiry-risk``
+    findings of its connection (and of their ``cross-type-skew``): those are left out and the
+    message says how many it explains.
 
 Why it matters
     Nothing syncs through a connection Codat can no longer authenticate with: every data type

@@ -15,6 +15,16 @@ Thresholds
     ``schedule_error_factor`` x S (4 x S); with no schedule, S = 168 h (Codat's recommended
     weekly sync).
 
+When it is not raised
+    A stale data type whose staleness another finding explains is left out, and that finding
+    says how many stale findings it explains (``covered_by``): ``failed-after-success`` or
+    ``stuck-sync`` on the same company x connection x data type (the type is failing or stuck:
+    that is why it is old), ``needs-relink`` or ``token-expiry-risk`` on the same company x
+    connection (nothing syncs through the connection: every type it serves ages). The covering
+    finding takes the highest severity of what it explains, so a stale error is never shown as
+    a warning. When the covering rule is disabled, not selected or finds nothing, stale is
+    raised as usual.
+
 Why it matters
     Lenders and analysts read this data as if it were current. A data type that stopped
     syncing silently shows last month's invoices and balances as today's.

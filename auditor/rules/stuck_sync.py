@@ -8,7 +8,10 @@ What it flags
     for ``stale``. The request time comes from the pull operation the collector fetched; a data
     type whose request time is unknown is not flagged. For an on-premise integration
     (``on_premise_platforms``, matched on the platform name or integration key) the message
-    says the connector is probably offline.
+    says the connector is probably offline. It is the root cause of the ``stale`` finding of
+    the same data type (and of a ``cross-type-skew`` whose oldest member it is): those are left
+    out, the message says so, and a warning is raised to error when the stale data it explains
+    is an error.
 
 Why it matters
     While a sync is stuck, no new sync of that data type can start: the data ages silently and

@@ -8,6 +8,13 @@ What it flags
     ``token_lifetime_hours``, 30 days). Connections with no successful sync at all are left to
     ``never-synced``.
 
+When it is not raised
+    When the same connection has a ``needs-relink`` finding (``covered_by``): the token has
+    already been rejected (a data type in ``AuthError``), so the risk has come true. A
+    token-expiry-risk finding covers the ``stale`` findings of its connection's data types
+    (one connection that stopped syncing, not 25 stale types) and is raised to error when any
+    of them is an error; its message says how many it explains.
+
 Why it matters
     Codat's access to the platform lapses when a connection goes about a month without a
     successful sync; then the customer has to relink, which many never do.
