@@ -3,12 +3,57 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from auditor.snapshot import ColumnKind, conform
 
 __all__ = ["canonical"]
+
+
+def _code_dtype(n: int) -> type[np.signedinteger[Any]]:
+    """The code width pandas gives a categorical of ``n`` categories."""
+    for dtype in (np.int8, np.int16, np.int32):
+        if n < np.iinfo(dtype).max:
+            return dtype
+    return np.int64
+
+
+def _sorted_observed(col: pd.Series) -> pd.Series:
+    """A categorical whose categories are exactly its observed values, sorted.
+
+    Works on the codes with one lookup table the size of the categories (no hashing of
+    millions of codes, one codes-sized temporary): for 4.3 million rows with 100,000
+    categories this is what keeps the canonical step from doubling the peak memory.
+    """
+    cat = col.array
+    assert isinstance(cat, pd.Categorical)
+    codes = cat.codes
+    categories = cat.categories
+    n = len(categories)
+    shifted = codes.astype(_code_dtype(n + 1), copy=False) + 1  # -1 (null) -> 0
+    present = np.zeros(n + 1, dtype=bool)
+    present[shifted] = True
+    used = np.flatnonzero(present[1:])
+    values = [str(v) for v in categories[used]]
+    order = sorted(range(len(values)), key=values.__getitem__)
+    dt = categories.dtype
+    ready = isinstance(dt, pd.StringDtype) and dt.storage == "pyarrow" and dt.na_value is pd.NA
+    if ready and len(used) == n and order == list(range(n)):
+        return col  # already canonical
+    k = len(used)
+    lookup = np.full(n + 1, -1, dtype=_code_dtype(k))
+    lookup[1 + used[order]] = np.arange(k, dtype=lookup.dtype)
+    new_codes = lookup[shifted]
+    del shifted
+    new = pd.Categorical.from_codes(
+        new_codes,
+        dtype=pd.CategoricalDtype(pd.Index([values[i] for i in order], dtype="string")),
+        validate=False,
+    )
+    return pd.Series(new, index=col.index, name=col.name, copy=False)
 
 
 def canonical(frame: pd.DataFrame, schema: Mapping[str, ColumnKind]) -> pd.DataFrame:
@@ -26,8 +71,5 @@ def canonical(frame: pd.DataFrame, schema: Mapping[str, ColumnKind]) -> pd.DataF
         for name in cats:
             col = prepared[name]
             if isinstance(col.dtype, pd.CategoricalDtype):
-                # Observed values only, sorted, as a ``string`` index: recodes, no decoding.
-                used = col.cat.remove_unused_categories()
-                order = pd.Index(sorted(str(c) for c in used.cat.categories), dtype="string")
-                prepared[name] = used.cat.set_categories(order)
+                prepared[name] = _sorted_observed(col)
     return conform(prepared, schema)
