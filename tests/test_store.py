@@ -128,6 +128,22 @@ def test_other_readers_read_the_files_as_is(tmp_path: Path, reference: Snapshot)
     assert [k for k in kinds if k != "snapshot_date"] == list(SCHEMAS["status"])
     assert kinds["last_successful_sync"].startswith("TIMESTAMP WITH TIME ZONE")
     assert kinds["data_type"] == "VARCHAR"
+    # The join keys are categoricals in memory and plain strings on disk: other tools join
+    # status to companies without casts, and load_snapshot reads them back as categoricals.
+    assert kinds["company_id"] == kinds["connection_id"] == "VARCHAR"
+    status_glob, companies_glob = (str(path / n / "*.parquet") for n in ("status", "companies"))
+    joined = duckdb.sql(
+        f"SELECT count(*) FROM read_parquet('{status_glob}') s "
+        f"JOIN (SELECT DISTINCT company_id FROM read_parquet('{companies_glob}')) c "
+        "USING (company_id)"
+    ).fetchall()[0][0]
+    assert joined == len(reference.status)
+    pl_status = pl.read_parquet(status_glob)
+    assert pl_status.schema["company_id"] == pl.String
+    assert pl_status.join(
+        pl.read_parquet(companies_glob).select("company_id").unique(), on="company_id"
+    ).height == len(reference.status)
+    assert isinstance(reference.status["company_id"].dtype, pd.CategoricalDtype)
     stale = duckdb.sql(
         f"SELECT count(*) FROM read_parquet('{path / 'status' / '*.parquet'}') "
         "WHERE last_successful_sync < TIMESTAMPTZ '2024-04-01 00:00:00+00'"

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -129,10 +129,24 @@ def read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def write_parquet(path: Path, frame: pd.DataFrame) -> int:
-    """Write ``frame`` (no index) to ``path`` atomically; the number of rows written."""
+def write_parquet(path: Path, frame: pd.DataFrame, *, plain: Collection[str] = ()) -> int:
+    """Write ``frame`` (no index) to ``path`` atomically; the number of rows written.
+
+    Categorical columns named in ``plain`` are written as plain strings (Parquet still
+    dictionary-encodes their pages, so the file is as small): other tools then see them as
+    ``VARCHAR`` / ``str`` and can join them with string columns; read them back as
+    categoricals with ``read_parquet_files(..., dictionary=...)``.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pandas(frame, preserve_index=False)
+    decode = [
+        i for i, f in enumerate(table.schema) if f.name in plain and pa.types.is_dictionary(f.type)
+    ]
+    for i in decode:
+        name = table.schema.field(i).name
+        table = table.set_column(i, name, table.column(i).cast(pa.string()))
+    if decode:
+        table = table.replace_schema_metadata(None)
     tmp = _tmp_name(path)
     # Microsecond timestamps: what every Parquet reader understands (Codat's 7th fractional
     # digit is below what the client keeps anyway).
@@ -145,9 +159,14 @@ def write_parquet(path: Path, frame: pd.DataFrame) -> int:
     return len(frame)
 
 
-def read_parquet_files(files: list[Path], columns: list[str] | None = None) -> pd.DataFrame:
-    """The rows of ``files`` concatenated, in order (strings as pandas strings)."""
-    tables = [pq.read_table(f, columns=columns) for f in files]
+def read_parquet_files(
+    files: list[Path], columns: list[str] | None = None, *, dictionary: Collection[str] = ()
+) -> pd.DataFrame:
+    """The rows of ``files`` concatenated, in order (strings as pandas strings; the string
+    columns named in ``dictionary`` as categoricals, built from Parquet's own dictionary
+    pages without decoding every value)."""
+    want = list(dictionary)
+    tables = [pq.read_table(f, columns=columns, read_dictionary=want or None) for f in files]
     if not tables:
         return pd.DataFrame({c: [] for c in columns or []})
     return frame_from_tables(tables)

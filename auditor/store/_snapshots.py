@@ -57,6 +57,13 @@ __all__ = [
     "write_snapshot",
 ]
 
+
+#: Join keys: categoricals in ``status`` (they repeat 43 times per company), strings in the
+#: other frames. On disk they are plain strings in every frame (Parquet dictionary-encodes
+#: the pages anyway), so DuckDB and polars join them without casts; :func:`load_snapshot`
+#: reads them straight into categoricals where the schema says so.
+PLAIN_ON_DISK: frozenset[str] = frozenset({"company_id", "company_name", "connection_id"})
+
 log = logging.getLogger("auditor.store")
 
 #: Frames written per batch, in write order: ``companies`` last commits the batch.
@@ -198,7 +205,9 @@ class SnapshotWriter:
                 frame = frame.loc[frame["company_id"].notna()].reset_index(drop=True)
             if frame_name != "companies" and frame.empty:
                 continue
-            self._rows[frame_name] += write_parquet(self.path / frame_name / name, frame)
+            self._rows[frame_name] += write_parquet(
+                self.path / frame_name / name, frame, plain=PLAIN_ON_DISK
+            )
         self._next_seq += 1
         self._batches += 1
 
@@ -480,7 +489,12 @@ def load_snapshot(
     for name in frames:
         files = [path / rel for rel in manifest["files"].get(name, [])]
         schema = SCHEMAS[name]
-        raw = read_parquet_files(files) if files else pd.DataFrame({c: [] for c in schema})
+        dictionary = [c for c, kind in schema.items() if kind == "category"]
+        raw = (
+            read_parquet_files(files, dictionary=dictionary)
+            if files
+            else pd.DataFrame({c: [] for c in schema})
+        )
         out[name] = canonical(raw, schema)
     return Snapshot(
         snapshot_id=str(manifest["snapshot_id"]),
