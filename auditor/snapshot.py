@@ -47,6 +47,9 @@ ColumnKind = Literal["str", "category", "timestamp", "int", "float", "bool"]
 #: company's connection that serves the data type (by ``source_type``; Linked preferred).
 #: ``latest_sync_requested`` is the ``requested`` time of the pull operation ``latest_sync_id``
 #: when the collector fetched it (in-progress types only), else null.
+#: ``company_id``, ``company_name`` and ``connection_id`` repeat once per data type (43 times
+#: per company), so they are categoricals here (strings in the other frames): this takes
+#: 100,000 companies x 43 types from 922 MB to under 600 MB. Group with ``observed=True``.
 STATUS_SCHEMA: Final[dict[str, ColumnKind]] = {
     "company_id": "category",
     "company_name": "category",
