@@ -166,6 +166,9 @@ def _frame(columns: Mapping[str, Any], schema: Mapping[str, ColumnKind], n: int)
             data[name] = pd.Series([None] * n, dtype="object")
         elif kind == "timestamp" and not isinstance(values, pd.Series):
             data[name] = _timestamps(values)
+        elif kind == "category" and isinstance(values, list) and any(v is not None for v in values):
+            # Straight to a categorical: a third of the cost of str -> string -> category.
+            data[name] = pd.Categorical(values)
         else:
             data[name] = values
     return conform(pd.DataFrame(data), schema)
