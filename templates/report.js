@@ -7,25 +7,31 @@
   if (!table || !form) { return; }
   var tbody = table.tBodies[0];
   var rows = Array.prototype.slice.call(tbody.rows);
-  var texts = rows.map(function (r) { return r.textContent.toLowerCase(); });
   var selects = Array.prototype.slice.call(form.querySelectorAll("select[data-filter]"));
   var search = document.getElementById("f-q");
   var count = document.getElementById("f-count");
   var none = document.getElementById("f-none");
   var nf = new Intl.NumberFormat("en");
+  var texts = null;
+
+  // What the search box looks in: the row's text plus the full company id (shown shortened).
+  function searchTexts() {
+    return rows.map(function (r) { return (r.textContent + " " + r.getAttribute("data-id")).toLowerCase(); });
+  }
 
   function apply() {
     var needle = search.value.trim().toLowerCase();
-    var wanted = selects.map(function (s) { return [s.getAttribute("data-filter"), s.value]; });
+    if (needle && texts === null) { texts = searchTexts(); }
+    var wanted = selects.map(function (s) { return ["data-" + s.getAttribute("data-filter"), s.value]; });
     var shown = 0;
     for (var i = 0; i < rows.length; i++) {
       var r = rows[i];
       var ok = true;
       for (var j = 0; j < wanted.length && ok; j++) {
-        if (wanted[j][1] && r.getAttribute("data-" + wanted[j][0]) !== wanted[j][1]) { ok = false; }
+        if (wanted[j][1] && r.getAttribute(wanted[j][0]) !== wanted[j][1]) { ok = false; }
       }
       if (ok && needle && texts[i].indexOf(needle) === -1) { ok = false; }
-      r.hidden = !ok;
+      if (r.hidden === ok) { r.hidden = !ok; }
       if (ok) { shown++; }
     }
     count.textContent = nf.format(shown) + " of " + nf.format(rows.length) + " shown";
@@ -41,41 +47,64 @@
   form.addEventListener("submit", function (e) { e.preventDefault(); apply(); });
   form.addEventListener("reset", function () { setTimeout(apply, 0); });
 
-  function key(row, col, kind) {
-    var cell = row.cells[col];
-    var v = cell.hasAttribute("data-sort") ? cell.getAttribute("data-sort") : cell.textContent.trim();
+  // Sorting: every key becomes one number per row, computed once from the row's data-KEY
+  // attribute (text ranked by a collator), so a sort compares numbers only; rows without a
+  // value go last both ways; ties keep the report's order (worst first).
+  var collator = new Intl.Collator("en", { sensitivity: "base", numeric: true });
+  var keyCache = new Map();
+
+  function sortKeys(control) {
+    var key = control.getAttribute("data-key");
+    if (keyCache.has(key)) { return keyCache.get(key); }
+    var kind = control.getAttribute("data-kind");
+    var raw = rows.map(function (r) { return r.getAttribute("data-" + key) || ""; });
+    var keys;
     if (kind === "num") {
-      if (v === "") { return null; }
-      var n = Number(v);
-      return isNaN(n) ? v : n;
+      keys = raw.map(function (v) { var n = v === "" ? NaN : Number(v); return isNaN(n) ? null : n; });
+    } else if (kind === "rank") {
+      var order = (control.getAttribute("data-order") || "").split(" ");
+      keys = raw.map(function (v) { var i = order.indexOf(v); return v === "" ? null : (i < 0 ? order.length : i); });
+    } else {
+      var distinct = Array.from(new Set(raw)).filter(function (v) { return v !== ""; });
+      distinct.sort(kind === "iso" ? undefined : collator.compare);
+      var rank = new Map();
+      distinct.forEach(function (v, i) { rank.set(v, i); });
+      keys = raw.map(function (v) { return v === "" ? null : rank.get(v); });
     }
-    return v.toLowerCase();
+    keyCache.set(key, keys);
+    return keys;
   }
 
   var headers = Array.prototype.slice.call(table.tHead.rows[0].cells);
-  headers.forEach(function (th, col) {
-    th.tabIndex = 0;
-    function sort() {
-      var kind = th.getAttribute("data-kind") || "text";
-      var dir = th.getAttribute("aria-sort") === "ascending" ? -1 : 1;
-      headers.forEach(function (h) { h.setAttribute("aria-sort", "none"); });
-      th.setAttribute("aria-sort", dir === 1 ? "ascending" : "descending");
-      var keyed = rows.map(function (r, i) { return [key(r, col, kind), i, r]; });
-      keyed.sort(function (a, b) {
-        var x = a[0], y = b[0];
-        if (x === y) { return a[1] - b[1]; }
-        if (x === null || x === "") { return 1; }
-        if (y === null || y === "") { return -1; }
-        if (typeof x === "number" && typeof y === "number") { return (x - y) * dir; }
-        return String(x).localeCompare(String(y)) * dir;
-      });
-      var frag = document.createDocumentFragment();
-      keyed.forEach(function (k) { frag.appendChild(k[2]); });
-      tbody.appendChild(frag);
-    }
-    th.addEventListener("click", sort);
-    th.addEventListener("keydown", function (e) {
-      if (e.key === "Enter" || e.key === " ") { e.preventDefault(); sort(); }
+  var controls = Array.prototype.slice.call(table.tHead.querySelectorAll(".sort"));
+  var index = rows.map(function (r, i) { return i; });
+
+  function sort(control) {
+    var keys = sortKeys(control);
+    var dir = control.getAttribute("data-dir") === "asc" ? -1 : 1;
+    controls.forEach(function (c) { c.removeAttribute("data-dir"); });
+    headers.forEach(function (h) { if (h.hasAttribute("aria-sort")) { h.setAttribute("aria-sort", "none"); } });
+    control.setAttribute("data-dir", dir === 1 ? "asc" : "desc");
+    control.closest("th").setAttribute("aria-sort", dir === 1 ? "ascending" : "descending");
+    var sorted = index.slice().sort(function (a, b) {
+      var x = keys[a], y = keys[b];
+      if (x === y) { return a - b; }
+      if (x === null) { return 1; }
+      if (y === null) { return -1; }
+      return (x - y) * dir;
+    });
+    var frag = document.createDocumentFragment();
+    for (var i = 0; i < sorted.length; i++) { frag.appendChild(rows[sorted[i]]); }
+    tbody.appendChild(frag);
+  }
+
+  controls.forEach(function (c) {
+    c.tabIndex = 0;
+    c.setAttribute("role", "button");
+    c.title = "Sort by " + c.textContent.toLowerCase();
+    c.addEventListener("click", function () { sort(c); });
+    c.addEventListener("keydown", function (e) {
+      if (e.key === "Enter" || e.key === " ") { e.preventDefault(); sort(c); }
     });
   });
 

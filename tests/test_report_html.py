@@ -137,7 +137,9 @@ def test_times_in_display_tz_with_utc_title(tiny: tuple[str, _Collect]) -> None:
 def test_every_rule_link_has_an_appendix_section(tiny: tuple[str, _Collect]) -> None:
     _, doc = tiny
     ids = {a.get("id") for _, a in doc.tags}
-    links = {a["href"] for t, a in doc.tags if t == "a" and (a.get("href") or "").startswith("#")}
+    links = {
+        href for t, a in doc.tags if t == "a" and (href := a.get("href") or "").startswith("#")
+    }
     assert links
     assert all(link[1:] in ids for link in links)
     assert "rule-stale" in ids
@@ -214,3 +216,32 @@ def test_report_for_30k_companies_stays_small(tmp_path: Path) -> None:
     paths = write_reports(result, tmp_path, history=history)
     assert paths.report_html.stat().st_size < 5_000_000
     assert len(pd.read_csv(paths.findings_csv)) == len(result.findings)
+
+
+def test_findings_rows_carry_sort_keys_and_short_ids(tmp_path: Path) -> None:
+    result = synthetic_result(40, as_of=AS_OF, seed=2, realistic=True)
+    html = write_reports(result, tmp_path, display_tz="Europe/London").report_html.read_text()
+    doc = _parse(html)
+    rows = [a for t, a in doc.tags if t == "tr" and "data-rule" in a]
+    view = build_view(result)
+    assert len(rows) == len(view.rows)
+    for attrs, row in zip(rows, view.rows, strict=True):
+        assert attrs["data-id"] == row.company_id
+        assert attrs["data-company"] == row.company_name
+        assert attrs["data-type"] == (row.group or row.data_type)
+        assert attrs["data-status"] == (row.current_status or "")
+        assert attrs["data-age"] == (str(row.age_hours) if row.age_hours is not None else "")
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", attrs["data-first"] or "")
+    # the id is shortened on screen, whole in the hover title
+    first = view.rows[0].company_id
+    assert f'<span class="id" title="{first}">{first[:8]}…</span>' in html
+    # every sort control names a row attribute
+    keys = {a["data-key"] for t, a in doc.tags if t == "span" and "data-key" in a}
+    assert keys == {
+        "severity", "state", "company", "platform", "type", "rule", "status", "sync", "age",
+        "first",
+    }  # fmt: skip
+    assert all(f"data-{k}" in rows[0] for k in keys)
+    # the remedy sits under the message, age and threshold under the last sync
+    assert '<span class="remedy">→ Queue a sync of ' in html
+    assert "threshold " in html

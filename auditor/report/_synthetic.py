@@ -35,9 +35,14 @@ def synthetic_result(
     resolved_share: float = 0.05,
     snoozed_share: float = 0.02,
     snapshot_id: str = "snap-synthetic",
+    realistic: bool = False,
 ) -> AuditResult:
     """A plausible :class:`AuditResult` for ``companies`` companies, vectorised and
-    deterministic for a seed."""
+    deterministic for a seed.
+
+    ``realistic``: company ids are UUIDs, names read like company names and messages and
+    remedies are as long as the rules' own (~170 characters, ids and paths inside), as in
+    ``auditor demo``; otherwise ids are ``c-000042`` and texts short (smaller, faster)."""
     rng = np.random.default_rng(seed)
     n = int(companies * findings_per_company)
     company_idx = rng.integers(0, max(companies, 1), n)
@@ -69,12 +74,17 @@ def synthetic_result(
         np.char.add(subject.astype(str), " last synced "),
         np.char.add(np.round(age / 24, 1).astype(str), " days ago"),
     )
+    names = np.char.add("Company ", company_idx.astype(str))
+    if realistic:
+        ids, names, message, remedies = _realistic_texts(
+            rng, companies, company_idx, rules, subject, status, age, threshold, last_sync
+        )
     frame = pd.DataFrame(
         {
             "rule": rules,
             "severity": severity,
             "company_id": ids,
-            "company_name": np.char.add("Company ", company_idx.astype(str)),
+            "company_name": names,
             "platform": platform,
             "connection_id": np.char.add("conn-", company_idx.astype(str)),
             "data_type": types,
@@ -127,6 +137,70 @@ def synthetic_result(
         resolved=conform_findings(resolved),
         expired_snoozes=expired,
     )
+
+
+_WORDS = (
+    "Iris", "Summit", "Yarrow", "Vista", "Harbour", "Northwind", "Juniper", "Granite", "Maple",
+    "Copper", "Orchid", "Falcon", "Beacon", "Meridian", "Willow", "Atlas",
+)  # fmt: skip
+_TRADES = ("Software", "Wellness", "Foods", "Coffee", "Logistics", "Dental", "Studios", "Farms")
+_SUFFIXES = ("Inc.", "Ltd", "Partners", "Group", "LLC", "& Sons")
+
+
+def _realistic_texts(
+    rng: np.random.Generator,
+    companies: int,
+    company_idx: np.ndarray,
+    rules: np.ndarray,
+    subject: np.ndarray,
+    status: np.ndarray,
+    age: np.ndarray,
+    threshold: np.ndarray,
+    last_sync: pd.DatetimeIndex,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """UUID ids, company-like names and rule-length messages and remedies."""
+    raw = rng.integers(0, 256, (max(companies, 1), 16), dtype=np.uint8)
+    hexes = np.array([bytes(row).hex() for row in raw])
+    uuids = np.array([f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:]}" for h in hexes])
+    pick = np.random.default_rng(1).integers
+    k = max(companies, 1)
+    company_names = np.char.add(
+        np.char.add(np.array(_WORDS)[pick(0, len(_WORDS), k)], " "),
+        np.char.add(
+            np.char.add(np.array(_TRADES)[pick(0, len(_TRADES), k)], " "),
+            np.array(_SUFFIXES)[pick(0, len(_SUFFIXES), k)],
+        ),
+    )
+    ids = uuids[company_idx]
+    when = pd.Series(last_sync).dt.strftime("%Y-%m-%d %H:%M UTC").to_numpy().astype(str)
+    hours = np.round(age).astype(int).astype(str)
+    subj = subject.astype(str)
+    stale = np.char.add(
+        np.char.add(np.char.add(subj, " was last synced successfully at "), when),
+        np.char.add(
+            np.char.add(np.char.add(" (", hours), " h ago), more than its threshold of "),
+            np.char.add(np.round(threshold).astype(int).astype(str), " h for this data type."),
+        ),
+    )
+    failed = np.char.add(
+        np.char.add(np.char.add(subj, " is in "), status.astype(str)),
+        np.char.add(
+            "; the company is served the data of its last successful sync at ",
+            np.char.add(when, np.char.add(" (", np.char.add(hours, " h old)."))),
+        ),
+    )
+    message = np.where(rules == "failed-after-success", failed, stale)
+    remedy = np.char.add(
+        np.char.add("Queue a sync of ", subj),
+        np.char.add(
+            np.char.add(" (POST /companies/", ids),
+            np.char.add(
+                np.char.add("/data/queue/", subj),
+                ") and check its pull operation; if it keeps failing, fix the error it reports.",
+            ),
+        ),
+    )
+    return ids, company_names[company_idx], message, remedy
 
 
 def synthetic_history(
