@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -9,8 +10,23 @@ import typer
 
 from auditor.codat import parse_codat_datetime
 from auditor.config import AuditConfig, ConfigError, load_config
+from auditor.logs import register_secret
 
-__all__ = ["load_config_or_exit", "parse_as_of"]
+__all__ = ["API_KEY_ENV", "api_key_or_exit", "load_config_or_exit", "parse_as_of"]
+
+#: The environment variable holding the Codat API key.
+API_KEY_ENV = "CODAT_API_KEY"
+
+
+def api_key_or_exit() -> str:
+    """The API key from ``CODAT_API_KEY``, registered as a secret (redacted from every log
+    line); exits with code 2 when it is not set. The key itself is never printed."""
+    api_key = os.environ.get(API_KEY_ENV, "")
+    if not api_key:
+        typer.echo(f"error: set {API_KEY_ENV} to your Codat API key", err=True)
+        raise typer.Exit(2)
+    register_secret(api_key)
+    return api_key
 
 
 def parse_as_of(text: str | None) -> datetime:

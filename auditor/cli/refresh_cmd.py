@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -11,9 +10,9 @@ import pandas as pd
 import typer
 
 from auditor.cli._app import app
-from auditor.cli._common import parse_as_of
+from auditor.cli._common import api_key_or_exit, parse_as_of
 from auditor.codat import CodatClient, CodatError, RateLimitPolicy
-from auditor.logs import configure_logging, register_secret
+from auditor.logs import configure_logging
 from auditor.remediation import (
     DEFAULT_REFRESH_RULES,
     apply_refreshes,
@@ -23,9 +22,6 @@ from auditor.remediation import (
 from auditor.store import SnapshotNotFoundError, load_findings, load_snapshot
 
 __all__ = ["refresh"]
-
-API_KEY_ENV = "CODAT_API_KEY"
-
 
 @app.command()
 def refresh(
@@ -103,11 +99,7 @@ def refresh(
             typer.echo(f"  ... and {len(plan) - 20} more")
         typer.echo("dry run: nothing sent (add --apply to send)")
         return
-    api_key = os.environ.get(API_KEY_ENV, "")
-    if not api_key:
-        typer.echo(f"error: set {API_KEY_ENV} to your Codat API key", err=True)
-        raise typer.Exit(2)
-    register_secret(api_key)
+    api_key = api_key_or_exit()
 
     async def send() -> pd.DataFrame:
         async with CodatClient(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 from pathlib import Path
 from typing import Annotated
@@ -11,12 +10,12 @@ from typing import Annotated
 import typer
 
 from auditor.cli._app import app
-from auditor.cli._common import load_config_or_exit, parse_as_of
+from auditor.cli._common import api_key_or_exit, load_config_or_exit, parse_as_of
 from auditor.cli._summary import echo_refreshes, echo_summary
 from auditor.codat import DEFAULT_BASE_URL, RetryPolicy
 from auditor.collector import ProgressMode, parse_shard
 from auditor.config import FAIL_ON_LEVELS, FailOn
-from auditor.logs import LogFormat, configure_logging, register_secret
+from auditor.logs import LogFormat, configure_logging
 from auditor.nightly import EXIT_RUN_FAILED, RunFailedError, run_nightly
 
 __all__ = ["run"]
@@ -107,11 +106,7 @@ def run(
     fmt: LogFormat = "json" if log_format == "json" else "human"
     configure_logging(run_id=run_id, fmt=fmt)
     cfg = load_config_or_exit(config)
-    api_key = os.environ.get("CODAT_API_KEY", "")
-    if not api_key:
-        log.error("CODAT_API_KEY is not set")
-        raise typer.Exit(EXIT_RUN_FAILED)
-    register_secret(api_key)
+    api_key = api_key_or_exit()  # exit 2 (EXIT_RUN_FAILED) when not set
     try:
         shard_k_n = parse_shard(shard) if shard else None
     except ValueError as exc:

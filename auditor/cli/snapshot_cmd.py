@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from auditor.cli._app import app
+from auditor.cli._common import api_key_or_exit
 from auditor.codat import CodatClient, CodatError, RateLimitPolicy
 from auditor.collector import (
     ProgressMode,
@@ -20,14 +20,11 @@ from auditor.collector import (
     collector_transport,
     parse_shard,
 )
-from auditor.logs import LogFormat, configure_logging, register_secret
+from auditor.logs import LogFormat, configure_logging
 
 __all__ = ["snapshot"]
 
 log = logging.getLogger("auditor.cli")
-
-API_KEY_ENV = "CODAT_API_KEY"
-
 
 @app.command()
 def snapshot(
@@ -92,11 +89,7 @@ def snapshot(
 
     The API key is read from the CODAT_API_KEY environment variable and never printed.
     """
-    api_key = os.environ.get(API_KEY_ENV, "")
-    if not api_key:
-        typer.echo(f"error: set {API_KEY_ENV} to your Codat API key", err=True)
-        raise typer.Exit(2)
-    register_secret(api_key)
+    api_key = api_key_or_exit()
     if progress not in ("auto", "bar", "log", "off"):
         raise typer.BadParameter("use auto, bar, log or off", param_hint="--progress")
     if transport not in ("auto", "aiohttp", "httpx"):
