@@ -25,7 +25,7 @@ from auditor.report import FleetInfo, ReportPaths, write_csv, write_reports
 from auditor.result import AuditResult
 from auditor.snapshot import Snapshot
 from auditor.snoozes import Snooze, load_snoozes
-from auditor.store import history, load_findings, load_snapshot, write_findings
+from auditor.store import history, list_snapshots, load_findings, load_snapshot, write_findings
 
 #: Last night's refreshes and whether each worked, next to the report.
 REFRESHES_CSV = "refreshes.csv"
@@ -55,13 +55,23 @@ class AuditRun:
     refreshes: pd.DataFrame | None = None
 
 
-def previous_findings(store: Path | str, snapshot_id: str) -> pd.DataFrame | None:
-    """The ledger's input: the last stored audit before ``snapshot_id`` (findings + resolved)."""
-    findings = load_findings(store, "latest", before=snapshot_id)
+def previous_findings(
+    store: Path | str, snapshot_id: str, *, memory_nights: int = 30
+) -> pd.DataFrame | None:
+    """The ledger's input for auditing ``snapshot_id``: the last stored audit before it (its
+    open findings) plus the incidents resolved in the ``memory_nights`` audits before it, so
+    that an incident that comes back weeks later is ``regressed``, not ``new``."""
+    snaps = list_snapshots(store, include_incomplete=False)  # oldest first
+    here = snaps.index[snaps["snapshot_id"] == snapshot_id]
+    earlier = snaps.loc[snaps.index < here[0]] if len(here) else snaps
+    ids = earlier.loc[earlier["has_findings"], "snapshot_id"].astype(str).tolist()
+    if not ids:
+        return None
+    findings = load_findings(store, ids[-1])
     if findings is None:
         return None
-    resolved = load_findings(store, "latest", kind="resolved", before=snapshot_id)
-    return previous_tables(findings, [] if resolved is None else [resolved])
+    resolved = [load_findings(store, i, kind="resolved") for i in ids[-memory_nights:]]
+    return previous_tables(findings, [r for r in resolved if r is not None])
 
 
 def fleet_info(snapshot: Snapshot, as_of: datetime) -> FleetInfo:
