@@ -53,14 +53,14 @@ if TYPE_CHECKING:
     from auditor.findings import FINDINGS_COLUMNS
     from auditor.nightly import RunFailedError, crosses_fail_level, run_nightly
     from auditor.pipeline import AuditRun, audit_store
-    from auditor.remediation import apply_refreshes, plan_refreshes, write_refreshes
+    from auditor.remediation import apply_refreshes, plan_refreshes
     from auditor.report import build_digest, deliver_digests, write_reports
     from auditor.result import AuditResult
     from auditor.rules import RULES, Rule, get_rule
     from auditor.sandbox import SandboxServer, generate_fleet, load_fleet
     from auditor.snapshot import Snapshot
     from auditor.snoozes import Snooze, load_snoozes
-    from auditor.store import SnapshotNotFoundError, list_snapshots, prune
+    from auditor.store import SnapshotNotFoundError, list_snapshots, prune, write_refreshes
 
 #: Public name -> the module that defines it (imported on first access).
 _EXPORTS: Final[dict[str, str]] = {
@@ -105,7 +105,7 @@ _EXPORTS: Final[dict[str, str]] = {
     "crosses_fail_level": "auditor.nightly",
     "plan_refreshes": "auditor.remediation",
     "apply_refreshes": "auditor.remediation",
-    "write_refreshes": "auditor.remediation",
+    "write_refreshes": "auditor.store",
     "run_demo": "auditor.demo",
     "SandboxServer": "auditor.sandbox",
     "generate_fleet": "auditor.sandbox",

@@ -22,10 +22,11 @@ from auditor.codat import CodatClient, RateLimitPolicy
 from auditor.collector import ProgressMode, collect_to_store
 from auditor.config import AuditConfig
 from auditor.pipeline import AuditRun, audit_store
-from auditor.remediation import apply_refreshes, plan_refreshes, write_refreshes
+from auditor.remediation import apply_refreshes, plan_refreshes
 from auditor.report import build_digest, write_eml
 from auditor.sandbox import Fleet, SandboxOptions, SandboxServer, generate_fleet
 from auditor.snoozes import Snooze
+from auditor.store import write_refreshes
 
 __all__ = ["DemoOutcome", "run_demo"]
 

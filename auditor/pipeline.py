@@ -16,16 +16,19 @@ import pandas as pd
 from auditor.config import AuditConfig
 from auditor.engine import audit
 from auditor.ledger import previous_tables
-from auditor.remediation import (
-    REFRESH_OUTCOME_COLUMNS,
-    load_refreshes,
-    refresh_outcomes,
-)
+from auditor.remediation import REFRESH_OUTCOME_COLUMNS, refresh_outcomes
 from auditor.report import FleetInfo, ReportPaths, write_csv, write_reports
 from auditor.result import AuditResult
 from auditor.snapshot import Snapshot
 from auditor.snoozes import Snooze, load_snoozes
-from auditor.store import history, list_snapshots, load_findings, load_snapshot, write_findings
+from auditor.store import (
+    history,
+    list_snapshots,
+    load_findings,
+    load_refreshes,
+    load_snapshot,
+    write_findings,
+)
 
 #: Last night's refreshes and whether each worked, next to the report.
 REFRESHES_CSV = "refreshes.csv"

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
@@ -28,24 +27,16 @@ import pandas as pd
 from auditor.codat import CodatClient, CodatError, DatasetAlreadyInProgressError
 from auditor.constants import ERROR_STATUSES, IN_PROGRESS_STATUSES
 from auditor.snapshot import Snapshot
-from auditor.store import resolve_snapshot_dir
-from auditor.store._layout import read_parquet_files, write_parquet
 
 __all__ = [
     "DEFAULT_REFRESH_RULES",
     "OUTCOME_COLUMNS",
     "PLAN_COLUMNS",
-    "REFRESHES_FILE",
     "REFRESH_OUTCOME_COLUMNS",
     "apply_refreshes",
-    "load_refreshes",
     "plan_refreshes",
     "refresh_outcomes",
-    "write_refreshes",
 ]
-
-#: Refreshes queued after auditing a snapshot live next to it, in this file.
-REFRESHES_FILE: Final[str] = "refreshes.parquet"
 
 DEFAULT_REFRESH_RULES: Final[tuple[str, ...]] = ("stale", "failed-after-success")
 
@@ -230,27 +221,3 @@ def refresh_outcomes(refreshes: pd.DataFrame, snapshot: Snapshot) -> pd.DataFram
         default="unknown",
     )
     return both[list(REFRESH_OUTCOME_COLUMNS)]
-
-
-def write_refreshes(store: Path | str, snapshot_id: str, outcomes: pd.DataFrame) -> Path:
-    """Record what was queued after auditing ``snapshot_id`` (appends to earlier runs)."""
-    path = resolve_snapshot_dir(store, snapshot_id) / REFRESHES_FILE
-    frame = outcomes[list(OUTCOME_COLUMNS)]
-    if path.exists():
-        frame = pd.concat([read_parquet_files([path]), frame], ignore_index=True)
-    text_cols = [c for c in frame.columns if frame[c].dtype == object]
-    write_parquet(path, frame.astype({c: "string" for c in text_cols}))
-    return path
-
-
-def load_refreshes(store: Path | str, *, before: str) -> pd.DataFrame | None:
-    """The refreshes queued after the last complete snapshot older than ``before``."""
-    try:
-        path = resolve_snapshot_dir(store, "latest", before=before) / REFRESHES_FILE
-    except LookupError:
-        return None
-    if not path.exists():
-        return None
-    frame = read_parquet_files([path])
-    frame["requested_at"] = pd.to_datetime(frame["requested_at"], utc=True)
-    return frame

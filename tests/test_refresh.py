@@ -15,9 +15,9 @@ from auditor.cli import app
 from auditor.codat import CodatClient, RateLimitPolicy
 from auditor.collector import collect_to_store
 from auditor.pipeline import audit_store
-from auditor.remediation import load_refreshes, plan_refreshes, refresh_outcomes
+from auditor.remediation import plan_refreshes, refresh_outcomes
 from auditor.sandbox import SandboxOptions, SandboxServer, generate_fleet
-from auditor.store import load_findings, load_snapshot
+from auditor.store import load_findings, load_refreshes, load_snapshot
 
 QUEUE_ENDPOINTS = ("refresh-data-type", "refresh-company-data")
 

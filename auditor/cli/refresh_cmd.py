@@ -13,13 +13,8 @@ from auditor.cli._app import app
 from auditor.cli._common import api_key_or_exit, parse_as_of
 from auditor.codat import CodatClient, CodatError, RateLimitPolicy
 from auditor.logs import configure_logging
-from auditor.remediation import (
-    DEFAULT_REFRESH_RULES,
-    apply_refreshes,
-    plan_refreshes,
-    write_refreshes,
-)
-from auditor.store import SnapshotNotFoundError, load_findings, load_snapshot
+from auditor.remediation import DEFAULT_REFRESH_RULES, apply_refreshes, plan_refreshes
+from auditor.store import SnapshotNotFoundError, load_findings, load_snapshot, write_refreshes
 
 __all__ = ["refresh"]
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from auditor.store._canonical import canonical
 from auditor.store._findings import history, load_findings, prune, write_findings
 from auditor.store._layout import frame_from_tables
+from auditor.store._refreshes import REFRESHES_FILE, load_refreshes, write_refreshes
 from auditor.store._snapshots import (
     SnapshotNotFoundError,
     SnapshotWriter,
@@ -23,6 +24,7 @@ from auditor.store._snapshots import (
 )
 
 __all__ = [
+    "REFRESHES_FILE",
     "SnapshotNotFoundError",
     "SnapshotWriter",
     "canonical",
@@ -30,9 +32,11 @@ __all__ = [
     "history",
     "list_snapshots",
     "load_findings",
+    "load_refreshes",
     "load_snapshot",
     "prune",
     "resolve_snapshot_dir",
     "write_findings",
+    "write_refreshes",
     "write_snapshot",
 ]
