@@ -203,8 +203,10 @@ def test_a_killed_run_leaves_the_previous_night_intact(
     tmp_path: Path, config: Path, fleet_now: Any
 ) -> None:
     fleet = load_fleet(FIXTURES / "fleet_small.json")
-    # Slow sandbox: the second run is killed mid-collection.
-    opts = SandboxOptions(clock=lambda: fleet_now, latency_ms=400)
+    # Slow sandbox: the second run is killed mid-collection, once its snapshot directory
+    # exists (it has started writing) and long before it can finish.
+    opts = SandboxOptions(clock=lambda: fleet_now, latency_ms=1500)
+    store = tmp_path / "store"
     with SandboxServer(fleet, opts) as server:
         assert nightly(server, tmp_path, config, "--dry-run").returncode == 1
         before = sorted(p.name for p in (tmp_path / "out").iterdir())
@@ -213,20 +215,27 @@ def test_a_killed_run_leaves_the_previous_night_intact(
         later = (fleet_now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
         proc = subprocess.Popen(
             [sys.executable, "-m", "auditor", "run", "--config", str(config),
-             "--store", str(tmp_path / "store"), "--out", str(tmp_path / "out"),
+             "--store", str(store), "--out", str(tmp_path / "out"),
              "--base-url", server.base_url, "--as-of", later, "--progress", "off", "--dry-run"],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )  # fmt: skip
-        time.sleep(2.5)
+        deadline = time.monotonic() + 60
+        while len(list(store.glob("snapshot_date=*/*/"))) < 2 and time.monotonic() < deadline:
+            assert proc.poll() is None, "the run ended before it could be killed"
+            time.sleep(0.05)
         proc.kill()
         proc.wait(timeout=30)
-    from auditor.store import list_snapshots, load_snapshot
+        from auditor.store import list_snapshots, load_snapshot
 
-    snaps = list_snapshots(tmp_path / "store")
-    assert int(snaps["complete"].sum()) == 1  # the killed night is not complete...
-    latest = load_snapshot(tmp_path / "store", "latest")  # ...and readers see the old one
-    assert latest.snapshot_at == fleet_now
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == before
+        snaps = list_snapshots(store)
+        assert int(snaps["complete"].sum()) == 1  # the killed night is not complete...
+        latest = load_snapshot(store, "latest")  # ...and readers see the old one
+        assert latest.snapshot_at == fleet_now
+        assert sorted(p.name for p in (tmp_path / "out").iterdir()) == before
+        # The dead run's lock went with it: the same night runs again and completes.
+        again = nightly(server, tmp_path, config, "--dry-run", as_of=later)
+        assert again.returncode in (0, 1), again.stderr
+        assert load_snapshot(store, "latest").snapshot_at == fleet_now + timedelta(hours=1)
 
 
 def test_fail_levels() -> None:
