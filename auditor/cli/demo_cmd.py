@@ -11,6 +11,7 @@ import typer
 from auditor.cli._app import app
 from auditor.cli._common import load_config_or_exit, parse_as_of
 from auditor.cli._summary import echo_refreshes, echo_summary
+from auditor.collector import ProgressMode
 from auditor.demo import run_demo
 from auditor.logs import configure_logging
 from auditor.pipeline import AuditRun
@@ -50,15 +51,15 @@ def demo(
         Path | None, typer.Option("--config", help="TOML configuration file.")
     ] = None,
     snoozes: Annotated[Path | None, typer.Option("--snoozes", help="Snooze file (TOML).")] = None,
-    progress: Annotated[str, typer.Option("--progress", help="auto, bar, log or off.")] = "auto",
+    progress: Annotated[
+        ProgressMode, typer.Option("--progress", help="Bar on a terminal, else log lines.")
+    ] = "auto",
 ) -> None:
     """Run the main job on the embedded sandbox, end to end.
 
     Serves a fleet on a free loopback port, snapshots it over HTTP into OUT/store, audits it,
     and writes OUT/report.html, the CSVs and OUT/demo.eml (the email digest, not sent).
     """
-    if progress not in ("auto", "bar", "log", "off"):
-        raise typer.BadParameter("use auto, bar, log or off", param_hint="--progress")
     cfg = load_config_or_exit(config)
     now = parse_as_of(as_of)
     configure_logging(run_id="demo")
@@ -83,7 +84,7 @@ def demo(
         fleet=fleet,
         config=cfg,
         snoozes=snoozes,
-        progress=progress,  # type: ignore[arg-type]
+        progress=progress,
         on_night=night_done,
     )
     final = outcome.nights[-1]

@@ -14,7 +14,7 @@ from auditor.cli._common import api_key_or_exit, load_config_or_exit, parse_as_o
 from auditor.cli._summary import echo_refreshes, echo_summary
 from auditor.codat import DEFAULT_BASE_URL, RetryPolicy
 from auditor.collector import ProgressMode, parse_shard
-from auditor.config import FAIL_ON_LEVELS, FailOn
+from auditor.config import FailOn
 from auditor.logs import LogFormat, configure_logging
 from auditor.nightly import EXIT_RUN_FAILED, RunFailedError, run_nightly
 
@@ -64,7 +64,7 @@ def run(
         str | None, typer.Option("--shard", help="K/N: collect shard K of N (0-based).")
     ] = None,
     fail_on: Annotated[
-        str | None,
+        FailOn | None,
         typer.Option(
             "--fail-on",
             help="Exit 1 at this level: never, warning, error, new-warning, new-error "
@@ -83,10 +83,10 @@ def run(
         ),
     ] = None,
     log_format: Annotated[
-        str, typer.Option("--log-format", help="human or json (JSON lines for collectors).")
+        LogFormat, typer.Option("--log-format", help="JSON lines for log collectors.")
     ] = "human",
     progress: Annotated[
-        str, typer.Option("--progress", help="auto, bar, log or off.")
+        ProgressMode, typer.Option("--progress", help="Bar on a terminal, else log lines.")
     ] = "auto",
 ) -> None:
     """The nightly job: snapshot every company, audit, write the reports, email the digest.
@@ -95,24 +95,15 @@ def run(
     authentication, store, lock, no company reachable). The API key comes from CODAT_API_KEY,
     SMTP settings from SMTP_* variables.
     """
-    if log_format not in ("human", "json"):
-        raise typer.BadParameter("use human or json", param_hint="--log-format")
-    if fail_on is not None and fail_on not in FAIL_ON_LEVELS:
-        raise typer.BadParameter(f"use one of {', '.join(FAIL_ON_LEVELS)}", param_hint="--fail-on")
-    if progress not in ("auto", "bar", "log", "off"):
-        raise typer.BadParameter("use auto, bar, log or off", param_hint="--progress")
     now = parse_as_of(as_of)
     run_id = f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
-    fmt: LogFormat = "json" if log_format == "json" else "human"
-    configure_logging(run_id=run_id, fmt=fmt)
+    configure_logging(run_id=run_id, fmt=log_format)
     cfg = load_config_or_exit(config)
     api_key = api_key_or_exit()  # exit 2 (EXIT_RUN_FAILED) when not set
     try:
         shard_k_n = parse_shard(shard) if shard else None
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--shard") from None
-    mode: ProgressMode = progress  # type: ignore[assignment]
-    level: FailOn | None = fail_on  # type: ignore[assignment]
     settings = cfg.run
     store = store or Path(settings.store or "store")
     out = out or Path(settings.out or "reports/nightly")
@@ -134,11 +125,11 @@ def run(
             snoozes=snoozes,
             dry_run=dry_run,
             shard=shard_k_n,
-            fail_on=level,
+            fail_on=fail_on,
             rate_limit=limit or None,
             retry=retry,
             timeout=settings.timeout or 30.0,
-            progress=mode,
+            progress=progress,
         )
     except RunFailedError as exc:
         log.error("run failed: %s", exc)

@@ -71,18 +71,18 @@ def snapshot(
         ),
     ] = False,
     progress: Annotated[
-        str,
-        typer.Option("--progress", help="auto (bar on a terminal, else log lines), bar, log, off."),
+        ProgressMode,
+        typer.Option("--progress", help="auto: a bar on a terminal, else log lines."),
     ] = "auto",
     transport: Annotated[
-        str,
+        TransportName,
         typer.Option(
             "--transport",
             help="auto (aiohttp if httpx-aiohttp is installed: less CPU), aiohttp or httpx.",
         ),
     ] = "auto",
     log_format: Annotated[
-        str, typer.Option("--log-format", help="human or json log lines on stderr.")
+        LogFormat, typer.Option("--log-format", help="Log lines on stderr.")
     ] = "human",
 ) -> None:
     """Snapshot every company's data status into STORE (resumable, shardable).
@@ -90,22 +90,13 @@ def snapshot(
     The API key is read from the CODAT_API_KEY environment variable and never printed.
     """
     api_key = api_key_or_exit()
-    if progress not in ("auto", "bar", "log", "off"):
-        raise typer.BadParameter("use auto, bar, log or off", param_hint="--progress")
-    if transport not in ("auto", "aiohttp", "httpx"):
-        raise typer.BadParameter("use auto, aiohttp or httpx", param_hint="--transport")
-    if log_format not in ("human", "json"):
-        raise typer.BadParameter("use human or json", param_hint="--log-format")
     if resume and snapshot_id:
         raise typer.BadParameter("give --snapshot-id or --resume, not both")
     try:
         shard_k_n = parse_shard(shard) if shard else None
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--shard") from None
-    fmt: LogFormat = "json" if log_format == "json" else "human"
-    mode: ProgressMode = progress  # type: ignore[assignment]
-    transport_name: TransportName = transport  # type: ignore[assignment]
-    configure_logging(run_id=snapshot_id or "snapshot", fmt=fmt)
+    configure_logging(run_id=snapshot_id or "snapshot", fmt=log_format)
     try:
         result = asyncio.run(
             _run(
@@ -120,8 +111,8 @@ def snapshot(
                 concurrency=concurrency,
                 batch_size=batch_size,
                 company_sync_settings=company_sync_settings,
-                progress=mode,
-                transport=transport_name,
+                progress=progress,
+                transport=transport,
             )
         )
     except (CodatError, LookupError, ValueError, OSError, RuntimeError) as exc:
