@@ -96,26 +96,30 @@ def run_demo(
     outcome = DemoOutcome(out=out, store=store)
     with SandboxServer(served, options=SandboxOptions(clock=clock)) as server:
 
-        async def client_do(night_at: datetime, queue: bool, run: AuditRun | None) -> int:
-            async with CodatClient(
+        def client() -> CodatClient:
+            return CodatClient(
                 server.api_key,
                 base_url=server.base_url,
                 rate_limit=RateLimitPolicy(requests_per_minute=None),
-            ) as client:
-                if not queue:
-                    await collect_to_store(client, store, snapshot_at=night_at, progress=progress)
-                    return 0
-                assert run is not None
-                plan = plan_refreshes(run.result.findings, run.snapshot)
-                plan = plan.head(int(len(plan) * refresh_share))
-                done = await apply_refreshes(client, plan, now=night_at)
-                write_refreshes(store, run.snapshot.snapshot_id, done)
-                return int(done["outcome"].eq("queued").sum())
+            )
+
+        async def collect(night_at: datetime) -> None:
+            async with client() as c:
+                await collect_to_store(c, store, snapshot_at=night_at, progress=progress)
+
+        async def refresh(night_at: datetime, run: AuditRun) -> int:
+            plan = plan_refreshes(run.result.findings, run.snapshot)
+            async with client() as c:
+                done = await apply_refreshes(
+                    c, plan.head(int(len(plan) * refresh_share)), now=night_at
+                )
+            write_refreshes(store, run.snapshot.snapshot_id, done)
+            return int(done["outcome"].eq("queued").sum())
 
         for night in range(nights):
             night_at = first + timedelta(days=night)
             clock.now = night_at
-            asyncio.run(client_do(night_at, False, None))
+            asyncio.run(collect(night_at))
             last = night == nights - 1
             run = audit_store(
                 store,
@@ -128,7 +132,7 @@ def run_demo(
             if on_night is not None:
                 on_night(night, run)
             if not last:
-                outcome.refreshes_queued += asyncio.run(client_do(night_at, True, run))
+                outcome.refreshes_queued += asyncio.run(refresh(night_at, run))
         outcome.requests = server.stats.total
     final = outcome.nights[-1]
     assert final.reports is not None
