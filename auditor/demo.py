@@ -21,11 +21,11 @@ from pathlib import Path
 from auditor.codat import CodatClient, RateLimitPolicy
 from auditor.collector import ProgressMode, collect_to_store
 from auditor.config import AuditConfig
+from auditor.engine import SnoozesArg
 from auditor.pipeline import AuditRun, audit_store
 from auditor.remediation import apply_refreshes, plan_refreshes
 from auditor.report import build_digest, write_eml
 from auditor.sandbox import Fleet, SandboxOptions, SandboxServer, generate_fleet
-from auditor.snoozes import Snooze
 from auditor.store import write_refreshes
 
 __all__ = ["DemoOutcome", "run_demo"]
@@ -77,7 +77,7 @@ def run_demo(
     nights: int = 1,
     fleet: Fleet | None = None,
     config: AuditConfig | None = None,
-    snoozes: Path | list[Snooze] | None = None,
+    snoozes: SnoozesArg = None,
     refresh_share: float = 0.5,
     progress: ProgressMode = "auto",
     on_night: Callable[[int, AuditRun], None] | None = None,

@@ -45,6 +45,7 @@ from auditor.snoozes import Snooze, apply_snoozes, load_snoozes, split_expired
 
 __all__ = [
     "RuleError",
+    "SnoozesArg",
     "apply_coverage",
     "audit",
     "audit_partition",

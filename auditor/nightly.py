@@ -32,10 +32,10 @@ from auditor.codat import (
 )
 from auditor.collector import ProgressMode, StoreRun, collect_to_store
 from auditor.config import AuditConfig, FailOn
+from auditor.engine import SnoozesArg
 from auditor.pipeline import AuditRun, audit_store
 from auditor.report import DigestOutcome, DigestSendError, SmtpSettings, deliver_digests
 from auditor.result import AuditResult
-from auditor.snoozes import Snooze
 
 __all__ = [
     "EXIT_FINDINGS",
@@ -121,7 +121,7 @@ def run_nightly(
     config: AuditConfig,
     as_of: datetime,
     run_id: str,
-    snoozes: Path | list[Snooze] | None = None,
+    snoozes: SnoozesArg = None,
     dry_run: bool = False,
     shard: tuple[int, int] | None = None,
     fail_on: FailOn | None = None,

@@ -14,13 +14,12 @@ from pathlib import Path
 import pandas as pd
 
 from auditor.config import AuditConfig
-from auditor.engine import audit
+from auditor.engine import SnoozesArg, audit
 from auditor.ledger import previous_tables
 from auditor.remediation import REFRESH_OUTCOME_COLUMNS, refresh_outcomes
 from auditor.report import FleetInfo, ReportPaths, write_csv, write_reports
 from auditor.result import AuditResult
 from auditor.snapshot import Snapshot
-from auditor.snoozes import Snooze, load_snoozes
 from auditor.store import (
     history,
     list_snapshots,
@@ -89,24 +88,16 @@ def fleet_info(snapshot: Snapshot, as_of: datetime) -> FleetInfo:
     )
 
 
-def _snoozes(snoozes: Path | str | list[Snooze] | None) -> list[Snooze]:
-    if snoozes is None:
-        return []
-    if isinstance(snoozes, Path | str):
-        return load_snoozes(snoozes)
-    return snoozes
-
-
 def audit_snapshot(
     snapshot: Snapshot,
     *,
     config: AuditConfig,
     as_of: datetime,
     previous: pd.DataFrame | None = None,
-    snoozes: Path | str | list[Snooze] | None = None,
+    snoozes: SnoozesArg = None,
 ) -> AuditResult:
     """Audit an in-memory snapshot (no store involved)."""
-    return audit(snapshot, config, as_of=as_of, previous=previous, snoozes=_snoozes(snoozes))
+    return audit(snapshot, config, as_of=as_of, previous=previous, snoozes=snoozes)
 
 
 def audit_store(
@@ -115,7 +106,7 @@ def audit_store(
     which: str = "latest",
     config: AuditConfig | None = None,
     as_of: datetime,
-    snoozes: Path | str | list[Snooze] | None = None,
+    snoozes: SnoozesArg = None,
     out_dir: Path | str | None = None,
     history_days: int = 30,
     max_rows: int = 2000,
