@@ -32,13 +32,13 @@ from auditor.engine import audit as _audit
 from auditor.findings import FINDINGS_COLUMNS
 from auditor.ledger import previous_tables
 from auditor.result import AuditResult
-from auditor.rules._base import now_utc
 from auditor.snapshot import FRAME_NAMES, SCHEMAS, Snapshot, conform
 from auditor.snoozes import Snooze
 from auditor.store import SnapshotNotFoundError, list_snapshots
 from auditor.store import history as _store_history
 from auditor.store import load_findings as _store_load_findings
 from auditor.store import load_snapshot as _store_load_snapshot
+from auditor.vectors import as_utc_timestamp
 
 __all__ = [
     "CONSISTENCY_COLUMNS",
@@ -179,7 +179,7 @@ def _from_frames(frames: Mapping[str, pd.DataFrame], as_of: datetime) -> Snapsho
     unknown = sorted(set(frames) - set(FRAME_NAMES))
     if unknown:
         raise ValueError(f"unknown frame(s) {unknown}; choose from {list(FRAME_NAMES)}")
-    at = now_utc(as_of).to_pydatetime()
+    at = as_utc_timestamp(as_of).to_pydatetime()
     def frame(name: str) -> pd.DataFrame:
         return conform(frames.get(name, pd.DataFrame()), SCHEMAS[name])
 
@@ -213,7 +213,7 @@ def _nights(store: StorePath, days: int, as_of: datetime | None, audited: bool) 
         snaps = snaps.loc[snaps["has_findings"]]
     if snaps.empty:
         return snaps
-    end = now_utc(as_of) if as_of is not None else snaps["snapshot_at"].max()
+    end = as_utc_timestamp(as_of) if as_of is not None else snaps["snapshot_at"].max()
     start = end - timedelta(days=days)
     return snaps.loc[(snaps["snapshot_at"] > start) & (snaps["snapshot_at"] <= end)]
 

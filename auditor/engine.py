@@ -39,9 +39,9 @@ from auditor.findings import FINDINGS_COLUMNS, FINDINGS_SCHEMA, conform_findings
 from auditor.ledger import apply_ledger, incident_keys
 from auditor.result import AuditResult
 from auditor.rules import RULES, Rule, RuleContext
-from auditor.rules._base import concat, isin, map_values, now_utc, text
 from auditor.snapshot import SCHEMAS, Snapshot, conform
 from auditor.snoozes import Snooze, apply_snoozes, load_snoozes, split_expired
+from auditor.vectors import as_utc_timestamp, concat, isin, map_values, text
 
 __all__ = [
     "RuleError",
@@ -337,14 +337,14 @@ def audit_partition(snapshot: Snapshot, config: AuditConfig, as_of: datetime) ->
 
     Findings another finding explains (see :func:`apply_coverage`) are left out.
     """
-    return _audit_partition(snapshot, config, now_utc(as_of))[0]
+    return _audit_partition(snapshot, config, as_utc_timestamp(as_of))[0]
 
 
 def run_fleet_rules(
     findings: pd.DataFrame, snapshot: Snapshot, config: AuditConfig, as_of: datetime
 ) -> pd.DataFrame:
     """Add the fleet rules' findings (and let them annotate the others)."""
-    ts = now_utc(as_of)
+    ts = as_utc_timestamp(as_of)
     parts = [findings]
     for rule in config.enabled_rules():
         if rule.scope != "fleet":
@@ -417,7 +417,7 @@ def audit(
     ``chunk_size`` audit this many companies at a time (None: all at once).
     """
     config = config or AuditConfig()
-    ts = now_utc(as_of)
+    ts = as_utc_timestamp(as_of)
     snapshot = _conformed(snapshot)
     if chunk_size is not None and chunk_size > 0 and len(snapshot.company_ids) > chunk_size:
         ids = snapshot.company_ids

@@ -33,23 +33,20 @@ import numpy as np
 import pandas as pd
 
 from auditor.findings import conform_findings, empty_findings
+from auditor.vectors import text
 
 __all__ = ["apply_ledger", "incident_keys", "previous_tables"]
-
-
-def _text(series: pd.Series) -> pd.Series:
-    return series.astype("string").fillna("")
 
 
 def incident_keys(findings: pd.DataFrame) -> pd.Series:
     """``rule|company_id|connection_id|group-or-data_type`` for each finding (vectorised)."""
     scope = findings["group"].astype("string").fillna(findings["data_type"].astype("string"))
     return (
-        _text(findings["rule"])
+        text(findings["rule"], "")
         + "|"
-        + _text(findings["company_id"])
+        + text(findings["company_id"], "")
         + "|"
-        + _text(findings["connection_id"])
+        + text(findings["connection_id"], "")
         + "|"
         + scope.fillna("")
     )

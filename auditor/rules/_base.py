@@ -15,19 +15,17 @@ must not read the clock. The module docstring of the rule is its documentation.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa  # type: ignore[import-untyped]
-import pyarrow.compute as pc  # type: ignore[import-untyped]
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from auditor.findings import Severity
+from auditor.vectors import isin, map_values
 
 if TYPE_CHECKING:
     from auditor.config import AuditConfig
@@ -42,19 +40,11 @@ __all__ = [
     "Scope",
     "Thresholds",
     "TieredOptions",
-    "concat",
     "crossed",
-    "fmt_hours",
-    "fmt_ts",
-    "hours_since",
-    "isin",
-    "map_values",
-    "now_utc",
     "parse_hours",
     "resolve_thresholds",
     "severity_of",
     "status_columns",
-    "text",
     "tier",
 ]
 
@@ -202,101 +192,6 @@ class Rule:
         return self.doc.strip().splitlines()[0].strip() if self.doc.strip() else ""
 
 
-def map_values(keys: pd.Series, mapping: Mapping[Any, Any], default: Any = np.nan) -> pd.Series:
-    """``keys.map(mapping)`` computed once per distinct key (categoricals stay cheap)."""
-    codes, uniques = pd.factorize(keys, use_na_sentinel=True)
-    values = [mapping.get(u, default) for u in uniques] + [default]
-    numeric = all(
-        v is None or (isinstance(v, int | float | np.number) and not isinstance(v, bool))
-        for v in values
-    )
-    table = np.array(
-        [np.nan if v is None else v for v in values] if numeric else values,
-        dtype="float64" if numeric else object,
-    )
-    out = pd.Series(table[codes], index=keys.index)  # code -1 (NA) takes the trailing default
-    return out if numeric else out.infer_objects()
-
-
-def _arrow_strings(values: Any) -> pa.Array | pa.ChunkedArray:
-    if isinstance(values, np.ndarray | pd.api.extensions.ExtensionArray):
-        values = pd.Series(values)
-    if isinstance(values, pd.Series | pd.Index):
-        if not isinstance(values.dtype, pd.StringDtype):
-            values = values.astype("string")
-        return pa.array(values.array)
-    return pa.array(list(values), type=pa.string(), from_pandas=True)
-
-
-def isin(series: pd.Series, values: Iterable[Any]) -> np.ndarray:
-    """``series.isin(values)`` as a bool array (pyarrow hashing: fast for big string columns)."""
-    if isinstance(series.dtype, pd.CategoricalDtype):
-        return np.asarray(series.isin(list(values)), dtype=bool)
-    found = pc.is_in(_arrow_strings(series), value_set=_arrow_strings(values), skip_nulls=True)
-    return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
-
-
-def _arrow_text(array: pa.Array, index: pd.Index) -> pd.Series:
-    return pd.Series(pd.arrays.ArrowStringArray(array), index=index, dtype="string")
-
-
-def text(series: pd.Series) -> pd.Series:
-    """``series`` as a ``string`` Series, cheaply for categoricals (one take of the categories)."""
-    if isinstance(series.dtype, pd.CategoricalDtype):
-        categories = pd.Series(series.cat.categories, dtype="string").array
-        taken = categories.take(series.cat.codes.to_numpy(), allow_fill=True)
-        return pd.Series(taken, index=series.index, dtype="string")
-    return series.astype("string")
-
-
-def hours_since(ts: pd.Series, as_of: pd.Timestamp) -> pd.Series:
-    """Hours from each timestamp to ``as_of`` (NaN for NaT)."""
-    if ts.dt.tz is None:
-        ts = ts.dt.tz_localize("UTC")
-    values = ts.dt.tz_convert("UTC").to_numpy(dtype="datetime64[ns]")
-    now = np.datetime64(as_of.tz_convert("UTC").tz_localize(None).as_unit("ns"))
-    return pd.Series((now - values) / np.timedelta64(1, "h"), index=ts.index, dtype="float64")
-
-
-def concat(*parts: pd.Series | str) -> pd.Series:
-    """Element-wise string concatenation of Series and literals in one pass (null if any null).
-
-    Same result as ``a + "x" + b + ...`` on ``string`` Series, without the intermediate arrays.
-    """
-    index = next(p.index for p in parts if isinstance(p, pd.Series))
-    arrays = [
-        pa.scalar(p, pa.large_string())
-        if isinstance(p, str)
-        else pc.cast(_arrow_strings(p), pa.large_string())
-        for p in parts
-    ]
-    joined = pc.binary_join_element_wise(*arrays, pa.scalar("", pa.large_string()))
-    if isinstance(joined, pa.ChunkedArray):
-        joined = joined.combine_chunks()
-    return _arrow_text(joined, index)
-
-
-def fmt_ts(ts: pd.Series) -> pd.Series:
-    """``YYYY-MM-DD HH:MM UTC`` for each timestamp (``never`` for NaT), vectorised."""
-    if ts.empty:
-        return pd.Series([], index=ts.index, dtype="string")
-    utc = ts.dt.tz_convert("UTC") if ts.dt.tz is not None else ts.dt.tz_localize("UTC")
-    minutes = utc.dt.tz_localize(None).to_numpy(dtype="datetime64[m]")
-    iso = pa.array(np.datetime_as_string(minutes, unit="m"))  # numpy's C formatter
-    formatted = pc.binary_join_element_wise(
-        pc.replace_substring(iso, "T", " "), pa.scalar(" UTC"), pa.scalar("")
-    )
-    text_ = _arrow_text(formatted, ts.index)
-    return text_.where(ts.notna().to_numpy(), "never")
-
-
-def fmt_hours(hours: pd.Series) -> pd.Series:
-    """Hours rounded to a whole number, as text (``?`` for NaN)."""
-    whole = pa.array(hours.round(0).to_numpy(dtype="float64"), from_pandas=True)
-    as_text = pc.cast(pc.cast(whole, pa.int64()), pa.string())
-    return _arrow_text(as_text, hours.index).fillna("?")
-
-
 def severity_of(is_error: np.ndarray | pd.Series, index: pd.Index) -> pd.Series:
     """``error``/``warning`` for a bool array, as a categorical (cheap for many rows)."""
     codes = np.asarray(is_error, dtype=bool).astype(np.int8)
@@ -366,8 +261,3 @@ def status_columns(rows: pd.DataFrame) -> dict[str, pd.Series]:
     """The finding columns copied from status rows."""
     return {c: rows[c] for c in STATUS_COLUMNS if c in rows.columns}
 
-
-def now_utc(as_of: datetime) -> pd.Timestamp:
-    """``as_of`` as a UTC Timestamp (naive means UTC)."""
-    ts = pd.Timestamp(as_of)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")

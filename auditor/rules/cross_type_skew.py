@@ -43,15 +43,11 @@ from auditor.rules._base import (
     RuleContext,
     RuleOptions,
     Thresholds,
-    concat,
     crossed,
-    fmt_hours,
-    fmt_ts,
-    isin,
     severity_of,
-    text,
     tier,
 )
+from auditor.vectors import concat, fmt_hours, fmt_ts, isin, text
 
 __all__ = ["DEFAULT_GROUPS", "RULE", "SkewOptions", "check"]
 

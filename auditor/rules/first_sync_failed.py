@@ -20,7 +20,7 @@ from __future__ import annotations
 import pandas as pd
 
 from auditor.rules._base import Rule, RuleContext, RuleOptions, status_columns
-from auditor.rules.failed_after_success import error_rows, remedy_for
+from auditor.rules._shared import error_rows, remedy_for
 
 __all__ = ["RULE", "check"]
 
@@ -39,7 +39,6 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     return pd.DataFrame(
         {
             **status_columns(rows),
-            "severity": "error",
             "message": message,
             "remedy": remedy_for(rows),
         },

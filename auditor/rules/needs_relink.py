@@ -21,7 +21,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from auditor.rules._base import Rule, RuleContext, RuleOptions, isin, text
+from auditor.rules._base import Rule, RuleContext, RuleOptions
+from auditor.vectors import isin, text
 
 __all__ = ["RULE", "check"]
 
@@ -121,7 +122,6 @@ def check(ctx: RuleContext) -> pd.DataFrame:
             "platform": platform,
             "connection_id": hits["connection_id"],
             "current_status": pd.Series("AuthError", index=hits.index).where(count > 0),
-            "severity": "error",
             "message": message,
             "remedy": remedy,
         }

@@ -26,15 +26,8 @@ import numpy as np
 import pandas as pd
 
 from auditor.constants import source_type_of
-from auditor.rules._base import (
-    Rule,
-    RuleContext,
-    RuleOptions,
-    hours_since,
-    isin,
-    map_values,
-    text,
-)
+from auditor.rules._base import Rule, RuleContext, RuleOptions
+from auditor.vectors import hours_since, isin, map_values, text
 
 __all__ = ["RULE", "check", "expected_types"]
 
@@ -166,7 +159,6 @@ def check(ctx: RuleContext) -> pd.DataFrame:
             "platform": hits["platform"],
             "connection_id": hits["connection_id"],
             "data_type": hits["data_type"],
-            "severity": "warning",
             "age_hours": hours_since(hits["connection_created"], ctx.as_of),
             "message": message,
             "remedy": remedy,

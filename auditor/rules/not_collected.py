@@ -63,7 +63,6 @@ def check(ctx: RuleContext) -> pd.DataFrame:
             "company_id": first["company_id"],
             "company_name": name,
             "platform": pd.Series(company_info["platform"].to_numpy(), index=first.index),
-            "severity": "error",
             "message": message,
             "remedy": "404: the company was deleted in Codat, remove it from the fleet; "
             "401/403: check the API key's access; 429/5xx: transient, re-run or wait for the "

@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from auditor.rules._base import Rule, RuleContext, RuleOptions, isin, text
+from auditor.rules._base import Rule, RuleContext, RuleOptions
+from auditor.vectors import isin, text
 
 __all__ = ["RULE", "ProviderIncidentOptions", "annotate", "check", "member_keys"]
 
@@ -49,22 +50,18 @@ class ProviderIncidentOptions(RuleOptions):
     )
 
 
-def _text(series: pd.Series) -> pd.Series:
-    return text(series).fillna("")
-
-
 def member_keys(findings: pd.DataFrame) -> pd.Series:
     """The provider-incident key each per-company finding would belong to."""
     return (
         _PREFIX
         + "|"
-        + _text(findings["platform"])
+        + text(findings["platform"], "")
         + "|"
-        + _text(findings["data_type"])
+        + text(findings["data_type"], "")
         + "|"
-        + _text(findings["rule"])
+        + text(findings["rule"], "")
         + "|"
-        + _text(findings["current_status"])
+        + text(findings["current_status"], "")
     )
 
 
@@ -91,12 +88,12 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     affected = affected.loc[affected["affected"] >= opts.min_companies]
     if affected.empty:
         return pd.DataFrame()
-    affected = affected.assign(**{k: _text(affected[k]) for k in keys}).rename(
+    affected = affected.assign(**{k: text(affected[k], "") for k in keys}).rename(
         columns={"rule": "member_rule"}
     )
     companies = ctx.companies
     sizes = (
-        companies.assign(platform=_text(companies["platform"]))
+        companies.assign(platform=text(companies["platform"], ""))
         .drop_duplicates(["company_id", "platform"])
         .groupby("platform")
         .size()
@@ -142,7 +139,6 @@ def check(ctx: RuleContext) -> pd.DataFrame:
             "platform": hit["platform"],
             "data_type": hit["data_type"].where(hit["data_type"] != ""),
             "current_status": hit["current_status"].where(hit["current_status"] != ""),
-            "severity": "error",
             "message": message,
             "remedy": "Check "
             + hit["platform"]

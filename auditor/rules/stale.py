@@ -46,17 +46,12 @@ from auditor.rules._base import (
     Rule,
     RuleContext,
     TieredOptions,
-    concat,
     crossed,
-    fmt_hours,
-    fmt_ts,
-    hours_since,
-    isin,
     resolve_thresholds,
     severity_of,
-    text,
     tier,
 )
+from auditor.vectors import concat, fmt_hours, fmt_ts, hours_since, isin, text
 
 __all__ = ["RULE", "StaleOptions", "check"]
 

@@ -36,16 +36,12 @@ from auditor.rules._base import (
     RuleContext,
     TieredOptions,
     crossed,
-    fmt_hours,
-    fmt_ts,
-    hours_since,
-    isin,
     resolve_thresholds,
     severity_of,
     status_columns,
-    text,
     tier,
 )
+from auditor.vectors import fmt_hours, fmt_ts, hours_since, isin, text
 
 __all__ = ["RULE", "StuckSyncOptions", "check"]
 

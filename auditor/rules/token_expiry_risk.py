@@ -39,15 +39,10 @@ from auditor.rules._base import (
     RuleOptions,
     Thresholds,
     crossed,
-    fmt_hours,
-    fmt_ts,
-    hours_since,
-    isin,
-    map_values,
     severity_of,
-    text,
     tier,
 )
+from auditor.vectors import fmt_hours, fmt_ts, hours_since, isin, map_values, text
 
 __all__ = ["RULE", "TokenExpiryOptions", "check"]
 

@@ -22,14 +22,8 @@ from __future__ import annotations
 import pandas as pd
 
 from auditor.constants import ALL_STATUSES
-from auditor.rules._base import (
-    STATUS_COLUMNS,
-    Rule,
-    RuleContext,
-    RuleOptions,
-    isin,
-    status_columns,
-)
+from auditor.rules._base import STATUS_COLUMNS, Rule, RuleContext, RuleOptions, status_columns
+from auditor.vectors import isin
 
 __all__ = ["RULE", "check"]
 
@@ -48,7 +42,6 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     return pd.DataFrame(
         {
             **status_columns(rows),
-            "severity": "warning",
             "message": message,
             "remedy": "Check the data type in the Codat portal and Codat's changelog; if the "
             "status is new, add it to auditor.constants so the other rules understand it.",

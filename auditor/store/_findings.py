@@ -17,8 +17,8 @@ from auditor.store._layout import (
     MANIFEST,
     atomic_write_json,
     iter_snapshot_dirs,
-    now_utc,
     read_parquet_files,
+    utc_now,
     write_parquet,
 )
 from auditor.store._snapshots import StorePath, list_snapshots, resolve_snapshot_dir
@@ -60,7 +60,7 @@ def write_findings(store: StorePath, result: AuditResult) -> Path:
             "as_of": result.as_of.astimezone(UTC).isoformat(),
             "findings": len(findings),
             "resolved": len(resolved),
-            "written_at": now_utc().isoformat(),
+            "written_at": utc_now().isoformat(),
         },
     )
     return path / FINDINGS_FILE

@@ -238,6 +238,6 @@ def _types_mapper(t: pa.DataType) -> Any:
     return None
 
 
-def now_utc() -> datetime:
+def utc_now() -> datetime:
     """The wall clock, UTC (only for bookkeeping fields such as ``written_at``)."""
     return datetime.now(UTC)

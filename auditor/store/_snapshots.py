@@ -39,11 +39,11 @@ from auditor.store._layout import (
     check_snapshot_id,
     find_snapshot_dir,
     iter_snapshot_dirs,
-    now_utc,
     read_json,
     read_parquet_files,
     shard_key,
     snapshot_dir,
+    utc_now,
     write_parquet,
 )
 
@@ -164,7 +164,7 @@ class SnapshotWriter:
                         "snapshot_id": snapshot_id,
                         "snapshot_at": at.isoformat(),
                         "shards": n,
-                        "started_at": now_utc().isoformat(),
+                        "started_at": utc_now().isoformat(),
                     },
                 )
             done, next_seq = _recover(path, k, n)
@@ -231,7 +231,7 @@ class SnapshotWriter:
                     "shard": self.shard,
                     "shards": self.shards,
                     "snapshot_id": self.snapshot_id,
-                    "finished_at": now_utc().isoformat(),
+                    "finished_at": utc_now().isoformat(),
                     "files": {
                         n: [str(p.relative_to(self.path)) for p in f] for n, f in files.items()
                     },
@@ -342,7 +342,7 @@ def _try_complete(path: Path) -> bool:
                 "files": files,
                 "meta": meta,
                 "started_at": run.get("started_at"),
-                "completed_at": now_utc().isoformat(),
+                "completed_at": utc_now().isoformat(),
             },
         )
         return True
