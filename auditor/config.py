@@ -8,15 +8,20 @@ the dotted key of every problem, e.g.::
 
 Sections
 --------
-top level           ``timezone`` (display only; all computation is UTC), ``fail_on``,
-                    ``expected_data_types``, ``replace_default_groups``
+top level           ``timezone`` (display only; all computation is UTC), ``fail_on``
 ``[rules]``         ``select``/``ignore`` (rule names or codes, ``"all"``), then one table per
-                    rule, by name or code: ``enabled``, ``severity`` and the rule's thresholds
-``[groups]``        consistency groups: ``name = [members]`` adds or changes one, ``[]`` removes it
+                    rule, by name or code: ``enabled``, ``severity`` and the rule's own options
+                    (``auditor rules NAME`` prints them as TOML); a rule reads nothing else
 ``[email]``         free-form, read by the report/email area
 ``[report]``        free-form, read by the report area
 ``[run]``           the nightly job: store, out, base_url, snoozes, rate_limit, max_attempts,
                     timeout (command-line options and environment variables win)
+
+Older spellings, still accepted and folded into the rules' tables when the file loads:
+top-level ``expected_data_types`` (now ``[rules.never-synced] expected_data_types``),
+``replace_default_groups`` and ``[groups] name = [members]`` (now
+``[rules.cross-type-skew] replace_default_groups`` and
+``[rules.cross-type-skew.groups.<name>] members = [...]``).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
     ValidationError,
     create_model,
     field_validator,
@@ -39,7 +45,7 @@ from pydantic import (
 )
 
 from auditor.rules import RULES, Rule, RuleOptions, get_rule
-from auditor.rules.cross_type_skew import DEFAULT_GROUPS
+from auditor.rules.cross_type_skew import SkewOptions
 
 __all__ = [
     "FAIL_ON_LEVELS",
@@ -170,12 +176,11 @@ class AuditConfig(BaseModel):
     timezone: str = "UTC"
     #: Which findings make ``auditor run`` exit non-zero (used by the run command).
     fail_on: FailOn = "new-error"
-    #: Data types every company with a Linked connection should have synced (``never-synced``),
-    #: in addition to those whose sync setting has ``fetchOnFirstLink``.
+    #: Older spelling of ``[rules.never-synced] expected_data_types`` (folded into it on load).
     expected_data_types: list[str] = Field(default_factory=list)
-    #: Start from no consistency groups instead of the defaults.
+    #: Older spelling of ``[rules.cross-type-skew] replace_default_groups`` (folded on load).
     replace_default_groups: bool = False
-    #: Consistency groups to add or change; an empty list removes a default group.
+    #: Older spelling of ``[rules.cross-type-skew.groups.<name>] members`` (folded on load).
     groups: dict[str, list[str]] = Field(default_factory=dict)
     rules: RulesConfig = Field(default_factory=RulesConfig)
     #: Free-form settings of the email area.
@@ -215,16 +220,42 @@ class AuditConfig(BaseModel):
                 raise ValueError(f"group {name!r} lists a member twice")
         return value
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _fold_older_spellings(
+        cls, data: Any, handler: ModelWrapValidatorHandler[AuditConfig]
+    ) -> AuditConfig:
+        """Validate, then move the older top-level rule settings into the rules' tables."""
+        config = handler(data)
+        if not isinstance(data, dict) or not (
+            config.expected_data_types or config.replace_default_groups or config.groups
+        ):
+            return config
+        rules = dict(data.get("rules") or {})
+        if config.expected_data_types:
+            key, table = _rule_table(rules, "never-synced")
+            written = list(table.get("expected_data_types") or [])
+            both = list(dict.fromkeys([*config.expected_data_types, *written]))
+            rules[key] = {**table, "expected_data_types": both}
+        if config.replace_default_groups or config.groups:
+            key, table = _rule_table(rules, "cross-type-skew")
+            if config.replace_default_groups:
+                table.setdefault("replace_default_groups", True)
+            groups = {name: {"members": members} for name, members in config.groups.items()}
+            for name, written in dict(table.get("groups") or {}).items():
+                base = groups.get(name)
+                merge = base is not None and isinstance(written, dict)
+                groups[name] = {**(base or {}), **written} if merge else written
+            rules[key] = {**table, "groups": groups}
+        older = ("expected_data_types", "replace_default_groups", "groups")
+        return handler({**{k: v for k, v in data.items() if k not in older}, "rules": rules})
+
     @property
     def consistency_groups(self) -> dict[str, tuple[str, ...]]:
-        """The groups ``cross-type-skew`` checks: defaults (unless replaced) + configured."""
-        groups = {} if self.replace_default_groups else dict(DEFAULT_GROUPS)
-        for name, members in self.groups.items():
-            if members:
-                groups[name] = tuple(members)
-            else:
-                groups.pop(name, None)
-        return groups
+        """The groups ``cross-type-skew`` checks (its ``groups`` option: defaults + configured)."""
+        options = self.rule_options("cross-type-skew")
+        assert isinstance(options, SkewOptions)
+        return options.consistency_groups
 
     @property
     def tz(self) -> ZoneInfo:
@@ -242,6 +273,15 @@ class AuditConfig(BaseModel):
     def severity_of(self, rule: Rule) -> str | None:
         """The configured severity override of ``rule``, if any."""
         return self.rule_options(rule).severity
+
+
+def _rule_table(rules: dict[str, Any], name: str) -> tuple[str, dict[str, Any]]:
+    """(the key of rule ``name``'s table in a raw ``[rules]`` table, a copy of that table)."""
+    rule = get_rule(name)
+    for key, value in rules.items():
+        if key in (rule.name, rule.code, rule.code.lower()) and isinstance(value, dict):
+            return key, dict(value)
+    return rule.name, {}
 
 
 # --- errors that point at the file ------------------------------------------------------------

@@ -90,7 +90,6 @@ def _context(snapshot: Snapshot, rule: Rule, config: AuditConfig, as_of: pd.Time
         pull_operations=snapshot.pull_operations,
         sync_settings=snapshot.sync_settings,
         options=config.rule_options(rule),
-        config=config,
         as_of=as_of,
         findings=findings,
     )

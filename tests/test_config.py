@@ -8,7 +8,8 @@ import pytest
 
 from auditor.config import AuditConfig, ConfigError, load_config, locate_key
 from auditor.rules import RULES, get_rule
-from auditor.rules.cross_type_skew import DEFAULT_GROUPS
+from auditor.rules.cross_type_skew import DEFAULT_GROUPS, SkewOptions
+from auditor.rules.never_synced import NeverSyncedOptions
 from auditor.rules.stale import StaleOptions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,6 +69,68 @@ def test_groups_add_change_remove(tmp_path: Path) -> None:
     text = 'replace_default_groups = true\n[groups]\nx = ["a", "b"]\n'
     replaced = load_config(_write(tmp_path, text))
     assert replaced.consistency_groups == {"x": ("a", "b")}
+
+
+def test_groups_and_expected_types_are_options_of_their_rules(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "[rules.cross-type-skew.groups.cash]\nmembers = []\n"
+        '[rules.cross-type-skew.groups.accounts-payable]\nmembers = ["bills", "suppliers"]\n'
+        "warn_after = 3\n"
+        '[rules.cross-type-skew.groups.new]\nmembers = ["a", "b"]\n'
+        "[rules.cross-type-skew.groups.accounts-receivable]\nerror_after = 12\n"
+        '[rules.never-synced]\nexpected_data_types = ["bills"]\n',
+    )
+    config = load_config(path)
+    groups = config.consistency_groups
+    assert "cash" not in groups
+    assert groups["accounts-payable"] == ("bills", "suppliers")
+    assert groups["new"] == ("a", "b")
+    assert groups["accounts-receivable"] == DEFAULT_GROUPS["accounts-receivable"]
+    skew = config.rule_options("cross-type-skew")
+    assert isinstance(skew, SkewOptions)
+    assert skew.groups["accounts-payable"].warn_after == 3
+    assert skew.groups["accounts-receivable"].error_after == 12
+    never = config.rule_options("never-synced")
+    assert isinstance(never, NeverSyncedOptions)
+    assert never.expected_data_types == ["bills"]
+    replaced = load_config(
+        _write(
+            tmp_path,
+            "[rules.FA102]\nreplace_default_groups = true\n"
+            '[rules.FA102.groups.x]\nmembers = ["a", "b"]\n',
+        )
+    )
+    assert replaced.consistency_groups == {"x": ("a", "b")}
+
+
+def test_older_top_level_spellings_give_the_same_rule_options(tmp_path: Path) -> None:
+    older = load_config(
+        _write(
+            tmp_path,
+            'expected_data_types = ["bills"]\nreplace_default_groups = true\n'
+            '[groups]\nx = ["a", "b"]\n[rules.cross-type-skew.groups.x]\nwarn_after = 2\n',
+        )
+    )
+    newer = load_config(
+        _write(
+            tmp_path,
+            '[rules.never-synced]\nexpected_data_types = ["bills"]\n'
+            "[rules.cross-type-skew]\nreplace_default_groups = true\n"
+            '[rules.cross-type-skew.groups.x]\nmembers = ["a", "b"]\nwarn_after = 2\n',
+        )
+    )
+    for rule in ("never-synced", "cross-type-skew"):
+        assert older.rule_options(rule) == newer.rule_options(rule)
+    assert older.consistency_groups == {"x": ("a", "b")}
+
+
+def test_a_group_of_one_names_its_line(tmp_path: Path) -> None:
+    path = _write(tmp_path, '[rules.cross-type-skew.groups.solo]\nmembers = ["invoices"]\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert f"{path}:2: rules.cross-type-skew.groups.solo.members:" in str(info.value)
+    assert "at least two members" in str(info.value)
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""What every rule is made of: the :class:`Rule` record, its options, its context, and helpers.
+"""The rule contract: the :class:`Rule` record, its options models, its context, thresholds.
 
 A rule is data plus one pure function::
 
@@ -6,10 +6,18 @@ A rule is data plus one pure function::
                 options_model=StaleOptions, check=check, doc=__doc__)
 
 ``check(ctx)`` receives a :class:`RuleContext` (one company-complete partition of the snapshot,
-the rule's validated options, the whole config and ``as_of``) and returns a DataFrame whose
-columns are a subset of :data:`auditor.findings.FINDINGS_COLUMNS`. It must be vectorised (no
-Python loop over rows; ``groupby`` and loops over a handful of groups/settings are fine) and
-must not read the clock. The module docstring of the rule is its documentation.
+the rule's own validated options and ``as_of``) and returns a DataFrame whose columns are a
+subset of :data:`auditor.findings.FINDINGS_COLUMNS`. It must be vectorised (no Python loop over
+rows; ``groupby`` and loops over a handful of groups/settings are fine) and must not read the
+clock. A rule reads only its own options: everything it can be configured with is a field of
+its options model (with a ``Field(description=...)``, shown by ``auditor rules NAME`` and in
+``docs/rules.md``). Only a tiered rule writes a ``severity`` column; the engine fills the
+others with ``default_severity`` (or the configured override). The module docstring of the
+rule is its documentation.
+
+Column helpers (``isin``, ``text``, ``concat``, ``fmt_ts``, ...) are in :mod:`auditor.vectors`;
+helpers several rules share are in :mod:`auditor.rules._shared` (a rule module never imports
+another rule module).
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, TypeVar
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -26,9 +34,6 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from auditor.findings import Severity
 from auditor.vectors import isin, map_values
-
-if TYPE_CHECKING:
-    from auditor.config import AuditConfig
 
 __all__ = [
     "HOUR",
@@ -78,15 +83,23 @@ class _Options(BaseModel):
 class RuleOptions(_Options):
     """Options every rule has: ``enabled`` and a ``severity`` that overrides all its findings."""
 
-    enabled: bool = True
-    severity: Severity | None = None
+    enabled: bool = Field(default=True, description="Run this rule.")
+    severity: Severity | None = Field(
+        default=None,
+        description='Give all this rule\'s findings this severity ("warning" or "error") '
+        "instead of the rule's own.",
+    )
 
 
 class Thresholds(_Options):
     """A warning and an error threshold, in hours (either may be left to the level above)."""
 
-    warn_after: Hours | None = None
-    error_after: Hours | None = None
+    warn_after: Hours | None = Field(
+        default=None, description="Warning above this many hours (unset: the level above)."
+    )
+    error_after: Hours | None = Field(
+        default=None, description="Error above this many hours (unset: the level above)."
+    )
 
 
 class TieredOptions(RuleOptions):
@@ -96,10 +109,21 @@ class TieredOptions(RuleOptions):
     platform, ``data_types.<name>`` for a data type (the data type wins over the platform).
     """
 
-    warn_after: Hours | None = None
-    error_after: Hours | None = None
-    platforms: dict[str, Thresholds] = Field(default_factory=dict)
-    data_types: dict[str, Thresholds] = Field(default_factory=dict)
+    warn_after: Hours | None = Field(
+        default=None, description="Warning above this many hours, for every row."
+    )
+    error_after: Hours | None = Field(
+        default=None, description="Error above this many hours, for every row."
+    )
+    platforms: dict[str, Thresholds] = Field(
+        default_factory=dict,
+        description="Thresholds per platform (by platform name), one table per platform.",
+    )
+    data_types: dict[str, Thresholds] = Field(
+        default_factory=dict,
+        description="Thresholds per data type, one table per data type (they win over the "
+        "platform's).",
+    )
 
 
 _O = TypeVar("_O", bound=RuleOptions)
@@ -120,7 +144,6 @@ class RuleContext:
     pull_operations: pd.DataFrame
     sync_settings: pd.DataFrame
     options: RuleOptions
-    config: AuditConfig
     as_of: pd.Timestamp
     findings: pd.DataFrame | None = None
 

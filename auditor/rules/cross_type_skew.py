@@ -25,16 +25,17 @@ Why it matters
 How to fix
     Queue a sync of the oldest member (or of the whole group, in ``syncOrder``) so that all
     members are refreshed together; if the oldest one keeps failing, follow its own finding.
-    Groups are configured in ``[groups]`` (add, change, or remove one with an empty list).
+    Groups are configured under ``[rules.cross-type-skew.groups.<name>]``: ``members = [...]``
+    adds or changes one, ``members = []`` removes a default one.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from auditor.rules._base import (
     STATUS_COLUMNS,
@@ -42,14 +43,13 @@ from auditor.rules._base import (
     Rule,
     RuleContext,
     RuleOptions,
-    Thresholds,
     crossed,
     severity_of,
     tier,
 )
 from auditor.vectors import concat, fmt_hours, fmt_ts, isin, text
 
-__all__ = ["DEFAULT_GROUPS", "RULE", "SkewOptions", "check"]
+__all__ = ["DEFAULT_GROUPS", "RULE", "SkewGroup", "SkewOptions", "check"]
 
 #: Consistency groups checked unless the config changes them.
 DEFAULT_GROUPS: Final[dict[str, tuple[str, ...]]] = {
@@ -73,12 +73,84 @@ DEFAULT_GROUPS: Final[dict[str, tuple[str, ...]]] = {
 }
 
 
-class SkewOptions(RuleOptions):
-    """``[rules.cross-type-skew]``: skew thresholds, overridable per group."""
+class SkewGroup(BaseModel):
+    """``[rules.cross-type-skew.groups.<name>]``: a consistency group and its own thresholds."""
 
-    warn_after: Hours = 6.0
-    error_after: Hours = 168.0
-    groups: dict[str, Thresholds] = Field(default_factory=dict)
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    members: list[str] = Field(
+        default_factory=list,
+        description="The data types that belong together (at least two; [] removes the group; "
+        "left out, a default group keeps its members).",
+    )
+    warn_after: Hours | None = Field(
+        default=None, description="Warning above this skew for this group (unset: the rule's)."
+    )
+    error_after: Hours | None = Field(
+        default=None, description="Error above this skew for this group (unset: the rule's)."
+    )
+
+    @field_validator("members")
+    @classmethod
+    def _two_distinct_members(cls, value: list[str]) -> list[str]:
+        if len(value) == 1:
+            raise ValueError("a group needs at least two members (or [] to remove it)")
+        if len(set(value)) != len(value):
+            raise ValueError("a group lists a member twice")
+        return value
+
+
+def _default_groups() -> dict[str, SkewGroup]:
+    return {name: SkewGroup(members=list(members)) for name, members in DEFAULT_GROUPS.items()}
+
+
+class SkewOptions(RuleOptions):
+    """``[rules.cross-type-skew]``: the consistency groups and their skew thresholds.
+
+    ``groups`` starts from :data:`DEFAULT_GROUPS` (unless ``replace_default_groups``): a
+    configured group table is merged into the default of the same name, so
+    ``[rules.cross-type-skew.groups.cash] warn_after = 12`` keeps the members of ``cash``.
+    """
+
+    warn_after: Hours = Field(
+        default=6.0, description="Warning when a group's members are further apart (hours)."
+    )
+    error_after: Hours = Field(
+        default=168.0, description="Error when a group's members are further apart (hours)."
+    )
+    replace_default_groups: bool = Field(
+        default=False,
+        description="Start from no consistency groups instead of the defaults "
+        "(accounts-receivable, accounts-payable, cash).",
+    )
+    groups: dict[str, SkewGroup] = Field(
+        default_factory=_default_groups,
+        description="The consistency groups: members, and thresholds that override the rule's "
+        "for that group.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_default_groups(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        given = data.get("groups", {})
+        if not isinstance(given, dict) or data.get("replace_default_groups") is True:
+            return data
+        merged: dict[str, Any] = {
+            name: {"members": list(members)} for name, members in DEFAULT_GROUPS.items()
+        }
+        for name, table in given.items():
+            if isinstance(table, SkewGroup):
+                table = table.model_dump(exclude_unset=True)
+            base = merged.get(name)
+            merged[name] = {**base, **table} if base and isinstance(table, dict) else table
+        return {**data, "groups": merged}
+
+    @property
+    def consistency_groups(self) -> dict[str, tuple[str, ...]]:
+        """The groups the rule checks (name -> members), in configuration order."""
+        return {name: tuple(g.members) for name, g in self.groups.items() if g.members}
 
 
 def _group_findings(
@@ -111,7 +183,7 @@ def _group_findings(
     several = np.flatnonzero(count >= 2)
     oldest_pos, newest_pos = first[several], last[several]
     skew = pd.Series((synced[newest_pos] - synced[oldest_pos]) / 3.6e12, dtype="float64")
-    limits = opts.groups.get(name, Thresholds())
+    limits = opts.groups.get(name, SkewGroup())
     warn = limits.warn_after if limits.warn_after is not None else opts.warn_after
     error = limits.error_after if limits.error_after is not None else opts.error_after
     warn_s = pd.Series(warn, index=skew.index, dtype="float64")
@@ -168,8 +240,7 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     synced = status["last_successful_sync"].to_numpy(dtype="datetime64[ns]").view("int64")
     parts = [
         _group_findings(ctx, eligible, synced, name, tuple(members), opts)
-        for name, members in ctx.config.consistency_groups.items()
-        if len(members) >= 2
+        for name, members in opts.consistency_groups.items()
     ]
     parts = [p for p in parts if not p.empty]
     if not parts:

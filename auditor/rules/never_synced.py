@@ -4,7 +4,7 @@ What it flags
     For each company with at least one ``Linked`` connection, each expected data type that has
     no ``currentStatus`` and no ``lastSuccessfulSync``, or is missing from its dataStatus.
     Expected means: its sync setting has ``fetchOnFirstLink`` true (a company's own setting
-    wins over the client's), or the config lists it in ``expected_data_types``. A data type is
+    wins over the client's), or ``[rules.never-synced] expected_data_types`` lists it. A type is
     only expected from a company with a Linked connection of its source type (accounting,
     ``banking-*``, ``commerce-*``; a connection with no source type counts as accounting).
     Companies whose data status could not be collected are left to ``not-collected``. Warning;
@@ -24,24 +24,37 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from auditor.constants import source_type_of
 from auditor.rules._base import Rule, RuleContext, RuleOptions
 from auditor.vectors import hours_since, isin, map_values, text
 
-__all__ = ["RULE", "check", "expected_types"]
+__all__ = ["RULE", "NeverSyncedOptions", "check", "expected_types"]
+
+
+class NeverSyncedOptions(RuleOptions):
+    """``[rules.never-synced]``: the data types expected beyond ``fetchOnFirstLink``."""
+
+    expected_data_types: list[str] = Field(
+        default_factory=list,
+        description="Data types every company with a Linked connection (of their source type) "
+        "should have synced, in addition to those whose sync setting has fetchOnFirstLink.",
+    )
 
 
 def expected_types(ctx: RuleContext) -> list[str]:
-    """Every data type some company may be expected to have (client, overrides, config)."""
+    """Every data type some company may be expected to have (client, overrides, options)."""
     settings = ctx.sync_settings
     fetch = settings["fetch_on_first_link"].astype("boolean").fillna(False).astype(bool)
     types = [str(t) for t in settings.loc[fetch, "data_type"].dropna().astype("string")]
-    return list(dict.fromkeys([*types, *ctx.config.expected_data_types]))
+    configured = ctx.opts(NeverSyncedOptions).expected_data_types
+    return list(dict.fromkeys([*types, *configured]))
 
 
 def check(ctx: RuleContext) -> pd.DataFrame:
     """Expected data types that never synced, for companies with a Linked connection."""
+    configured = ctx.opts(NeverSyncedOptions).expected_data_types
     expected = expected_types(ctx)
     companies = ctx.companies
     linked = companies.loc[
@@ -89,7 +102,7 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     pairs = linked.loc[isin(linked["company_id"], short)].merge(wanted, on="source_type")
     flagged_by_setting = ctx.setting(pairs, "fetch_on_first_link")
     by_setting = flagged_by_setting.astype("boolean").fillna(False).astype(bool)
-    by_config = pairs["data_type"].isin(ctx.config.expected_data_types)
+    by_config = pairs["data_type"].isin(configured)
     pairs = pairs.assign(by_setting=by_setting.to_numpy(), by_config=by_config.to_numpy())
     pairs = pairs.loc[pairs["by_setting"] | pairs["by_config"]]
 
@@ -170,7 +183,7 @@ RULE = Rule(
     code="FA204",
     name="never-synced",
     default_severity="warning",
-    options_model=RuleOptions,
+    options_model=NeverSyncedOptions,
     check=check,
     doc=__doc__ or "",
 )

@@ -36,9 +36,17 @@ _PREFIX = "provider-incident"
 class ProviderIncidentOptions(RuleOptions):
     """``[rules.provider-incident]``: how many companies make an outage."""
 
-    min_companies: int = Field(default=20, ge=1)
-    min_percent: float = Field(default=10.0, ge=0, le=100)
+    min_companies: int = Field(
+        default=20, ge=1, description="At least this many companies with the same finding."
+    )
+    min_percent: float = Field(
+        default=10.0,
+        ge=0,
+        le=100,
+        description="And at least this percentage of the platform's companies.",
+    )
     rules: list[str] = Field(
+        description="The rules whose findings count towards an incident.",
         default_factory=lambda: [
             "failed-after-success",
             "first-sync-failed",

@@ -59,9 +59,20 @@ __all__ = ["RULE", "StaleOptions", "check"]
 class StaleOptions(TieredOptions):
     """``[rules.stale]``: thresholds, and how they follow the sync schedule by default."""
 
-    schedule_warn_factor: float = Field(default=2.0, gt=0)
-    schedule_error_factor: float = Field(default=4.0, gt=0)
-    default_schedule_hours: Hours = 168.0
+    schedule_warn_factor: float = Field(
+        default=2.0,
+        gt=0,
+        description="Without configured thresholds: warning after this many sync schedules.",
+    )
+    schedule_error_factor: float = Field(
+        default=4.0,
+        gt=0,
+        description="Without configured thresholds: error after this many sync schedules.",
+    )
+    default_schedule_hours: Hours = Field(
+        default=168.0,
+        description="The sync schedule assumed for a data type that has none (hours).",
+    )
 
 
 def check(ctx: RuleContext) -> pd.DataFrame:

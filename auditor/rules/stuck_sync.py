@@ -49,9 +49,15 @@ __all__ = ["RULE", "StuckSyncOptions", "check"]
 class StuckSyncOptions(TieredOptions):
     """``[rules.stuck-sync]``: thresholds and the on-premise integrations."""
 
-    warn_after: Hours | None = 6.0
-    error_after: Hours | None = 24.0
+    warn_after: Hours | None = Field(
+        default=6.0, description="Warning when the sync was requested over this many hours ago."
+    )
+    error_after: Hours | None = Field(
+        default=24.0, description="Error when the sync was requested over this many hours ago."
+    )
     on_premise_platforms: list[str] = Field(
+        description="Platform names or integration keys of on-premise integrations (the "
+        "message then says the connector is probably offline).",
         default_factory=lambda: [
             "QuickBooks Desktop",
             "Sage 50 (UK)",

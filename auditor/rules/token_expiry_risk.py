@@ -50,10 +50,22 @@ __all__ = ["RULE", "TokenExpiryOptions", "check"]
 class TokenExpiryOptions(RuleOptions):
     """``[rules.token-expiry-risk]``: thresholds (hours), per platform, and the token lifetime."""
 
-    warn_after: Hours = 600.0
-    error_after: Hours = 720.0
-    token_lifetime_hours: Hours = 720.0
-    platforms: dict[str, Thresholds] = Field(default_factory=dict)
+    warn_after: Hours = Field(
+        default=600.0,
+        description="Warning when the connection's newest successful sync is older than this.",
+    )
+    error_after: Hours = Field(
+        default=720.0,
+        description="Error when the connection's newest successful sync is older than this.",
+    )
+    token_lifetime_hours: Hours = Field(
+        default=720.0,
+        description="How long a token lasts without a successful sync (gives the deadline).",
+    )
+    platforms: dict[str, Thresholds] = Field(
+        default_factory=dict,
+        description="Thresholds per platform (by platform name), one table per platform.",
+    )
 
 
 def check(ctx: RuleContext) -> pd.DataFrame:
