@@ -323,10 +323,10 @@ def group_consistency(
     ``snapshot`` is a :class:`Snapshot` or a ``status`` frame (needs ``company_id``,
     ``data_type``, ``current_status``, ``last_successful_sync``; it may hold several nights,
     e.g. from :func:`snapshot_history`, and then ``snapshot_id`` is kept as the first column).
-    Groups are ``config.consistency_groups`` (the defaults: accounts-receivable,
-    accounts-payable, cash). As in the ``cross-type-skew`` rule, members in ``NotSupported``
-    or never synced are left out and a company needs two synced members of a group to get a
-    row; ``consistent_as_of`` is the oldest member's ``last_successful_sync`` and
+    Groups are ``config.consistency_groups``, the ``groups`` option of ``cross-type-skew``
+    (the defaults: accounts-receivable, accounts-payable, cash). As in the rule, members in
+    ``NotSupported`` or never synced are left out and a company needs two synced members of a
+    group to get a row; ``consistent_as_of`` is the oldest member's ``last_successful_sync`` and
     ``skew_hours`` the newest minus the oldest. Every company gets a row, flagged or not
     (columns :data:`CONSISTENCY_COLUMNS`; ``members`` = the group's size).
     """

@@ -270,10 +270,6 @@ class AuditConfig(BaseModel):
         """The rules that run, in registry order."""
         return tuple(r for r in RULES if self.rules.is_selected(r))
 
-    def severity_of(self, rule: Rule) -> str | None:
-        """The configured severity override of ``rule``, if any."""
-        return self.rule_options(rule).severity
-
 
 def _rule_table(rules: dict[str, Any], name: str) -> tuple[str, dict[str, Any]]:
     """(the key of rule ``name``'s table in a raw ``[rules]`` table, a copy of that table)."""

@@ -2,7 +2,10 @@
 
 Each rule has a stable code (``FA101``) and a readable name (``stale``); users may select
 rules by either. The registry refuses a duplicate code or name. A rule's module docstring is
-its documentation (``auditor rules NAME`` prints it).
+its documentation (``auditor rules NAME`` prints it, with its options as TOML; ``docs/rules.md``
+is generated from the registry by :mod:`auditor.rules._docs`). A rule reads only its own
+options; helpers two rules share are in :mod:`auditor.rules._shared`, column helpers in
+:mod:`auditor.vectors`.
 
 Codes: ``FA1xx`` freshness, ``FA2xx`` syncs failing, ``FA3xx`` connections,
 ``FA4xx`` collection and data, ``FA5xx`` fleet-wide.
