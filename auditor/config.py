@@ -13,8 +13,8 @@ top level           ``timezone`` (display only; all computation is UTC), ``fail_
 ``[rules]``         ``select``/``ignore`` (rule names or codes, ``"all"``), then one table per
                     rule, by name or code: ``enabled``, ``severity`` and the rule's thresholds
 ``[groups]``        consistency groups: ``name = [members]`` adds or changes one, ``[]`` removes it
-``[email]``         free-form, read by the report/email area
-``[report]``        free-form, read by the report area
+``[email]``         the email digest: recipients, routing, limits
+                    (:class:`~auditor.email_settings.EmailSettings`)
 ``[run]``           the nightly job: store, out, base_url, snoozes, rate_limit, max_attempts,
                     timeout (command-line options and environment variables win)
 """
@@ -38,6 +38,7 @@ from pydantic import (
     model_validator,
 )
 
+from auditor.email_settings import EmailSettings
 from auditor.rules import RULES, Rule, RuleOptions, get_rule
 from auditor.rules.cross_type_skew import DEFAULT_GROUPS
 
@@ -178,10 +179,9 @@ class AuditConfig(BaseModel):
     #: Consistency groups to add or change; an empty list removes a default group.
     groups: dict[str, list[str]] = Field(default_factory=dict)
     rules: RulesConfig = Field(default_factory=RulesConfig)
-    #: Free-form settings of the email area.
-    email: dict[str, Any] = Field(default_factory=dict)
-    #: Free-form settings of the report area.
-    report: dict[str, Any] = Field(default_factory=dict)
+    #: The email digest's recipients and routing, validated when the file loads (so that a
+    #: typo in ``[email]`` fails then, with its line, not when tonight's digest is built).
+    email: EmailSettings = Field(default_factory=EmailSettings)
     #: Settings of the nightly job.
     run: RunConfig = Field(default_factory=RunConfig)
 
@@ -193,16 +193,6 @@ class AuditConfig(BaseModel):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r} (use an IANA name such as "
                              "'Europe/London' or 'UTC')") from None
-        return value
-
-    @field_validator("email")
-    @classmethod
-    def _valid_email(cls, value: dict[str, Any]) -> dict[str, Any]:
-        # Validated here so that a typo in [email] fails at load time, with its line, not
-        # when tonight's digest is built.
-        from auditor.report import EmailSettings
-
-        EmailSettings.model_validate(value)
         return value
 
     @field_validator("groups")
