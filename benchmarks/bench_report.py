@@ -23,7 +23,7 @@ from auditor.report import (
     write_reports,
 )
 from auditor.report._csv import findings_frame, to_csv_bytes
-from auditor.report._synthetic import synthetic_history, synthetic_result
+from auditor.testing.synthetic import synthetic_history, synthetic_result
 
 REPORT_BUDGET = 5_000_000
 

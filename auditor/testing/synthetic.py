@@ -1,4 +1,5 @@
-"""Synthetic audit results for tests, benchmarks and template work (no Codat needed)."""
+"""Synthetic audit results (findings, resolved incidents, history) for tests, benchmarks and
+template work: no Codat, no snapshot, no rules needed."""
 
 from __future__ import annotations
 
@@ -8,11 +9,15 @@ import numpy as np
 import pandas as pd
 
 from auditor.findings import conform_findings
+from auditor.platforms import ACCOUNTING_PLATFORMS, BANKING_PLATFORMS
 from auditor.result import EXPIRED_SNOOZE_COLUMNS, AuditResult
 
 __all__ = ["HOSTILE_NAMES", "synthetic_history", "synthetic_result", "tiny_result"]
 
-_PLATFORMS = ("Xero", "QuickBooks Online", "Sage Intacct", "NetSuite", "FreeAgent", "Plaid")
+#: Companies cycle through these: the five biggest accounting platforms and a bank feed.
+_PLATFORMS = tuple(p.name for p in (*ACCOUNTING_PLATFORMS[:5], BANKING_PLATFORMS[0]))
+#: The three platforms of :func:`tiny_result`.
+_TINY_PLATFORMS = _PLATFORMS[:3]
 _TYPES = (
     "invoices", "bills", "payments", "customers", "suppliers", "balanceSheet",
     "bankTransactions", "accountTransactions", "creditNotes", "journalEntries",
@@ -261,7 +266,7 @@ def tiny_result(
                 "severity": "error" if i % 2 == 0 else "warning",
                 "company_id": f"c-{i:03d}",
                 "company_name": name,
-                "platform": ("Xero", "QuickBooks Online", "NetSuite")[i % 3],
+                "platform": _TINY_PLATFORMS[i % 3],
                 "connection_id": f"conn-{i}",
                 "data_type": ("invoices", "bills", "payments")[i % 3],
                 "group": "accounts-receivable" if i % 3 == 2 else None,
