@@ -25,7 +25,7 @@ import re
 import tomllib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -43,7 +43,6 @@ from auditor.rules import RULES, Rule, RuleOptions, get_rule
 from auditor.rules.cross_type_skew import DEFAULT_GROUPS
 
 __all__ = [
-    "FAIL_ON_LEVELS",
     "AuditConfig",
     "ConfigError",
     "FailOn",
@@ -56,7 +55,6 @@ __all__ = [
 ]
 
 FailOn = Literal["never", "new-error", "error", "new-warning", "warning"]
-FAIL_ON_LEVELS: Final[tuple[str, ...]] = ("never", "new-error", "error", "new-warning", "warning")
 
 
 class ConfigError(ValueError):
@@ -215,11 +213,6 @@ class AuditConfig(BaseModel):
             else:
                 groups.pop(name, None)
         return groups
-
-    @property
-    def tz(self) -> ZoneInfo:
-        """The display time zone."""
-        return ZoneInfo(self.timezone)
 
     def rule_options(self, rule: Rule | str) -> RuleOptions:
         """Validated options of a rule (by object, name or code)."""

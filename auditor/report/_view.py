@@ -163,7 +163,6 @@ class RuleTotal:
     code: str | None
     anchor: str
     summary: str | None
-    documented: bool
     warning: int
     error: int
 
@@ -245,7 +244,6 @@ class ReportView:
     as_of: datetime
     companies_audited: int | None
     companies_affected: int
-    connections: int | None
     collection_errors: int | None
     open_errors: int
     open_warnings: int
@@ -365,7 +363,6 @@ def build_rule_totals(active: pd.DataFrame, rules: Sequence[RuleDoc]) -> tuple[R
                 code=code,
                 anchor=rule_anchor(name),
                 summary=doc.summary if doc is not None else None,
-                documented=doc is not None,
                 warning=counts.get("warning", 0),
                 error=counts.get("error", 0),
             )
@@ -463,7 +460,6 @@ def build_view(
         as_of=fleet.as_of or result.as_of,
         companies_audited=fleet.companies_audited,
         companies_affected=int(active["company_id"].nunique()),
-        connections=fleet.connections,
         collection_errors=fleet.collection_errors,
         open_errors=int((sev == "error").fillna(False).sum()),
         open_warnings=int((sev == "warning").fillna(False).sum()),
