@@ -85,12 +85,10 @@ class DigestView:
     change: Change
     open_errors: int
     open_warnings: int
-    companies_affected: int
     companies_audited: int | None
     sections: tuple[DigestSection, ...]
     rule_totals: tuple[RuleTotal, ...]
     attachments: tuple[str, ...]
-    max_items: int
 
     @property
     def open_total(self) -> int:
@@ -178,12 +176,10 @@ def build_digest_view(
         change=change,
         open_errors=open_errors,
         open_warnings=open_warnings,
-        companies_affected=int(active["company_id"].nunique()),
         companies_audited=fleet.companies_audited,
         sections=sections,
         rule_totals=totals,
         attachments=tuple(attachments),
-        max_items=max_items,
     )
 
 
