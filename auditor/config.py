@@ -12,8 +12,8 @@ top level           ``timezone`` (display only; all computation is UTC), ``fail_
 ``[rules]``         ``select``/``ignore`` (rule names or codes, ``"all"``), then one table per
                     rule, by name or code: ``enabled``, ``severity`` and the rule's own options
                     (``auditor rules NAME`` prints them as TOML); a rule reads nothing else
-``[email]``         free-form, read by the report/email area
-``[report]``        free-form, read by the report area
+``[email]``         the email digest: recipients, routing, limits
+                    (:class:`~auditor.email_settings.EmailSettings`)
 ``[run]``           the nightly job: store, out, base_url, snoozes, rate_limit, max_attempts,
                     timeout (command-line options and environment variables win)
 
@@ -30,7 +30,7 @@ import re
 import tomllib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -44,11 +44,11 @@ from pydantic import (
     model_validator,
 )
 
+from auditor.email_settings import EmailSettings
 from auditor.rules import RULES, Rule, RuleOptions, get_rule
 from auditor.rules.cross_type_skew import SkewOptions
 
 __all__ = [
-    "FAIL_ON_LEVELS",
     "AuditConfig",
     "ConfigError",
     "FailOn",
@@ -61,7 +61,6 @@ __all__ = [
 ]
 
 FailOn = Literal["never", "new-error", "error", "new-warning", "warning"]
-FAIL_ON_LEVELS: Final[tuple[str, ...]] = ("never", "new-error", "error", "new-warning", "warning")
 
 
 class ConfigError(ValueError):
@@ -183,10 +182,9 @@ class AuditConfig(BaseModel):
     #: Older spelling of ``[rules.cross-type-skew.groups.<name>] members`` (folded on load).
     groups: dict[str, list[str]] = Field(default_factory=dict)
     rules: RulesConfig = Field(default_factory=RulesConfig)
-    #: Free-form settings of the email area.
-    email: dict[str, Any] = Field(default_factory=dict)
-    #: Free-form settings of the report area.
-    report: dict[str, Any] = Field(default_factory=dict)
+    #: The email digest's recipients and routing, validated when the file loads (so that a
+    #: typo in ``[email]`` fails then, with its line, not when tonight's digest is built).
+    email: EmailSettings = Field(default_factory=EmailSettings)
     #: Settings of the nightly job.
     run: RunConfig = Field(default_factory=RunConfig)
 
@@ -198,16 +196,6 @@ class AuditConfig(BaseModel):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r} (use an IANA name such as "
                              "'Europe/London' or 'UTC')") from None
-        return value
-
-    @field_validator("email")
-    @classmethod
-    def _valid_email(cls, value: dict[str, Any]) -> dict[str, Any]:
-        # Validated here so that a typo in [email] fails at load time, with its line, not
-        # when tonight's digest is built.
-        from auditor.report import EmailSettings
-
-        EmailSettings.model_validate(value)
         return value
 
     @field_validator("groups")
@@ -256,11 +244,6 @@ class AuditConfig(BaseModel):
         options = self.rule_options("cross-type-skew")
         assert isinstance(options, SkewOptions)
         return options.consistency_groups
-
-    @property
-    def tz(self) -> ZoneInfo:
-        """The display time zone."""
-        return ZoneInfo(self.timezone)
 
     def rule_options(self, rule: Rule | str) -> RuleOptions:
         """Validated options of a rule (by object, name or code)."""

@@ -14,10 +14,16 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from auditor.report import FleetInfo, build_digest, build_view, render_report, write_reports
+from auditor.report import (
+    HTML_BODY_LIMIT,
+    FleetInfo,
+    build_digest,
+    build_view,
+    render_report,
+    write_reports,
+)
 from auditor.report._csv import findings_frame, to_csv_bytes
-from auditor.report._email import HTML_BODY_LIMIT
-from auditor.report._synthetic import synthetic_history, synthetic_result
+from auditor.testing.synthetic import synthetic_history, synthetic_result
 
 REPORT_BUDGET = 5_000_000
 

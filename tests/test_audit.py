@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -16,9 +14,7 @@ from auditor.config import AuditConfig
 from auditor.engine import RuleError, audit, audit_partition
 from auditor.findings import FINDINGS_COLUMNS, FINDINGS_SCHEMA
 from auditor.rules import RULES, Rule, RuleOptions, get_rule, make_registry
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import bench_audit
+from auditor.testing.snapshots import AS_OF, synthetic_snapshot
 
 CONTRACT_NAMES = {
     "stale", "failed-after-success", "cross-type-skew", "first-sync-failed", "never-synced",
@@ -29,7 +25,7 @@ CONTRACT_NAMES = {
 
 @pytest.fixture(scope="module")
 def fleet():  # type: ignore[no-untyped-def]
-    return bench_audit.build(400, seed=3)
+    return synthetic_snapshot(400, seed=3)
 
 
 def test_registry_holds_the_contract_rules_with_docs() -> None:
@@ -56,7 +52,7 @@ def test_registry_refuses_duplicates() -> None:
 
 
 def test_findings_table_shape(fleet) -> None:  # type: ignore[no-untyped-def]
-    result = audit(fleet, as_of=bench_audit.AS_OF)
+    result = audit(fleet, as_of=AS_OF)
     f = result.findings
     assert tuple(f.columns) == FINDINGS_COLUMNS
     assert len(f) > 0
@@ -64,7 +60,7 @@ def test_findings_table_shape(fleet) -> None:  # type: ignore[no-untyped-def]
     assert f["incident_key"].is_unique
     assert f["message"].notna().all()
     assert f["remedy"].notna().all()
-    assert (f["as_of"] == pd.Timestamp(bench_audit.AS_OF)).all()
+    assert (f["as_of"] == pd.Timestamp(AS_OF)).all()
     assert set(f["state"].astype(str)) == {"new"}
     assert not f["snoozed"].any()
     # errors first
@@ -76,11 +72,11 @@ def test_findings_table_shape(fleet) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_partitions_give_the_same_findings(fleet) -> None:  # type: ignore[no-untyped-def]
-    whole = audit(fleet, as_of=bench_audit.AS_OF).findings
-    chunked = audit(fleet, as_of=bench_audit.AS_OF, chunk_size=37).findings
+    whole = audit(fleet, as_of=AS_OF).findings
+    chunked = audit(fleet, as_of=AS_OF, chunk_size=37).findings
     pd.testing.assert_frame_equal(whole, chunked, check_categorical=False)
     ids = list(fleet.company_ids)
-    parts = [audit_partition(fleet.partition(ids[i : i + 100]), AuditConfig(), bench_audit.AS_OF)
+    parts = [audit_partition(fleet.partition(ids[i : i + 100]), AuditConfig(), AS_OF)
              for i in range(0, len(ids), 100)]
     assert sum(len(p) for p in parts) == (whole["rule"] != "provider-incident").sum()
 
@@ -108,7 +104,7 @@ def test_a_failing_rule_raises_a_clear_error(fleet) -> None:  # type: ignore[no-
 def test_empty_snapshot_gives_an_empty_table() -> None:
     from auditor.snapshot import Snapshot
 
-    result = audit(Snapshot("empty", bench_audit.AS_OF), as_of=bench_audit.AS_OF)
+    result = audit(Snapshot("empty", AS_OF), as_of=AS_OF)
     assert result.findings.empty
     assert tuple(result.findings.columns) == FINDINGS_COLUMNS
 
@@ -146,11 +142,11 @@ def test_a_covered_incident_is_not_resolved(fleet) -> None:  # type: ignore[no-u
                "data_type": "invoices", "current_status": status,
                "last_successful_sync": datetime(2024, 5, 12, tzinfo=UTC)}
         frame = conform(pd.DataFrame([row]), SCHEMAS["status"])
-        return Snapshot("n", bench_audit.AS_OF, status=frame)
+        return Snapshot("n", AS_OF, status=frame)
 
-    first = audit(night("Complete"), as_of=bench_audit.AS_OF)
+    first = audit(night("Complete"), as_of=AS_OF)
     assert list(first.findings["rule"].astype(str)) == ["stale"]
-    second = audit(night("FetchError"), as_of=bench_audit.AS_OF, previous=first.findings)
+    second = audit(night("FetchError"), as_of=AS_OF, previous=first.findings)
     assert list(second.findings["rule"].astype(str)) == ["failed-after-success"]
     assert "also explains 1 stale" in str(second.findings["message"].iloc[0])
     assert second.resolved.empty

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from auditor.report import FleetInfo, write_reports
-from auditor.report._synthetic import synthetic_history, synthetic_result, tiny_result
+from auditor.testing.synthetic import synthetic_history, synthetic_result, tiny_result
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from auditor.config import AuditConfig, ConfigError, load_config, locate_key
+from auditor.email_settings import EmailSettings
 from auditor.rules import RULES, get_rule
 from auditor.rules.cross_type_skew import DEFAULT_GROUPS, SkewOptions
 from auditor.rules.never_synced import NeverSyncedOptions
@@ -28,8 +29,7 @@ def test_defaults_need_no_file() -> None:
     assert config.consistency_groups == DEFAULT_GROUPS
     assert config.fail_on == "new-error"
     assert config.timezone == "UTC"
-    assert config.email == {}
-    assert config.report == {}
+    assert config.email == EmailSettings()
 
 
 def test_the_example_config_is_valid() -> None:
@@ -176,11 +176,13 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
         load_config(tmp_path / "nope.toml")
 
 
-def test_email_is_kept_as_written_and_report_is_free_form(tmp_path: Path) -> None:
-    path = _write(tmp_path, '[email]\nto = ["ops@example.com"]\n[report]\nx = "y"\n')
+def test_email_is_typed_and_the_unread_report_table_is_gone(tmp_path: Path) -> None:
+    path = _write(tmp_path, '[email]\nto = ["ops@example.com"]\n')
     config = load_config(path)
-    assert config.email == {"to": ["ops@example.com"]}
-    assert config.report == {"x": "y"}
+    assert config.email == EmailSettings(to=["ops@example.com"])
+    path = _write(tmp_path, '[email]\nto = ["ops@example.com"]\n[report]\nx = "y"\n')
+    with pytest.raises(ConfigError, match=r"config.toml:3: report: unknown key"):
+        load_config(path)
 
 
 def test_locate_key_handles_array_tables_and_dotted_keys() -> None:
@@ -207,5 +209,5 @@ def test_email_and_run_tables_are_validated_at_load_time(tmp_path: Path) -> None
 def test_the_example_config_loads() -> None:
     example = Path(__file__).parent.parent / "config.example.toml"
     config = load_config(example)
-    assert config.email["to"] == ["data-ops@example.com"]
+    assert config.email.to == ["data-ops@example.com"]
     assert config.run.rate_limit == 1000

@@ -18,7 +18,7 @@ from auditor.report import (
     neutralise_formulas,
     write_reports,
 )
-from auditor.report._synthetic import HOSTILE_NAMES, tiny_result
+from auditor.testing.synthetic import HOSTILE_NAMES, tiny_result
 
 AS_OF = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 

@@ -32,7 +32,7 @@ from auditor.report import (
     write_eml,
     write_reports,
 )
-from auditor.report._synthetic import synthetic_result, tiny_result
+from auditor.testing.synthetic import synthetic_result, tiny_result
 
 AS_OF = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 PASSWORD = "s3cret-pa55word-xyz"

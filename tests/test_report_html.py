@@ -12,13 +12,13 @@ import pandas as pd
 import pytest
 
 from auditor.report import FleetInfo, build_view, get_environment, templates_dir, write_reports
-from auditor.report._synthetic import (
+from auditor.result import AuditResult
+from auditor.testing.synthetic import (
     HOSTILE_NAMES,
     synthetic_history,
     synthetic_result,
     tiny_result,
 )
-from auditor.result import AuditResult
 
 AS_OF = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 

@@ -1,11 +1,23 @@
 """Reports of one audit: ``report.html``, the CSV exports and the email digest.
 
-Compute apart from rendering: :mod:`._model` builds a view model from an
-:class:`~auditor.result.AuditResult`; Jinja templates (top-level ``templates/``, shipped in the
-wheel as ``auditor/templates``) hold all markup; :mod:`._csv` writes the CSVs with pandas.
+Compute apart from rendering. One module per job (``docs/reports.md`` has the map):
+
+* :mod:`._view` builds the report's view model from an :class:`~auditor.result.AuditResult`,
+  one ``build_*`` function per section; :mod:`._trend` computes the trend chart's geometry;
+  :mod:`._rule_docs` parses the rules' docstrings for the appendix;
+* :mod:`._env` is the one Jinja environment and its filters; the templates (top-level
+  ``templates/``, shipped in the wheel as ``auditor/templates``) hold all markup,
+  ``templates/report/`` one partial per section of ``report.html``;
+* :mod:`._write` renders and writes ``report.html`` and the CSVs; :mod:`._csv` builds the CSVs
+  with pandas;
+* the email digest: :mod:`._email_routing` (who gets which findings), :mod:`._email_digest`
+  (the message), :mod:`._email_send` (SMTP, ``.eml`` files, the whole delivery); its settings
+  are :mod:`auditor.email_settings` (a leaf module the config imports too).
 """
 
 from __future__ import annotations
+
+from auditor.email_settings import EmailRoute, EmailSettings, SmtpSettings
 
 from ._csv import (
     FORMULA_PREFIXES,
@@ -16,24 +28,12 @@ from ._csv import (
     summary_frame,
     write_csv,
 )
-from ._email import (
-    HTML_BODY_LIMIT,
-    Delivery,
-    DigestOutcome,
-    DigestSendError,
-    EmailRoute,
-    EmailSettings,
-    Scope,
-    SmtpSettings,
-    build_digest,
-    deliver_digests,
-    digest_subject,
-    plan_deliveries,
-    send_digest,
-    write_eml,
-)
+from ._email_digest import HTML_BODY_LIMIT, build_digest, digest_subject
+from ._email_routing import Delivery, Scope, plan_deliveries
+from ._email_send import DigestOutcome, DigestSendError, deliver_digests, send_digest, write_eml
 from ._env import get_environment, templates_dir
-from ._model import FleetInfo, ReportView, RuleDoc, build_view, rank_findings
+from ._rule_docs import RuleDoc
+from ._view import FleetInfo, ReportView, build_view, rank_findings
 from ._write import ReportPaths, render_report, write_reports
 
 __all__ = [

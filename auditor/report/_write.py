@@ -12,7 +12,8 @@ from auditor.result import AuditResult
 
 from ._csv import findings_frame, incidents_frame, summary_frame, write_csv
 from ._env import get_environment
-from ._model import FleetInfo, ReportView, RuleDoc, build_view
+from ._rule_docs import RuleDoc
+from ._view import FleetInfo, ReportView, build_view
 
 __all__ = ["ReportPaths", "render_report", "write_reports"]
 

@@ -1,18 +1,18 @@
-"""The report's view model: everything the templates show, computed from an :class:`AuditResult`.
+"""The report's view model: everything ``report.html`` shows, computed from an :class:`AuditResult`.
 
-Python decides *what* is shown (counts, rankings, chart geometry, which rows fit); the templates
-decide *how*. Nothing here produces markup.
+Python decides *what* is shown (counts, rankings, which rows fit); the templates decide *how*.
+Nothing here produces markup. :func:`build_view` builds the whole :class:`ReportView`; one
+``build_*`` function per section feeds it (the trend chart's geometry is in :mod:`._trend`, the
+rules appendix in :mod:`._rule_docs`). The email digest reuses the pieces (counts, rows).
 """
 
 from __future__ import annotations
 
-import inspect
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from typing import Any, Final, Protocol
+from datetime import datetime
+from typing import Final
 
 import pandas as pd
 
@@ -20,52 +20,31 @@ from auditor.findings import FINDINGS_COLUMNS, SEVERITIES, empty_findings
 from auditor.result import EXPIRED_SNOOZE_COLUMNS, AuditResult
 
 from ._env import resolve_tz
+from ._rule_docs import RuleDoc, RuleSection, build_appendix, load_rules, rule_anchor
+from ._trend import TrendChart, build_trend
 
 __all__ = [
-    "HISTORY_COLUMNS",
     "STATE_ORDER",
     "Breakdown",
     "Change",
-    "DocBlock",
+    "ExpiredSnooze",
+    "FilterOptions",
     "FindingRow",
     "FleetInfo",
     "ReportView",
-    "RuleDoc",
-    "RuleSection",
     "RuleTotal",
-    "Span",
-    "TrendChart",
+    "build_breakdown",
+    "build_change",
+    "build_expired",
+    "build_rule_totals",
     "build_view",
     "finding_rows",
-    "inline",
-    "load_rules",
-    "parse_doc",
     "rank_findings",
-    "rule_anchor",
+    "unsnoozed",
 ]
-
-#: Columns of the per-night history frame (``auditor.store.history``).
-HISTORY_COLUMNS: Final[tuple[str, ...]] = ("snapshot_date", "snapshot_id", "severity", "count")
 
 #: States in the order ops should read them.
 STATE_ORDER: Final[tuple[str, ...]] = ("new", "regressed", "ongoing", "resolved")
-
-TREND_NIGHTS: Final[int] = 30
-
-
-class RuleDoc(Protocol):
-    """What the report needs of a rule (``auditor.rules.RULES`` items satisfy it)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def code(self) -> str: ...
-    @property
-    def default_severity(self) -> str: ...
-    @property
-    def summary(self) -> str: ...
-    @property
-    def doc(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -78,21 +57,6 @@ class FleetInfo:
     connections: int | None = None
     collection_errors: int | None = None
     title: str = "Codat data freshness"
-
-
-def load_rules() -> tuple[RuleDoc, ...]:
-    """``auditor.rules.RULES`` when the rules package provides it, else nothing."""
-    try:
-        from auditor import rules as rules_pkg
-    except ImportError:  # pragma: no cover - the package always exists
-        return ()
-    found = getattr(rules_pkg, "RULES", ())
-    return tuple(found)
-
-
-def rule_anchor(name: str) -> str:
-    """The appendix anchor of rule ``name``."""
-    return "rule-" + (re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "unnamed")
 
 
 # --------------------------------------------------------------------------------------------
@@ -199,7 +163,6 @@ class RuleTotal:
     code: str | None
     anchor: str
     summary: str | None
-    documented: bool
     warning: int
     error: int
 
@@ -248,68 +211,6 @@ class FindingRow:
 
 
 @dataclass(frozen=True)
-class TrendBar:
-    day: date
-    x: float
-    width: float
-    error: int
-    warning: int
-    error_y: float
-    error_h: float
-    warning_y: float
-    warning_h: float
-    label: str | None
-    tonight: bool
-
-
-@dataclass(frozen=True)
-class TrendChart:
-    width: int
-    height: int
-    plot_left: int
-    plot_top: int
-    plot_bottom: int
-    plot_right: int
-    bars: tuple[TrendBar, ...]
-    ticks: tuple[tuple[float, int], ...]
-    nights: int
-    max_total: int
-
-    @property
-    def empty(self) -> bool:
-        return not self.bars
-
-
-@dataclass(frozen=True)
-class Span:
-    """A run of docstring text; ``code`` for ````literal```` runs."""
-
-    text: str
-    code: bool = False
-
-
-@dataclass(frozen=True)
-class DocBlock:
-    """One block of a rule docstring: a paragraph, a list, a literal block or a heading.
-
-    ``items``: one run of spans for ``p`` and ``h``, one per list item for ``ul``, one per line
-    for ``pre``."""
-
-    kind: str  # "p" | "ul" | "pre" | "h"
-    items: tuple[tuple[Span, ...], ...]
-
-
-@dataclass(frozen=True)
-class RuleSection:
-    name: str
-    code: str | None
-    anchor: str
-    default_severity: str | None
-    summary: str | None
-    blocks: tuple[DocBlock, ...]
-
-
-@dataclass(frozen=True)
 class ExpiredSnooze:
     rule: str | None
     company_id: str | None
@@ -343,7 +244,6 @@ class ReportView:
     as_of: datetime
     companies_audited: int | None
     companies_affected: int
-    connections: int | None
     collection_errors: int | None
     open_errors: int
     open_warnings: int
@@ -387,7 +287,7 @@ def _count(frame: pd.DataFrame, state: str, severity: str) -> int:
 
 def build_change(active: pd.DataFrame, resolved: pd.DataFrame) -> Change:
     """Counts of new, regressed and resolved incidents by severity."""
-    resolved_active = _unsnoozed(resolved)
+    resolved_active = unsnoozed(resolved)
     sev = resolved_active["severity"].astype("string")
     return Change(
         new_errors=_count(active, "new", "error"),
@@ -399,7 +299,8 @@ def build_change(active: pd.DataFrame, resolved: pd.DataFrame) -> Change:
     )
 
 
-def _unsnoozed(frame: pd.DataFrame) -> pd.DataFrame:
+def unsnoozed(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` without its snoozed rows."""
     if frame.empty or "snoozed" not in frame.columns:
         return frame
     return frame.loc[~frame["snoozed"].fillna(False).astype(bool)]
@@ -422,12 +323,9 @@ def _severity_counts(frame: pd.DataFrame, key: str) -> pd.DataFrame:
     return table.sort_values(["error", "total"], ascending=False, kind="stable")
 
 
-def build_breakdown(
-    frame: pd.DataFrame, key: str, limit: int | None = None
-) -> tuple[Breakdown, ...]:
+def build_breakdown(frame: pd.DataFrame, key: str) -> tuple[Breakdown, ...]:
+    """One :class:`Breakdown` per value of ``key`` (platform, data type), most errors first."""
     table = _severity_counts(frame, key)
-    if limit is not None:
-        table = table.head(limit)
     top = max(int(table["total"].max()) if len(table) else 0, 1)
     return tuple(
         Breakdown(
@@ -465,7 +363,6 @@ def build_rule_totals(active: pd.DataFrame, rules: Sequence[RuleDoc]) -> tuple[R
                 code=code,
                 anchor=rule_anchor(name),
                 summary=doc.summary if doc is not None else None,
-                documented=doc is not None,
                 warning=counts.get("warning", 0),
                 error=counts.get("error", 0),
             )
@@ -503,179 +400,6 @@ def finding_rows(frame: pd.DataFrame, *, text_limit: int = 500) -> tuple[Finding
             )
         )
     return tuple(rows)
-
-
-def inline(text: str) -> tuple[Span, ...]:
-    """``text`` split into plain and ````code```` spans (reST double backticks)."""
-    parts = re.split(r"``(.+?)``", text)
-    return tuple(Span(part, code=i % 2 == 1) for i, part in enumerate(parts) if part)
-
-
-_BULLET = re.compile(r"\s*[-*] (.*)")
-
-
-def _doc_blocks(lines: list[str]) -> list[DocBlock]:
-    """Blocks of one blank-line separated chunk of a docstring."""
-    if not lines:
-        return []
-    # reST heading: "Title" underlined with ---- / ====
-    if len(lines) >= 2 and re.fullmatch(r"[-=~^]{3,}", lines[1].strip()):
-        return [DocBlock("h", ((Span(lines[0].strip()),),)), *_doc_blocks(lines[2:])]
-    # numpydoc-style definition: an unindented title, an indented body
-    if (
-        len(lines) >= 2
-        and not lines[0].startswith((" ", "\t"))
-        and all(line.startswith((" ", "\t")) or not line.strip() for line in lines[1:])
-    ):
-        body = inspect.cleandoc("\n".join(lines[1:])).splitlines()
-        return [DocBlock("h", ((Span(lines[0].strip()),),)), *_doc_blocks(body)]
-    if all(line.startswith((" ", "\t")) for line in lines):
-        return [
-            DocBlock(
-                "pre", tuple((Span(t),) for t in inspect.cleandoc("\n".join(lines)).splitlines())
-            )
-        ]
-    if _BULLET.match(lines[0]) and all(
-        _BULLET.match(line) or line.startswith("  ") for line in lines
-    ):
-        items: list[str] = []
-        for line in lines:
-            m = _BULLET.match(line)
-            if m:
-                items.append(m.group(1).strip())
-            else:
-                items[-1] += " " + line.strip()
-        return [DocBlock("ul", tuple(inline(item) for item in items))]
-    return [DocBlock("p", (inline(" ".join(line.strip() for line in lines)),))]
-
-
-def parse_doc(doc: str | None, *, skip_summary: bool = True) -> tuple[DocBlock, ...]:
-    """A rule docstring as blocks: paragraphs, ``-`` lists, literal blocks, headings (reST
-    underlines or numpydoc-style indented definitions); ````code```` spans inline. The first
-    line (the summary, shown apart) is left out when ``skip_summary``."""
-    if not doc or not doc.strip():
-        return ()
-    text = inspect.cleandoc(doc)
-    if skip_summary:
-        text = "\n".join(text.splitlines()[1:])
-    blocks: list[DocBlock] = []
-    for chunk in re.split(r"\n\s*\n", text):
-        blocks.extend(_doc_blocks([line for line in chunk.splitlines() if line.strip()]))
-    return tuple(blocks)
-
-
-def build_appendix(rules: Sequence[RuleDoc], extra_names: Sequence[str]) -> tuple[RuleSection, ...]:
-    sections = [
-        RuleSection(
-            name=r.name,
-            code=r.code,
-            anchor=rule_anchor(r.name),
-            default_severity=r.default_severity,
-            summary=r.summary,
-            blocks=parse_doc(r.doc),
-        )
-        for r in rules
-    ]
-    known = {r.name for r in rules}
-    sections += [
-        RuleSection(
-            name=n, code=None, anchor=rule_anchor(n), default_severity=None, summary=None, blocks=()
-        )
-        for n in extra_names
-        if n not in known
-    ]
-    return tuple(sections)
-
-
-def _nice_ceiling(value: int) -> int:
-    if value <= 4:
-        return 4
-    exp = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
-        top = int(step * exp)
-        if top >= value:
-            return top
-    return value  # pragma: no cover
-
-
-def night_totals(
-    history: pd.DataFrame | None, result: AuditResult, active: pd.DataFrame
-) -> pd.DataFrame:
-    """Findings by severity per night (index: date; columns: warning, error): the last snapshot of
-    each date, plus tonight's audit when the history does not hold it yet."""
-    cols = list(SEVERITIES)
-    if history is None or history.empty:
-        table = pd.DataFrame(columns=cols, dtype="int64")
-    else:
-        h = history.copy()
-        h["snapshot_date"] = pd.to_datetime(h["snapshot_date"]).dt.date
-        h["snapshot_id"] = h["snapshot_id"].astype("string")
-        last = h.groupby("snapshot_date")["snapshot_id"].transform("max")
-        h = h.loc[h["snapshot_id"] == last]
-        table = pd.pivot_table(
-            h,
-            index="snapshot_date",
-            columns=h["severity"].astype("string"),
-            values="count",
-            aggfunc="sum",
-            fill_value=0,
-        )
-        for s in cols:
-            if s not in table.columns:
-                table[s] = 0
-        table = table[cols].astype("int64")
-        if result.snapshot_id in set(h["snapshot_id"].dropna()):
-            return table.sort_index()
-    tonight = result.as_of.astimezone(UTC).date()
-    sev = active["severity"].astype("string")
-    table.loc[tonight, cols] = [int((sev == s).fillna(False).sum()) for s in cols]
-    return table.astype("int64").sort_index()
-
-
-def build_trend(
-    history: pd.DataFrame | None, result: AuditResult, active: pd.DataFrame, tz_name: str
-) -> TrendChart:
-    width, height = 1200, 210
-    left, top, right, bottom = 44, 12, width - 8, height - 26
-    table = night_totals(history, result, active)
-    if table.empty:
-        return TrendChart(width, height, left, top, bottom, right, (), (), 0, 0)
-    last_day: date = max(table.index)
-    first_day = last_day - timedelta(days=TREND_NIGHTS - 1)
-    table = table.loc[[d for d in table.index if d >= first_day]]
-    max_total = int((table["warning"] + table["error"]).max())
-    y_max = _nice_ceiling(max_total)
-    slot = (right - left) / TREND_NIGHTS
-    bar_w = max(slot * 0.66, 1.0)
-    scale = (bottom - top) / y_max
-    tonight = result.as_of.astimezone(UTC).date()
-    bars: list[TrendBar] = []
-    for day, row in table.iterrows():
-        assert isinstance(day, date)
-        i = (day - first_day).days
-        x = left + i * slot + (slot - bar_w) / 2
-        e, w = int(row["error"]), int(row["warning"])
-        eh, wh = e * scale, w * scale
-        label = day.strftime("%d %b") if (last_day - day).days % 7 == 0 else None
-        bars.append(
-            TrendBar(
-                day=day,
-                x=round(x, 2),
-                width=round(bar_w, 2),
-                error=e,
-                warning=w,
-                error_y=round(bottom - eh, 2),
-                error_h=round(eh, 2),
-                warning_y=round(bottom - eh - wh, 2),
-                warning_h=round(wh, 2),
-                label=label,
-                tonight=day == tonight,
-            )
-        )
-    ticks = tuple((round(bottom - v * scale, 2), v) for v in (0, y_max // 2, y_max))
-    return TrendChart(
-        width, height, left, top, bottom, right, tuple(bars), ticks, len(bars), max_total
-    )
 
 
 def build_expired(frame: pd.DataFrame) -> tuple[ExpiredSnooze, ...]:
@@ -724,7 +448,7 @@ def build_view(
     snoozed_mask = findings["snoozed"].fillna(False).astype(bool)
     active = findings.loc[~snoozed_mask]
     snoozed = findings.loc[snoozed_mask]
-    resolved = _unsnoozed(result.resolved.reindex(columns=list(FINDINGS_COLUMNS)))
+    resolved = unsnoozed(result.resolved.reindex(columns=list(FINDINGS_COLUMNS)))
     sev = active["severity"].astype("string")
     ranked = rank_findings(active)
     rule_totals = build_rule_totals(active, rules)
@@ -736,7 +460,6 @@ def build_view(
         as_of=fleet.as_of or result.as_of,
         companies_audited=fleet.companies_audited,
         companies_affected=int(active["company_id"].nunique()),
-        connections=fleet.connections,
         collection_errors=fleet.collection_errors,
         open_errors=int((sev == "error").fillna(False).sum()),
         open_warnings=int((sev == "warning").fillna(False).sum()),
@@ -751,7 +474,7 @@ def build_view(
         resolved_total=len(resolved),
         snoozed_rows=finding_rows(rank_findings(snoozed).head(side_rows)),
         expired_snoozes=build_expired(result.expired_snoozes),
-        trend=build_trend(history, result, active, display_tz),
+        trend=build_trend(history, result, active),
         appendix=build_appendix(rules, seen_rules),
         filters=FilterOptions(
             rules=tuple(seen_rules),
@@ -761,8 +484,3 @@ def build_view(
         ),
         csv_files=dict(csv_files or {}),
     )
-
-
-def view_context(view: ReportView) -> dict[str, Any]:
-    """The template context for ``report.html``."""
-    return {"view": view}

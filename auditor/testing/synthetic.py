@@ -1,4 +1,5 @@
-"""Synthetic audit results for tests, benchmarks and template work (no Codat needed)."""
+"""Synthetic audit results (findings, resolved incidents, history) for tests, benchmarks and
+template work: no Codat, no snapshot, no rules needed."""
 
 from __future__ import annotations
 
@@ -8,11 +9,15 @@ import numpy as np
 import pandas as pd
 
 from auditor.findings import conform_findings
+from auditor.platforms import ACCOUNTING_PLATFORMS, BANKING_PLATFORMS
 from auditor.result import EXPIRED_SNOOZE_COLUMNS, AuditResult
 
 __all__ = ["HOSTILE_NAMES", "synthetic_history", "synthetic_result", "tiny_result"]
 
-_PLATFORMS = ("Xero", "QuickBooks Online", "Sage Intacct", "NetSuite", "FreeAgent", "Plaid")
+#: Companies cycle through these: the five biggest accounting platforms and a bank feed.
+_PLATFORMS = tuple(p.name for p in (*ACCOUNTING_PLATFORMS[:5], BANKING_PLATFORMS[0]))
+#: The three platforms of :func:`tiny_result`.
+_TINY_PLATFORMS = _PLATFORMS[:3]
 _TYPES = (
     "invoices", "bills", "payments", "customers", "suppliers", "balanceSheet",
     "bankTransactions", "accountTransactions", "creditNotes", "journalEntries",
@@ -23,6 +28,9 @@ _RULES = (
     ("failed-after-success", "FR102", "Queue a refresh; look at the pull operation's error."),
     ("cross-type-skew", "FR103", "Refresh the group's oldest member so the books agree."),
 )
+_FINDINGS_PER_COMPANY = 1.5
+_SNOOZED_SHARE = 0.02
+_RESOLVED_SHARE = 0.05
 _STATUSES = ("Complete", "FetchError", "MapError", "Complete", "InternalError", "Complete")
 
 
@@ -31,20 +39,17 @@ def synthetic_result(
     *,
     as_of: datetime,
     seed: int = 0,
-    findings_per_company: float = 1.5,
-    resolved_share: float = 0.05,
-    snoozed_share: float = 0.02,
-    snapshot_id: str = "snap-synthetic",
     realistic: bool = False,
 ) -> AuditResult:
     """A plausible :class:`AuditResult` for ``companies`` companies, vectorised and
-    deterministic for a seed.
+    deterministic for a seed: about 1.5 findings per company, 2 % of them snoozed, and 5 % as
+    many resolved incidents.
 
     ``realistic``: company ids are UUIDs, names read like company names and messages and
     remedies are as long as the rules' own (~170 characters, ids and paths inside), as in
     ``auditor demo``; otherwise ids are ``c-000042`` and texts short (smaller, faster)."""
     rng = np.random.default_rng(seed)
-    n = int(companies * findings_per_company)
+    n = int(companies * _FINDINGS_PER_COMPANY)
     company_idx = rng.integers(0, max(companies, 1), n)
     rule_idx = rng.choice(len(_RULES), n, p=[0.6, 0.25, 0.15])
     rules = np.array([r[0] for r in _RULES])[rule_idx]
@@ -100,14 +105,14 @@ def synthetic_result(
             "state": state,
             "first_seen": first_seen,
             "nights_open": nights,
-            "snoozed": rng.random(n) < snoozed_share,
+            "snoozed": rng.random(n) < _SNOOZED_SHARE,
             "snooze_reason": None,
             "as_of": pd.Timestamp(as_of),
         }
     ).drop_duplicates(subset=["incident_key"])
     frame.loc[frame["snoozed"], "snooze_reason"] = "Known provider outage"
     findings = conform_findings(frame)
-    n_resolved = int(len(findings) * resolved_share)
+    n_resolved = int(len(findings) * _RESOLVED_SHARE)
     resolved = findings.sample(n=n_resolved, random_state=seed) if n_resolved else findings.head(0)
     resolved = resolved.assign(
         state="resolved",
@@ -131,7 +136,7 @@ def synthetic_result(
         columns=list(EXPIRED_SNOOZE_COLUMNS),
     )
     return AuditResult(
-        snapshot_id=snapshot_id,
+        snapshot_id="snap-synthetic",
         as_of=as_of,
         findings=findings,
         resolved=conform_findings(resolved),
@@ -203,18 +208,17 @@ def _realistic_texts(
     return ids, company_names[company_idx], message, remedy
 
 
-def synthetic_history(
-    result: AuditResult, *, nights: int = 30, seed: int = 0, include_tonight: bool = False
-) -> pd.DataFrame:
-    """A per-night history frame (``snapshot_date, snapshot_id, severity, count``) that ends
-    with tonight's counts."""
-    rng = np.random.default_rng(seed)
+def synthetic_history(result: AuditResult) -> pd.DataFrame:
+    """A per-night history frame (``snapshot_date, snapshot_id, severity, count``) of the 29
+    nights before tonight, drifting towards tonight's counts."""
+    rng = np.random.default_rng(0)
+    nights = 30
     active = result.active
     tonight = result.as_of.date()
     err = int((active["severity"] == "error").sum())
     warn = int((active["severity"] == "warning").sum())
     rows = []
-    for back in range(nights - 1, -1 if include_tonight else 0, -1):
+    for back in range(nights - 1, 0, -1):
         day = tonight - timedelta(days=back)
         drift = 1.0 + 0.01 * back + rng.normal(0, 0.04)
         for sev, base in (("error", err), ("warning", warn)):
@@ -247,21 +251,20 @@ HOSTILE_NAMES: tuple[str, ...] = (
 def tiny_result(
     *,
     as_of: datetime,
-    names: tuple[str, ...] = HOSTILE_NAMES,
-    snapshot_id: str = "snap-tiny",
 ) -> AuditResult:
-    """A small hand-made result: one finding per name, states and severities mixed, one snoozed
-    row, one resolved incident, negative ``age_hours`` on one row (clock skew)."""
+    """A small hand-made result: one finding per hostile name (:data:`HOSTILE_NAMES`), states
+    and severities mixed, one snoozed row, one resolved incident, negative ``age_hours`` on one
+    row (clock skew)."""
     rows = []
     states = ("new", "ongoing", "regressed")
-    for i, name in enumerate(names):
+    for i, name in enumerate(HOSTILE_NAMES):
         rows.append(
             {
                 "rule": ("stale", "failed-after-success", "cross-type-skew")[i % 3],
                 "severity": "error" if i % 2 == 0 else "warning",
                 "company_id": f"c-{i:03d}",
                 "company_name": name,
-                "platform": ("Xero", "QuickBooks Online", "NetSuite")[i % 3],
+                "platform": _TINY_PLATFORMS[i % 3],
                 "connection_id": f"conn-{i}",
                 "data_type": ("invoices", "bills", "payments")[i % 3],
                 "group": "accounts-receivable" if i % 3 == 2 else None,
@@ -287,7 +290,7 @@ def tiny_result(
     resolved = dict(rows[1], company_id="c-res", company_name="Resolved Co", incident_key="k-res")
     resolved.update(state="resolved")
     return AuditResult(
-        snapshot_id=snapshot_id,
+        snapshot_id="snap-tiny",
         as_of=as_of,
         findings=conform_findings(pd.DataFrame(rows)),
         resolved=conform_findings(pd.DataFrame([resolved])),
