@@ -42,7 +42,6 @@ Integration keys and ids are sandbox values, not Codat's.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -57,6 +56,7 @@ from auditor.sandbox._fleet import (
     Fleet,
     default_sync_settings,
 )
+from auditor.sandbox._util import uid as _uid
 
 __all__ = ["GeneratedFleet", "Outage", "Platform", "generate_fleet"]
 
@@ -306,14 +306,6 @@ def _choose(weights: Sequence[float], u: float) -> int:
         if u < edge:
             return index
     return len(weights) - 1
-
-
-def _uid(seed: int, *parts: object) -> str:
-    """A deterministic version-4 UUID string from ``seed`` and ``parts``."""
-    text = f"{seed}|{'|'.join(map(str, parts))}".encode()
-    h = hashlib.blake2b(text, digest_size=16).hexdigest()
-    variant = "89ab"[int(h[16], 16) & 0x3]
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:32]}"
 
 
 def _exact_labels(
