@@ -2,16 +2,14 @@
 
 Which file serves which endpoint:
 
-=========================================================  ==========================
-``GET  /companies``, ``/companies/{companyId}``,           ``_routes_companies.py``
-``GET  /companies/{companyId}/connections``
-``GET  /companies/{companyId}/dataStatus``,                ``_routes_data.py``
-``GET  /companies/{companyId}/data/history[/{datasetId}]``
-``POST /companies/{companyId}/data/queue/{dataType}``,     ``_routes_refresh.py``
-``POST /companies/{companyId}/data/all``
-``GET  /profile/syncSettings``,                            ``_routes_settings.py``
-``GET  /companies/{companyId}/syncSettings``
-=========================================================  ==========================
+* ``_routes_companies.py``: ``GET /companies``, ``GET /companies/{companyId}``,
+  ``GET /companies/{companyId}/connections``;
+* ``_routes_data.py``: ``GET /companies/{companyId}/dataStatus``,
+  ``GET /companies/{companyId}/data/history`` and ``.../data/history/{datasetId}``;
+* ``_routes_refresh.py``: ``POST /companies/{companyId}/data/queue/{dataType}``,
+  ``POST /companies/{companyId}/data/all``;
+* ``_routes_settings.py``: ``GET /profile/syncSettings``,
+  ``GET /companies/{companyId}/syncSettings``.
 """
 
 from __future__ import annotations
