@@ -1,0 +1,86 @@
+"""The knobs of a sandbox (``SandboxOptions``) and its default API key."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Final
+
+__all__ = ["SANDBOX_API_KEY", "SandboxOptions"]
+
+#: The API key a sandbox accepts unless ``SandboxOptions.api_key`` says otherwise. It guards
+#: nothing; it is distinctive so that tests can check it never leaks into output.
+SANDBOX_API_KEY: Final = "sandbox-key-7f3e9c2a5b8d4e61"
+
+
+@dataclass(frozen=True)
+class SandboxOptions:
+    """Knobs of a sandbox. Rates are probabilities per request, drawn reproducibly from ``seed``.
+
+    ``latency_ms``            added to every response.
+    ``rate_limit_per_min``    requests allowed per window (None: unlimited); past it, 429 with
+                              ``Retry-After``; ``X-Rate-Limit-Limit/-Remaining/-Reset`` (reset as
+                              Unix seconds) are on every response while a limit is set.
+    ``rate_limit_window_seconds`` the window's length in real seconds (60: "per minute";
+                              tests shorten it).
+    ``fault_rate``            500/503 with an ErrorMessage.
+    ``timeout_rate``          hang ``timeout_hang_seconds`` (past any client timeout), then
+                              drop the connection.
+    ``reset_rate``            abort the connection without an answer.
+    ``malformed_rate``        200 with a truncated JSON body (JSON endpoints only).
+    ``quirks``                serve doc-style variants for ``quirk_share`` of the companies.
+    ``seed``                  seeds faults, quirks and refresh outcomes.
+    ``api_key``               the key accepted (``Authorization: Basic base64(key)``).
+    ``time_scale``            sandbox seconds per real second (refreshes move this much faster).
+    ``sync_phase_seconds``    sandbox seconds each refresh stage lasts.
+    ``refresh_error_rate``    share of refreshes that end in FetchError.
+    ``start_time``            sandbox time at start (default: the fleet's ``now``, else now).
+    ``clock``                 a callable giving sandbox time (overrides the three above).
+    """
+
+    latency_ms: float = 0.0
+    rate_limit_per_min: int | None = None
+    rate_limit_window_seconds: float = 60.0
+    fault_rate: float = 0.0
+    timeout_rate: float = 0.0
+    reset_rate: float = 0.0
+    malformed_rate: float = 0.0
+    timeout_hang_seconds: float = 120.0
+    quirks: bool = False
+    quirk_share: float = 0.1
+    seed: int = 0
+    api_key: str = field(default=SANDBOX_API_KEY, repr=False)
+    time_scale: float = 1.0
+    sync_phase_seconds: float = 2.0
+    refresh_error_rate: float = 0.0
+    start_time: datetime | None = None
+    clock: Callable[[], datetime] | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        rates = {
+            "fault_rate": self.fault_rate,
+            "timeout_rate": self.timeout_rate,
+            "reset_rate": self.reset_rate,
+            "malformed_rate": self.malformed_rate,
+            "quirk_share": self.quirk_share,
+            "refresh_error_rate": self.refresh_error_rate,
+        }
+        for name, value in rates.items():
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be between 0 and 1, got {value}")
+        total = self.fault_rate + self.timeout_rate + self.reset_rate + self.malformed_rate
+        if total > 1.0:
+            raise ValueError(f"fault, timeout, reset and malformed rates sum to {total} > 1")
+        if self.rate_limit_per_min is not None and self.rate_limit_per_min < 1:
+            raise ValueError("rate_limit_per_min must be >= 1 (or None for no limit)")
+        if self.rate_limit_window_seconds <= 0:
+            raise ValueError("rate_limit_window_seconds must be > 0")
+        if self.latency_ms < 0 or self.timeout_hang_seconds < 0:
+            raise ValueError("latency_ms and timeout_hang_seconds must be >= 0")
+        if self.time_scale <= 0 or self.sync_phase_seconds < 0:
+            raise ValueError("time_scale must be > 0 and sync_phase_seconds >= 0")
+        if self.start_time is not None and self.start_time.tzinfo is None:
+            raise ValueError("start_time must be timezone-aware")
+        if not self.api_key:
+            raise ValueError("api_key must not be empty")
