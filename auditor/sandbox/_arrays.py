@@ -16,7 +16,7 @@ import numpy.typing as npt
 from auditor.constants import ALL_DATA_TYPES, source_type_of
 from auditor.sandbox._fleet import default_sync_settings
 from auditor.sandbox._platforms import ACCOUNTING_PLATFORMS, PLATFORMS_BY_SOURCE, SOURCES
-from auditor.sandbox._trouble import (
+from auditor.sandbox._shares import (
     AUTH_BROKEN_SHARE,
     CALM_FACTOR,
     CELL_MIX,

@@ -57,8 +57,7 @@ from auditor.constants import ALL_DATA_TYPES
 from auditor.sandbox._arrays import NAME_A, NAME_B, NAME_C, REGIONS, FleetArrays
 from auditor.sandbox._fleet import CompanyRecord, Fleet
 from auditor.sandbox._platforms import PLATFORMS_BY_SOURCE, SOURCES
-from auditor.sandbox._syncs import CellState, evaluate, timing
-from auditor.sandbox._trouble import (
+from auditor.sandbox._shares import (
     CONN_STATUS,
     INF,
     MINUTES_PER_DAY,
@@ -66,6 +65,9 @@ from auditor.sandbox._trouble import (
     NS,
     OMIT,
     PENDING,
+)
+from auditor.sandbox._syncs import CellState, evaluate, timing
+from auditor.sandbox._trouble import (
     Outage,
     outage_of_day,
     refresh_outcome,

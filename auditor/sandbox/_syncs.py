@@ -18,12 +18,14 @@ import numpy as np
 import numpy.typing as npt
 
 from auditor.constants import ALL_DATA_TYPES
-from auditor.sandbox._trouble import (
+from auditor.sandbox._shares import (
     MINUTES_PER_DAY,
     NS,
     OMIT,
     STOP,
     STUCK,
+)
+from auditor.sandbox._trouble import (
     windows,
 )
 
