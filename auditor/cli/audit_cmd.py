@@ -24,7 +24,7 @@ def audit(
         "store"
     ),
     snapshot: Annotated[
-        str, typer.Option("--snapshot", help="'latest' or a snapshot id.")
+        str, typer.Option("--snapshot", help="latest, previous, YYYY-MM-DD or a snapshot id.")
     ] = "latest",
     as_of: Annotated[
         str | None,
