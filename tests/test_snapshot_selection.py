@@ -109,3 +109,9 @@ def test_audit_command_takes_every_selector(store: Path, tmp_path: Path) -> None
     missing = runner.invoke(app, [*base, "--snapshot", "1999-01-01"])
     assert missing.exit_code == 2
     assert "4 complete snapshots" in missing.output
+
+
+def test_snapshot_option_refuses_a_bad_selector(store: Path) -> None:
+    bad = CliRunner().invoke(app, ["audit", "--store", str(store), "--snapshot", "../x"])
+    assert bad.exit_code == 2
+    assert "latest, previous, a date YYYY-MM-DD or a snapshot id" in bad.output

@@ -12,7 +12,7 @@ reader (:func:`select_snapshot`: ``latest``, ``previous``, ``YYYY-MM-DD`` or an 
 from __future__ import annotations
 
 from auditor.store._canonical import canonical
-from auditor.store._findings import history, load_findings, prune, write_findings
+from auditor.store._findings import FINDINGS_META, history, load_findings, prune, write_findings
 from auditor.store._layout import frame_from_tables
 from auditor.store._refreshes import REFRESHES_FILE, load_refreshes, write_refreshes
 from auditor.store._select import (
@@ -32,6 +32,7 @@ from auditor.store._snapshots import (
 )
 
 __all__ = [
+    "FINDINGS_META",
     "REFRESHES_FILE",
     "SNAPSHOT_SELECTORS",
     "SnapshotNotFoundError",
