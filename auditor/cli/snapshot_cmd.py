@@ -21,7 +21,7 @@ from auditor.cli.options import (
     RateLimitOption,
     StoreOption,
 )
-from auditor.codat import CodatClient, CodatError, RateLimitPolicy
+from auditor.codat import CodatClient, CodatError, RateLimitPolicy, RetryPolicy
 from auditor.collector import (
     ProgressMode,
     StoreRun,
@@ -111,6 +111,8 @@ def snapshot(
                 resume=resume,
                 shard=shard_k_n,
                 rate_limit=settings.rate_limit,
+                max_attempts=settings.max_attempts,
+                timeout=settings.timeout,
                 page_size=page_size,
                 concurrency=concurrency,
                 batch_size=batch_size,
@@ -141,6 +143,8 @@ async def _run(
     resume: bool,
     shard: tuple[int, int] | None,
     rate_limit: float | None,
+    max_attempts: int | None,
+    timeout: float,
     page_size: int,
     concurrency: int,
     batch_size: int,
@@ -153,6 +157,8 @@ async def _run(
         api_key,
         base_url=base_url,
         rate_limit=policy,
+        retry=RetryPolicy(max_attempts=max_attempts) if max_attempts else None,
+        timeout=timeout,
         max_connections=concurrency,
         max_in_flight=concurrency,
         transport=collector_transport(transport, max_connections=concurrency),
