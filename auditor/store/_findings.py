@@ -98,7 +98,7 @@ def load_findings(
     """
     try:
         path = select_snapshot(store, which, audited=True, before=before).path
-    except SnapshotNotFoundError:
+    except (SnapshotNotFoundError, ValueError):  # nothing audited matches (or can match)
         return None
     file = path / {"findings": FINDINGS_FILE, "resolved": RESOLVED_FILE}.get(kind, EXPIRED_FILE)
     if not file.exists():
