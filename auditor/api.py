@@ -13,13 +13,13 @@ audits in memory, so an analyst in a notebook sees exactly what the nightly job 
 
 Selecting a night (``which``): ``"latest"``, ``"previous"`` (the one before the latest), a
 snapshot id (``20250310T020000Z``), or a date ``YYYY-MM-DD`` (the latest snapshot of that
-day). Only complete snapshots (those with a manifest) are ever read.
+day). Only complete snapshots (those with a manifest) are ever read. The one selector is
+:func:`auditor.store.select_snapshot`; the CLI's ``--snapshot`` option uses it too.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -34,7 +34,7 @@ from auditor.ledger import previous_tables
 from auditor.result import AuditResult
 from auditor.snapshot import FRAME_NAMES, SCHEMAS, Snapshot, conform
 from auditor.snoozes import Snooze
-from auditor.store import SnapshotNotFoundError, list_snapshots
+from auditor.store import SnapshotNotFoundError, list_snapshots, select_snapshot
 from auditor.store import history as _store_history
 from auditor.store import load_findings as _store_load_findings
 from auditor.store import load_snapshot as _store_load_snapshot
@@ -56,28 +56,9 @@ __all__ = [
 StorePath = str | os.PathLike[str]
 FindingsKind = Literal["findings", "resolved", "expired_snoozes"]
 
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
 
 class FindingsNotFoundError(LookupError):
     """The store holds no audit matching the request (the snapshot was never audited)."""
-
-
-def _pick(snaps: pd.DataFrame, which: str, store: StorePath, what: str) -> pd.Series:
-    """The row of ``snaps`` (oldest first) that ``which`` names; LookupError if none."""
-    if which == "latest":
-        if snaps.empty:
-            raise LookupError(f"no {what} in {store}")
-        return snaps.iloc[-1]
-    if which == "previous":
-        if len(snaps) < 2:
-            raise LookupError(f"no {what} before the latest one in {store}")
-        return snaps.iloc[-2]
-    key = "snapshot_date" if _DATE.match(which) else "snapshot_id"
-    match = snaps.loc[snaps[key] == which]
-    if match.empty:
-        raise LookupError(f"no {what} {which!r} in {store}")
-    return match.iloc[-1]
 
 
 def load_snapshot(
@@ -93,17 +74,11 @@ def load_snapshot(
     the others come back empty. Frames follow :data:`auditor.snapshot.SCHEMAS` (UTC
     timestamps, categoricals); ``meta`` is the snapshot's manifest.
 
-    Raises :class:`~auditor.store.SnapshotNotFoundError` when nothing matches.
+    Raises :class:`~auditor.store.SnapshotNotFoundError` when nothing matches (the message
+    lists what the store holds). The night is picked by :func:`auditor.store.select_snapshot`,
+    as ``auditor audit --snapshot`` picks it.
     """
-    snaps = list_snapshots(store, include_incomplete=False)
-    try:
-        row = _pick(snaps, which, store, "complete snapshot")
-    except LookupError as exc:
-        raise SnapshotNotFoundError(str(exc)) from None
-    unknown = sorted(set(frames) - set(FRAME_NAMES))
-    if unknown:
-        raise ValueError(f"unknown frame(s) {unknown}; choose from {list(FRAME_NAMES)}")
-    return _store_load_snapshot(store, str(row["snapshot_id"]), frames=tuple(frames))
+    return _store_load_snapshot(store, which, frames=frames)
 
 
 def load_findings(
@@ -122,17 +97,15 @@ def load_findings(
     Raises :class:`FindingsNotFoundError` when that snapshot was never audited
     (``auditor audit --store STORE`` audits the latest one).
     """
-    snaps = list_snapshots(store, include_incomplete=False)
-    snaps = snaps.loc[snaps["has_findings"]].reset_index(drop=True)
     try:
-        row = _pick(snaps, which, store, "audited snapshot")
-    except LookupError as exc:
+        ref = select_snapshot(store, which, audited=True)
+    except SnapshotNotFoundError as exc:
         raise FindingsNotFoundError(
             f"{exc} (audit one with: auditor audit --store {store})"
         ) from None
-    frame = _store_load_findings(store, str(row["snapshot_id"]), kind=kind)
+    frame = _store_load_findings(store, ref.snapshot_id, kind=kind)
     if frame is None:
-        raise FindingsNotFoundError(f"snapshot {row['snapshot_id']} has no stored {kind}")
+        raise FindingsNotFoundError(f"snapshot {ref.snapshot_id} has no stored {kind}")
     return frame
 
 

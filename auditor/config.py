@@ -14,8 +14,11 @@ top level           ``timezone`` (display only; all computation is UTC), ``fail_
                     (``auditor rules NAME`` prints them as TOML); a rule reads nothing else
 ``[email]``         the email digest: recipients, routing, limits
                     (:class:`~auditor.email_settings.EmailSettings`)
-``[run]``           the nightly job: store, out, base_url, snoozes, rate_limit, max_attempts,
-                    timeout (command-line options and environment variables win)
+``[run]``           where and how the commands work: store, out, base_url, snoozes, rate_limit,
+                    max_attempts, timeout. :func:`run_settings` merges them with the command
+                    line and the environment: CLI > environment variable > ``[run]`` > default
+                    (the defaults and variable names are :data:`RUN_DEFAULTS` and
+                    :data:`ENV_VARS`, defined here once)
 
 Older spellings, still accepted and folded into the rules' tables when the file loads:
 top-level ``expected_data_types`` (now ``[rules.never-synced] expected_data_types``),
@@ -26,11 +29,13 @@ top-level ``expected_data_types`` (now ``[rules.never-synced] expected_data_type
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -44,20 +49,29 @@ from pydantic import (
     model_validator,
 )
 
+from auditor.codat import DEFAULT_BASE_URL
 from auditor.email_settings import EmailSettings
 from auditor.rules import RULES, Rule, RuleOptions, get_rule
 from auditor.rules.cross_type_skew import SkewOptions
 
 __all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_RATE_LIMIT",
+    "DEFAULT_STORE",
+    "DEFAULT_TIMEOUT",
+    "ENV_VARS",
+    "RUN_DEFAULTS",
     "AuditConfig",
     "ConfigError",
     "FailOn",
     "RulesConfig",
     "RunConfig",
+    "RunSettings",
     "format_validation_error",
     "load_config",
     "locate_key",
     "parse_toml",
+    "run_settings",
 ]
 
 FailOn = Literal["never", "new-error", "error", "new-warning", "warning"]
@@ -142,10 +156,11 @@ else:
 
 
 class RunConfig(BaseModel):
-    """The ``[run]`` table: where and how the nightly job (``auditor run``) works.
+    """The ``[run]`` table: where and how the commands (``auditor run`` and the others that
+    take ``--config``) work.
 
-    Command-line options and environment variables win over these; paths are taken as
-    written (relative ones from the working directory).
+    Command-line options and environment variables win over these (:func:`run_settings`);
+    paths are taken as written (relative ones from the working directory).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -164,6 +179,111 @@ class RunConfig(BaseModel):
     max_attempts: int | None = Field(default=None, ge=1, le=20)
     #: Seconds before a request times out.
     timeout: float | None = Field(default=None, gt=0)
+
+
+#: Snapshot store directory when neither ``--store``, ``AUDITOR_STORE`` nor ``run.store`` say.
+DEFAULT_STORE: Final = "store"
+#: Client-side rate limit, requests per minute (Codat allows 1,000 per IP).
+DEFAULT_RATE_LIMIT: Final = 1000.0
+#: Seconds before a request to Codat times out.
+DEFAULT_TIMEOUT: Final = 30.0
+
+#: The defaults of the settings :func:`run_settings` resolves (``out`` depends on the command).
+RUN_DEFAULTS: Final[Mapping[str, object]] = {
+    "store": DEFAULT_STORE,
+    "base_url": DEFAULT_BASE_URL,
+    "rate_limit": DEFAULT_RATE_LIMIT,
+    "timeout": DEFAULT_TIMEOUT,
+}
+
+#: The environment variable of each setting that has one (the CLI options declare the same).
+ENV_VARS: Final[Mapping[str, str]] = {
+    "config": "AUDITOR_CONFIG",
+    "store": "AUDITOR_STORE",
+    "out": "AUDITOR_OUT",
+    "base_url": "CODAT_BASE_URL",
+    "snoozes": "AUDITOR_SNOOZES",
+    "rate_limit": "AUDITOR_RATE_LIMIT",
+    "log_format": "AUDITOR_LOG_FORMAT",
+    "progress": "AUDITOR_PROGRESS",
+}
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """The ``[run]`` settings resolved: CLI > environment > config file > default."""
+
+    store: Path
+    #: Where the reports go; None when the command was given no default for it.
+    out: Path | None
+    base_url: str
+    snoozes: Path | None
+    #: Requests per minute; None: no limit (``0`` on the command line or in the file).
+    rate_limit: float | None
+    #: Attempts per request; None: the client's default.
+    max_attempts: int | None
+    timeout: float
+
+
+def _pick(
+    name: str, given: object, env: Mapping[str, str], file_value: object, default: object
+) -> object:
+    """The first of: ``given`` (the command line), the environment variable, the file's
+    value, ``default``; None and empty strings count as not set."""
+    if given is not None and given != "":
+        return given
+    var = ENV_VARS.get(name)
+    if var is not None and env.get(var, ""):
+        return env[var]
+    return file_value if file_value is not None else default
+
+
+def run_settings(
+    config: RunConfig | AuditConfig | None = None,
+    *,
+    store: str | os.PathLike[str] | None = None,
+    out: str | os.PathLike[str] | None = None,
+    base_url: str | None = None,
+    snoozes: str | os.PathLike[str] | None = None,
+    rate_limit: float | None = None,
+    default_out: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> RunSettings:
+    """The settings a command runs with: each keyword (the command line; None: not given)
+    wins over its environment variable (:data:`ENV_VARS`, read from ``env``, default
+    ``os.environ``), which wins over the config file's ``[run]`` table, which wins over the
+    default (:data:`RUN_DEFAULTS`; ``default_out`` for ``out``, which differs by command).
+
+    A rate limit of 0 means no limit (``rate_limit`` None in the result). Raises
+    :class:`ConfigError` when an environment variable cannot be read (e.g. a rate limit
+    that is not a number).
+    """
+    run = config.run if isinstance(config, AuditConfig) else (config or RunConfig())
+    environ = os.environ if env is None else env
+
+    def path(name: str, given: object, file_value: str | None, default: object) -> Path | None:
+        value = _pick(name, given, environ, file_value, default)
+        return None if value is None else Path(str(value))
+
+    limit = _pick("rate_limit", rate_limit, environ, run.rate_limit, DEFAULT_RATE_LIMIT)
+    try:
+        requests_per_minute = float(str(limit))
+    except ValueError:
+        var = ENV_VARS["rate_limit"]
+        raise ConfigError(f"{var}: not a number of requests per minute: {limit!r}") from None
+    if requests_per_minute < 0:
+        raise ConfigError(f"rate limit must be >= 0 (0: no limit), got {requests_per_minute:g}")
+    store_path = path("store", store, run.store, DEFAULT_STORE)
+    assert store_path is not None
+    return RunSettings(
+        store=store_path,
+        out=path("out", out, run.out, default_out),
+        base_url=str(_pick("base_url", base_url, environ, run.base_url, DEFAULT_BASE_URL)),
+        snoozes=path("snoozes", snoozes, run.snoozes, None),
+        rate_limit=requests_per_minute or None,
+        max_attempts=run.max_attempts,
+        timeout=run.timeout if run.timeout is not None else DEFAULT_TIMEOUT,
+    )
 
 
 class AuditConfig(BaseModel):

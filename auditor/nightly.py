@@ -31,7 +31,7 @@ from auditor.codat import (
     RetryPolicy,
 )
 from auditor.collector import ProgressMode, StoreRun, collect_to_store
-from auditor.config import AuditConfig, FailOn
+from auditor.config import DEFAULT_RATE_LIMIT, DEFAULT_TIMEOUT, AuditConfig, FailOn
 from auditor.engine import SnoozesArg
 from auditor.pipeline import AuditRun, audit_store
 from auditor.report import DigestOutcome, DigestSendError, SmtpSettings, deliver_digests
@@ -125,9 +125,9 @@ def run_nightly(
     dry_run: bool = False,
     shard: tuple[int, int] | None = None,
     fail_on: FailOn | None = None,
-    rate_limit: float | None = 1000.0,
+    rate_limit: float | None = DEFAULT_RATE_LIMIT,
     retry: RetryPolicy | None = None,
-    timeout: float = 30.0,
+    timeout: float = DEFAULT_TIMEOUT,
     progress: ProgressMode = "auto",
 ) -> NightlyOutcome:
     """One nightly run. Raises :class:`RunFailedError` when the run itself fails.

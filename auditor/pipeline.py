@@ -22,10 +22,10 @@ from auditor.result import AuditResult
 from auditor.snapshot import Snapshot
 from auditor.store import (
     history,
-    list_snapshots,
     load_findings,
     load_refreshes,
     load_snapshot,
+    select_snapshots,
     write_findings,
 )
 
@@ -63,10 +63,7 @@ def previous_findings(
     """The ledger's input for auditing ``snapshot_id``: the last stored audit before it (its
     open findings) plus the incidents resolved in the ``memory_nights`` audits before it, so
     that an incident that comes back weeks later is ``regressed``, not ``new``."""
-    snaps = list_snapshots(store, include_incomplete=False)  # oldest first
-    here = snaps.index[snaps["snapshot_id"] == snapshot_id]
-    earlier = snaps.loc[snaps.index < here[0]] if len(here) else snaps
-    ids = earlier.loc[earlier["has_findings"], "snapshot_id"].astype(str).tolist()
+    ids = [s.snapshot_id for s in select_snapshots(store, audited=True, before=snapshot_id)]
     if not ids:
         return None
     findings = load_findings(store, ids[-1])
@@ -112,6 +109,9 @@ def audit_store(
     max_rows: int = 2000,
 ) -> AuditRun:
     """Audit a stored snapshot, store its findings, and write the reports to ``out_dir``.
+
+    ``which`` picks the night as :func:`auditor.store.select_snapshot` does (``latest``,
+    ``previous``, ``YYYY-MM-DD`` or a snapshot id).
 
     The previous stored audit feeds the incident ledger (new / ongoing / regressed /
     resolved); the last ``history_days`` nights feed the report's trend chart.

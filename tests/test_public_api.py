@@ -77,6 +77,7 @@ CLI_TO_API = {
     "run": ["run_nightly"],
     "refresh": ["plan_refreshes", "apply_refreshes", "write_refreshes"],
     "prune": ["prune"],
+    "snapshots": ["list_snapshots"],
 }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 __all__ = ["app"]
@@ -11,5 +13,28 @@ app = typer.Typer(
     help="Audit the data freshness of a fleet of companies connected through Codat.",
     no_args_is_help=True,
     add_completion=False,
+    # Plain (click-style) help: flags show as flags (not ``--dry-run <bool>``) and text in
+    # square brackets, such as ``[default: ...]``, is printed as written.
+    rich_markup_mode=None,
     pretty_exceptions_show_locals=False,  # locals could hold the API key
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from auditor import __version__
+
+        typer.echo(f"auditor {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Audit the data freshness of a fleet of companies connected through Codat."""

@@ -9,10 +9,16 @@ from pathlib import Path
 import typer
 
 from auditor.codat import parse_codat_datetime
-from auditor.config import AuditConfig, ConfigError, load_config
+from auditor.config import AuditConfig, ConfigError, RunSettings, load_config, run_settings
 from auditor.logs import register_secret
 
-__all__ = ["API_KEY_ENV", "api_key_or_exit", "load_config_or_exit", "parse_as_of"]
+__all__ = [
+    "API_KEY_ENV",
+    "api_key_or_exit",
+    "load_config_or_exit",
+    "parse_as_of",
+    "settings_or_exit",
+]
 
 #: The environment variable holding the Codat API key.
 API_KEY_ENV = "CODAT_API_KEY"
@@ -48,6 +54,33 @@ def load_config_or_exit(path: Path | None) -> AuditConfig:
     """The configuration at ``path`` (defaults without one); a bad file exits with code 2."""
     try:
         return load_config(path)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def settings_or_exit(
+    config: AuditConfig | None,
+    *,
+    store: Path | None = None,
+    out: Path | None = None,
+    base_url: str | None = None,
+    snoozes: Path | None = None,
+    rate_limit: float | None = None,
+    default_out: str | None = None,
+) -> RunSettings:
+    """:func:`auditor.config.run_settings` for a command (CLI > environment > ``[run]`` >
+    default); a bad environment variable exits with code 2."""
+    try:
+        return run_settings(
+            config,
+            store=store,
+            out=out,
+            base_url=base_url,
+            snoozes=snoozes,
+            rate_limit=rate_limit,
+            default_out=default_out,
+        )
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -2,62 +2,67 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from auditor.cli._app import app
-from auditor.cli._common import load_config_or_exit, parse_as_of
+from auditor.cli._common import load_config_or_exit, parse_as_of, settings_or_exit
 from auditor.cli._summary import echo_refreshes, echo_summary
+from auditor.cli.options import (
+    DEFAULT_LOG_FORMAT,
+    AsOfOption,
+    ConfigOption,
+    LogFormatOption,
+    OutOption,
+    SnapshotOption,
+    SnoozesOption,
+    StoreOption,
+)
 from auditor.config import ConfigError
 from auditor.logs import configure_logging
 from auditor.pipeline import audit_store
 from auditor.store import SnapshotNotFoundError
 
-__all__ = ["audit"]
+__all__ = ["DEFAULT_AUDIT_OUT", "audit"]
+
+#: ``auditor audit --out`` when neither the option, ``AUDITOR_OUT`` nor ``run.out`` say.
+DEFAULT_AUDIT_OUT = "reports"
 
 
 @app.command()
 def audit(
-    store: Annotated[Path, typer.Option("--store", help="Snapshot store directory.")] = Path(
-        "store"
-    ),
-    snapshot: Annotated[
-        str, typer.Option("--snapshot", help="'latest' or a snapshot id.")
-    ] = "latest",
-    as_of: Annotated[
-        str | None,
-        typer.Option("--as-of", help="The audit's 'now', ISO-8601 (default: now, UTC)."),
-    ] = None,
-    config: Annotated[
-        Path | None, typer.Option("--config", help="TOML configuration file.")
-    ] = None,
-    snoozes: Annotated[Path | None, typer.Option("--snoozes", help="Snooze file (TOML).")] = None,
-    out: Annotated[
-        Path, typer.Option("--out", help="Where report.html and the CSVs go.")
-    ] = Path("reports"),
+    store: StoreOption = None,
+    snapshot: SnapshotOption = "latest",
+    as_of: AsOfOption = None,
+    config: ConfigOption = None,
+    snoozes: SnoozesOption = None,
+    out: OutOption = None,
     max_rows: Annotated[
         int, typer.Option("--max-rows", min=1, help="Findings shown inline in report.html.")
     ] = 2000,
+    log_format: LogFormatOption = DEFAULT_LOG_FORMAT,
 ) -> None:
     """Audit a stored snapshot and write report.html and the CSVs.
 
     The findings are stored next to the snapshot, so that tomorrow's audit can say what is
     new, ongoing, regressed or resolved. Writes OUT/report.html, findings.csv, summary.csv and
-    incidents.csv.
+    incidents.csv (OUT defaults to ./reports).
     """
     cfg = load_config_or_exit(config)
+    settings = settings_or_exit(
+        cfg, store=store, out=out, snoozes=snoozes, default_out=DEFAULT_AUDIT_OUT
+    )
     now = parse_as_of(as_of)
-    configure_logging(run_id=f"audit-{snapshot}")
+    configure_logging(run_id=f"audit-{snapshot}", fmt=log_format)
     try:
         run = audit_store(
-            store,
+            settings.store,
             which=snapshot,
             config=cfg,
             as_of=now,
-            snoozes=snoozes,
-            out_dir=out,
+            snoozes=settings.snoozes,
+            out_dir=settings.out,
             max_rows=max_rows,
         )
     except (SnapshotNotFoundError, ConfigError, OSError) as exc:

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
-
-# Each module is owned by one area; a module that does not exist yet is skipped.
-_MODULES = (
-    "auditor.cli.sandbox_cmd",
-    "auditor.cli.snapshot_cmd",
-    "auditor.cli.audit_cmd",
-    "auditor.cli.demo_cmd",
-    "auditor.cli.rules_cmd",
-    "auditor.cli.run_cmd",
-    "auditor.cli.refresh_cmd",
-    "auditor.cli.prune_cmd",
+from auditor.cli import (  # noqa: F401  (imported for their @app.command registrations)
+    audit_cmd,
+    demo_cmd,
+    prune_cmd,
+    refresh_cmd,
+    rules_cmd,
+    run_cmd,
+    sandbox_cmd,
+    snapshot_cmd,
+    snapshots_cmd,
 )
-
-for _name in _MODULES:
-    try:
-        importlib.import_module(_name)
-    except ModuleNotFoundError as exc:  # pragma: no cover - transitional
-        if exc.name != _name:
-            raise

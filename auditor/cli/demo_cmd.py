@@ -9,9 +9,15 @@ from typing import Annotated
 import typer
 
 from auditor.cli._app import app
-from auditor.cli._common import load_config_or_exit, parse_as_of
+from auditor.cli._common import load_config_or_exit, parse_as_of, settings_or_exit
 from auditor.cli._summary import echo_refreshes, echo_summary
-from auditor.collector import ProgressMode
+from auditor.cli.options import (
+    DEFAULT_PROGRESS,
+    AsOfOption,
+    ConfigOption,
+    ProgressOption,
+    SnoozesOption,
+)
 from auditor.demo import run_demo
 from auditor.logs import configure_logging
 from auditor.pipeline import AuditRun
@@ -40,20 +46,16 @@ def demo(
             "plan is applied, so the report shows new, ongoing and resolved incidents.",
         ),
     ] = 1,
-    as_of: Annotated[
-        str | None,
-        typer.Option("--as-of", help="The audit's 'now', ISO-8601 (default: now, UTC)."),
-    ] = None,
+    as_of: AsOfOption = None,
     out: Annotated[
-        Path, typer.Option("--out", help="Where the store, report and CSVs go.")
+        Path,
+        typer.Option(
+            "--out", help="Where the demo's store, report, CSVs and digest go (all of them)."
+        ),
     ] = Path("reports/demo"),
-    config: Annotated[
-        Path | None, typer.Option("--config", help="TOML configuration file.")
-    ] = None,
-    snoozes: Annotated[Path | None, typer.Option("--snoozes", help="Snooze file (TOML).")] = None,
-    progress: Annotated[
-        ProgressMode, typer.Option("--progress", help="Bar on a terminal, else log lines.")
-    ] = "auto",
+    config: ConfigOption = None,
+    snoozes: SnoozesOption = None,
+    progress: ProgressOption = DEFAULT_PROGRESS,
 ) -> None:
     """Run the main job on the embedded sandbox, end to end.
 
@@ -61,6 +63,7 @@ def demo(
     and writes OUT/report.html, the CSVs and OUT/demo.eml (the email digest, not sent).
     """
     cfg = load_config_or_exit(config)
+    snoozes = settings_or_exit(cfg, snoozes=snoozes).snoozes
     now = parse_as_of(as_of)
     configure_logging(run_id="demo")
     started = time.perf_counter()

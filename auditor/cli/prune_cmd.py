@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from auditor.cli._app import app
-from auditor.cli._common import parse_as_of
+from auditor.cli._common import load_config_or_exit, parse_as_of, settings_or_exit
+from auditor.cli.options import AsOfOption, ConfigOption, StoreOption
 from auditor.store import prune as prune_store
 
 __all__ = ["prune"]
@@ -19,15 +19,16 @@ def prune(
     keep_days: Annotated[
         int, typer.Option("--keep-days", min=0, help="Keep snapshots of the last N days.")
     ],
-    store: Annotated[
-        Path, typer.Option("--store", envvar="AUDITOR_STORE", help="Snapshot store directory.")
-    ] = Path("store"),
-    as_of: Annotated[
-        str | None, typer.Option("--as-of", help="Count days back from here (default: now).")
-    ] = None,
+    store: StoreOption = None,
+    as_of: AsOfOption = None,
+    config: ConfigOption = None,
 ) -> None:
-    """Delete snapshots older than --keep-days (the latest complete one is always kept)."""
-    deleted = prune_store(store, keep_days, as_of=parse_as_of(as_of))
+    """Delete snapshots older than --keep-days (the latest complete one is always kept).
+
+    Days are counted back from --as-of (default: now).
+    """
+    root = settings_or_exit(load_config_or_exit(config), store=store).store
+    deleted = prune_store(root, keep_days, as_of=parse_as_of(as_of))
     for path in deleted:
         typer.echo(f"deleted {path}")
-    typer.echo(f"pruned {len(deleted)} snapshots from {store}")
+    typer.echo(f"pruned {len(deleted)} snapshots from {root}")

@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Annotated
 
 import pandas as pd
 import typer
 
 from auditor.cli._app import app
-from auditor.cli._common import api_key_or_exit, parse_as_of
+from auditor.cli._common import (
+    api_key_or_exit,
+    load_config_or_exit,
+    parse_as_of,
+    settings_or_exit,
+)
+from auditor.cli.options import (
+    DEFAULT_LOG_FORMAT,
+    AsOfOption,
+    BaseUrlOption,
+    ConfigOption,
+    LogFormatOption,
+    RateLimitOption,
+    SnapshotOption,
+    StoreOption,
+)
 from auditor.codat import CodatClient, CodatError, RateLimitPolicy
 from auditor.logs import configure_logging
 from auditor.remediation import DEFAULT_REFRESH_RULES, apply_refreshes, plan_refreshes
@@ -18,18 +32,12 @@ from auditor.store import SnapshotNotFoundError, load_findings, load_snapshot, w
 
 __all__ = ["refresh"]
 
+
 @app.command()
 def refresh(
-    store: Annotated[Path, typer.Option("--store", help="Snapshot store directory.")] = Path(
-        "store"
-    ),
-    base_url: Annotated[
-        str,
-        typer.Option("--base-url", envvar="CODAT_BASE_URL", help="Codat API base URL."),
-    ] = "https://api.codat.io",
-    snapshot: Annotated[
-        str, typer.Option("--snapshot", help="Audited snapshot: 'latest' or an id.")
-    ] = "latest",
+    store: StoreOption = None,
+    base_url: BaseUrlOption = None,
+    snapshot: SnapshotOption = "latest",
     rules: Annotated[
         list[str] | None,
         typer.Option("--rule", help="Rule whose findings to refresh (repeatable)."),
@@ -50,30 +58,32 @@ def refresh(
             "are flagged.",
         ),
     ] = 0.5,
-    rate_limit: Annotated[
-        float, typer.Option("--rate-limit", min=0, help="Requests per minute (0: no limit).")
-    ] = 1000.0,
-    as_of: Annotated[
-        str | None,
-        typer.Option("--as-of", help="The time recorded as 'requested' (default: now, UTC)."),
-    ] = None,
+    rate_limit: RateLimitOption = None,
+    as_of: AsOfOption = None,
+    config: ConfigOption = None,
+    log_format: LogFormatOption = DEFAULT_LOG_FORMAT,
 ) -> None:
     """Queue Codat refreshes for what the last audit flagged (dry run unless --apply).
 
     Plans one request per company x data type x connection for the findings of --rule
     (default: stale, failed-after-success), or one data/all request when most of a company's
     types are flagged. Only Linked connections are refreshed; types in AuthError need a relink.
-    What was queued is written to the store so the next audit can tell whether it worked.
+    What was queued is written to the store so the next audit can tell whether it worked;
+    --as-of is the time recorded as 'requested'.
     """
-    configure_logging(run_id="refresh")
+    configure_logging(run_id="refresh", fmt=log_format)
+    settings = settings_or_exit(
+        load_config_or_exit(config), store=store, base_url=base_url, rate_limit=rate_limit
+    )
+    store_dir = settings.store
     now = parse_as_of(as_of)
     selected = tuple(rules) if rules else DEFAULT_REFRESH_RULES
     try:
-        snap = load_snapshot(store, snapshot)
+        snap = load_snapshot(store_dir, snapshot)
     except SnapshotNotFoundError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    findings = load_findings(store, snap.snapshot_id)
+    findings = load_findings(store_dir, snap.snapshot_id)
     if findings is None:
         typer.echo(f"error: snapshot {snap.snapshot_id} has not been audited yet", err=True)
         raise typer.Exit(2)
@@ -99,8 +109,8 @@ def refresh(
     async def send() -> pd.DataFrame:
         async with CodatClient(
             api_key,
-            base_url=base_url,
-            rate_limit=RateLimitPolicy(requests_per_minute=rate_limit or None),
+            base_url=settings.base_url,
+            rate_limit=RateLimitPolicy(requests_per_minute=settings.rate_limit),
         ) as client:
             return await apply_refreshes(client, plan, now=now)
 
@@ -109,7 +119,7 @@ def refresh(
     except CodatError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    path = write_refreshes(store, snap.snapshot_id, outcomes)
+    path = write_refreshes(store_dir, snap.snapshot_id, outcomes)
     counts = outcomes["outcome"].value_counts()
     typer.echo(
         f"sent {len(outcomes)} requests: {int(counts.get('queued', 0))} queued, "

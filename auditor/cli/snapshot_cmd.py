@@ -10,8 +10,18 @@ from typing import Annotated
 import typer
 
 from auditor.cli._app import app
-from auditor.cli._common import api_key_or_exit
-from auditor.codat import CodatClient, CodatError, RateLimitPolicy
+from auditor.cli._common import api_key_or_exit, load_config_or_exit, settings_or_exit
+from auditor.cli.options import (
+    DEFAULT_LOG_FORMAT,
+    DEFAULT_PROGRESS,
+    BaseUrlOption,
+    ConfigOption,
+    LogFormatOption,
+    ProgressOption,
+    RateLimitOption,
+    StoreOption,
+)
+from auditor.codat import CodatClient, CodatError, RateLimitPolicy, RetryPolicy
 from auditor.collector import (
     ProgressMode,
     StoreRun,
@@ -20,20 +30,17 @@ from auditor.collector import (
     collector_transport,
     parse_shard,
 )
-from auditor.logs import LogFormat, configure_logging
+from auditor.logs import configure_logging
 
 __all__ = ["snapshot"]
 
 log = logging.getLogger("auditor.cli")
 
+
 @app.command()
 def snapshot(
-    base_url: Annotated[
-        str, typer.Option("--base-url", help="Codat API base URL (or a sandbox's).")
-    ] = "https://api.codat.io",
-    store: Annotated[
-        Path, typer.Option("--store", help="Snapshot store directory (created if missing).")
-    ] = Path("store"),
+    base_url: BaseUrlOption = None,
+    store: StoreOption = None,
     snapshot_id: Annotated[
         str | None,
         typer.Option(
@@ -50,10 +57,7 @@ def snapshot(
         str | None,
         typer.Option("--shard", help="K/N: collect only shard K of N (0-based), e.g. 0/3."),
     ] = None,
-    rate_limit: Annotated[
-        float,
-        typer.Option("--rate-limit", min=0, help="Requests per minute (0: no limit)."),
-    ] = 1000.0,
+    rate_limit: RateLimitOption = None,
     page_size: Annotated[
         int, typer.Option("--page-size", min=1, max=5000, help="Companies per list page.")
     ] = 5000,
@@ -70,10 +74,7 @@ def snapshot(
             help="Also read each company's own sync settings (one more request per company).",
         ),
     ] = False,
-    progress: Annotated[
-        ProgressMode,
-        typer.Option("--progress", help="auto: a bar on a terminal, else log lines."),
-    ] = "auto",
+    progress: ProgressOption = DEFAULT_PROGRESS,
     transport: Annotated[
         TransportName,
         typer.Option(
@@ -81,14 +82,17 @@ def snapshot(
             help="auto (aiohttp if httpx-aiohttp is installed: less CPU), aiohttp or httpx.",
         ),
     ] = "auto",
-    log_format: Annotated[
-        LogFormat, typer.Option("--log-format", help="Log lines on stderr.")
-    ] = "human",
+    log_format: LogFormatOption = DEFAULT_LOG_FORMAT,
+    config: ConfigOption = None,
 ) -> None:
     """Snapshot every company's data status into STORE (resumable, shardable).
 
-    The API key is read from the CODAT_API_KEY environment variable and never printed.
+    STORE is created if missing. The API key is read from the CODAT_API_KEY environment
+    variable and never printed.
     """
+    settings = settings_or_exit(
+        load_config_or_exit(config), store=store, base_url=base_url, rate_limit=rate_limit
+    )
     api_key = api_key_or_exit()
     if resume and snapshot_id:
         raise typer.BadParameter("give --snapshot-id or --resume, not both")
@@ -101,12 +105,14 @@ def snapshot(
         result = asyncio.run(
             _run(
                 api_key,
-                base_url=base_url,
-                store=store,
+                base_url=settings.base_url,
+                store=settings.store,
                 snapshot_id=snapshot_id,
                 resume=resume,
                 shard=shard_k_n,
-                rate_limit=rate_limit or None,
+                rate_limit=settings.rate_limit,
+                max_attempts=settings.max_attempts,
+                timeout=settings.timeout,
                 page_size=page_size,
                 concurrency=concurrency,
                 batch_size=batch_size,
@@ -137,6 +143,8 @@ async def _run(
     resume: bool,
     shard: tuple[int, int] | None,
     rate_limit: float | None,
+    max_attempts: int | None,
+    timeout: float,
     page_size: int,
     concurrency: int,
     batch_size: int,
@@ -149,6 +157,8 @@ async def _run(
         api_key,
         base_url=base_url,
         rate_limit=policy,
+        retry=RetryPolicy(max_attempts=max_attempts) if max_attempts else None,
+        timeout=timeout,
         max_connections=concurrency,
         max_in_flight=concurrency,
         transport=collector_transport(transport, max_connections=concurrency),

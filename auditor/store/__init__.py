@@ -5,37 +5,51 @@ Layout (see ``docs/store.md``)::
     STORE/snapshot_date=YYYY-MM-DD/<snapshot_id>/{status,companies,errors,...}/part-*.parquet
                                                  manifest.json   (written last)
 
-A snapshot without ``manifest.json`` is never read.
+A snapshot without ``manifest.json`` is never read. One selector picks a night for every
+reader (:func:`select_snapshot`: ``latest``, ``previous``, ``YYYY-MM-DD`` or an id).
 """
 
 from __future__ import annotations
 
 from auditor.store._canonical import canonical
-from auditor.store._findings import history, load_findings, prune, write_findings
+from auditor.store._findings import FINDINGS_META, history, load_findings, prune, write_findings
 from auditor.store._layout import frame_from_tables
 from auditor.store._refreshes import REFRESHES_FILE, load_refreshes, write_refreshes
+from auditor.store._select import (
+    SNAPSHOT_SELECTORS,
+    SnapshotRef,
+    is_selector,
+    load_snapshot,
+    resolve_snapshot_dir,
+    select_snapshot,
+    select_snapshots,
+)
 from auditor.store._snapshots import (
     SnapshotNotFoundError,
     SnapshotWriter,
     list_snapshots,
-    load_snapshot,
-    resolve_snapshot_dir,
     write_snapshot,
 )
 
 __all__ = [
+    "FINDINGS_META",
     "REFRESHES_FILE",
+    "SNAPSHOT_SELECTORS",
     "SnapshotNotFoundError",
+    "SnapshotRef",
     "SnapshotWriter",
     "canonical",
     "frame_from_tables",
     "history",
+    "is_selector",
     "list_snapshots",
     "load_findings",
     "load_refreshes",
     "load_snapshot",
     "prune",
     "resolve_snapshot_dir",
+    "select_snapshot",
+    "select_snapshots",
     "write_findings",
     "write_refreshes",
     "write_snapshot",

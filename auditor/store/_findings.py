@@ -21,7 +21,8 @@ from auditor.store._layout import (
     utc_now,
     write_parquet,
 )
-from auditor.store._snapshots import StorePath, list_snapshots, resolve_snapshot_dir
+from auditor.store._select import resolve_snapshot_dir, select_snapshot
+from auditor.store._snapshots import SnapshotNotFoundError, StorePath, list_snapshots
 
 __all__ = ["history", "load_findings", "prune", "write_findings"]
 
@@ -82,41 +83,23 @@ def _with_findings(store: StorePath) -> pd.DataFrame:
 
 def load_findings(
     store: StorePath,
-    which: Literal["latest", "previous"] | str = "latest",
+    which: str = "latest",
     *,
     kind: Literal["findings", "resolved", "expired_snoozes"] = "findings",
     before: str | None = None,
 ) -> pd.DataFrame | None:
     """Stored findings, or None when there are none.
 
-    ``which``: ``"latest"`` = the most recent complete snapshot that has findings;
-    ``"previous"`` = the one before it; or a snapshot id. ``before`` = a snapshot id: only
-    snapshots older than it count (the ledger asks for ``"latest"`` before tonight's id).
-    ``kind`` selects the table (findings, resolved or expired snoozes).
+    ``which`` selects among the *audited* snapshots (:func:`select_snapshot` with
+    ``audited=True``): ``"latest"`` = the most recent complete snapshot that has findings;
+    ``"previous"`` = the one before it; a date ``YYYY-MM-DD``; or a snapshot id. ``before`` =
+    a snapshot id: only snapshots older than it count (the ledger asks for ``"latest"``
+    before tonight's id). ``kind`` selects the table (findings, resolved or expired snoozes).
     """
-    snaps = _with_findings(store)
-    if before is not None:
-        all_snaps = list_snapshots(store, include_incomplete=False)
-        match = all_snaps.loc[all_snaps["snapshot_id"] == before]
-        if not match.empty:
-            cutoff = match["snapshot_at"].iloc[0]
-            snaps = snaps.loc[
-                (snaps["snapshot_at"] < cutoff)
-                | ((snaps["snapshot_at"] == cutoff) & (snaps["snapshot_id"] < before))
-            ]
-    if which == "latest":
-        if snaps.empty:
-            return None
-        path = Path(str(snaps["path"].iloc[-1]))
-    elif which == "previous":
-        if len(snaps) < 2:
-            return None
-        path = Path(str(snaps["path"].iloc[-2]))
-    else:
-        match = snaps.loc[snaps["snapshot_id"] == which]
-        if match.empty:
-            return None
-        path = Path(str(match["path"].iloc[-1]))
+    try:
+        path = select_snapshot(store, which, audited=True, before=before).path
+    except (SnapshotNotFoundError, ValueError):  # nothing audited matches (or can match)
+        return None
     file = path / {"findings": FINDINGS_FILE, "resolved": RESOLVED_FILE}.get(kind, EXPIRED_FILE)
     if not file.exists():
         return None
@@ -179,8 +162,8 @@ def prune(store: StorePath, keep_days: int, *, as_of: datetime | None = None) ->
     cutoff = end - timedelta(days=keep_days)
     root = Path(store)
     try:
-        keep = resolve_snapshot_dir(root, "latest")
-    except LookupError:
+        keep: Path | None = select_snapshot(root, "latest").path
+    except SnapshotNotFoundError:
         keep = None
     deleted: list[Path] = []
     for path in iter_snapshot_dirs(root):

@@ -8,7 +8,8 @@ from typing import Final
 import pandas as pd
 
 from auditor.store._layout import read_parquet_files, write_parquet
-from auditor.store._snapshots import StorePath, resolve_snapshot_dir
+from auditor.store._select import resolve_snapshot_dir, select_snapshot
+from auditor.store._snapshots import SnapshotNotFoundError, StorePath
 
 __all__ = ["REFRESHES_FILE", "load_refreshes", "write_refreshes"]
 
@@ -30,8 +31,8 @@ def write_refreshes(store: StorePath, snapshot_id: str, outcomes: pd.DataFrame) 
 def load_refreshes(store: StorePath, *, before: str) -> pd.DataFrame | None:
     """The refreshes queued after the last complete snapshot older than ``before``."""
     try:
-        path = resolve_snapshot_dir(store, "latest", before=before) / REFRESHES_FILE
-    except LookupError:
+        path = select_snapshot(store, "latest", before=before).path / REFRESHES_FILE
+    except SnapshotNotFoundError:
         return None
     if not path.exists():
         return None

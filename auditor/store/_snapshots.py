@@ -22,14 +22,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
 import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
 from filelock import FileLock
 
-from auditor.snapshot import FRAME_NAMES, SCHEMAS, Snapshot
-from auditor.store._canonical import canonical
+from auditor.snapshot import FRAME_NAMES, Snapshot
 from auditor.store._layout import (
     FORMAT_VERSION,
     MANIFEST,
@@ -52,15 +51,13 @@ __all__ = [
     "SnapshotNotFoundError",
     "SnapshotWriter",
     "list_snapshots",
-    "load_snapshot",
-    "resolve_snapshot_dir",
     "write_snapshot",
 ]
 
 
 #: Join keys: categoricals in ``status`` (they repeat 43 times per company), strings in the
 #: other frames. On disk they are plain strings in every frame (Parquet dictionary-encodes
-#: the pages anyway), so DuckDB and polars join them without casts; :func:`load_snapshot`
+#: the pages anyway), so DuckDB and polars join them without casts; ``load_snapshot``
 #: reads them straight into categoricals where the schema says so.
 PLAIN_ON_DISK: frozenset[str] = frozenset({"company_id", "company_name", "connection_id"})
 
@@ -443,62 +440,3 @@ def list_snapshots(store: StorePath, *, include_incomplete: bool = True) -> pd.D
     for col in ("snapshot_id", "snapshot_date", "path"):
         frame[col] = frame[col].astype("string")
     return frame.sort_values(["snapshot_at", "snapshot_id"], kind="stable").reset_index(drop=True)
-
-
-def resolve_snapshot_dir(
-    store: StorePath, which: Literal["latest"] | str = "latest", *, before: str | None = None
-) -> Path:
-    """The directory of a complete snapshot: ``"latest"`` or a snapshot id.
-
-    ``before``: with ``"latest"``, the latest complete snapshot older than that snapshot id.
-    """
-    snaps = list_snapshots(store, include_incomplete=False)
-    if before is not None:
-        match = snaps.loc[snaps["snapshot_id"] == before]
-        if not match.empty:
-            snaps = snaps.loc[snaps.index < match.index[0]]
-    if which == "latest":
-        if snaps.empty:
-            raise SnapshotNotFoundError(f"no complete snapshot in {store}")
-        return Path(str(snaps["path"].iloc[-1]))
-    check_snapshot_id(which)
-    match = snaps.loc[snaps["snapshot_id"] == which]
-    if match.empty:
-        path = find_snapshot_dir(Path(store), which)
-        if path is not None:
-            raise SnapshotNotFoundError(f"snapshot {which} is not complete (no manifest yet)")
-        raise SnapshotNotFoundError(f"no snapshot {which} in {store}")
-    return Path(str(match["path"].iloc[-1]))
-
-
-def load_snapshot(
-    store: StorePath,
-    which: Literal["latest"] | str = "latest",
-    *,
-    frames: tuple[str, ...] = FRAME_NAMES,
-) -> Snapshot:
-    """A complete snapshot from the store: ``"latest"`` or a snapshot id.
-
-    Only files listed in the manifest are read. Frames come back in canonical form
-    (schema dtypes, sorted categories, rows by company). ``frames`` limits what is read
-    (the others are empty). ``meta`` is the manifest.
-    """
-    path = resolve_snapshot_dir(store, which)
-    manifest = read_json(path / MANIFEST)
-    out: dict[str, pd.DataFrame] = {}
-    for name in frames:
-        files = [path / rel for rel in manifest["files"].get(name, [])]
-        schema = SCHEMAS[name]
-        dictionary = [c for c, kind in schema.items() if kind == "category"]
-        raw = (
-            read_parquet_files(files, dictionary=dictionary)
-            if files
-            else pd.DataFrame({c: [] for c in schema})
-        )
-        out[name] = canonical(raw, schema)
-    return Snapshot(
-        snapshot_id=str(manifest["snapshot_id"]),
-        snapshot_at=datetime.fromisoformat(str(manifest["snapshot_at"])).astimezone(UTC),
-        meta=manifest,
-        **out,
-    )

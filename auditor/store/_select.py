@@ -1,0 +1,219 @@
+"""Picking one night: the one selector every reader of the store uses.
+
+``which`` is ``"latest"``, ``"previous"`` (the one before the latest), a date ``YYYY-MM-DD``
+(the latest snapshot of that day) or a snapshot id. Only complete snapshots (those with a
+manifest) are ever selected; ``audited=True`` narrows the choice to snapshots with stored
+findings, ``before`` to snapshots older than a given snapshot id.
+
+The Python API (:func:`auditor.load_snapshot`, :func:`auditor.load_findings`), the pipeline
+and every CLI option ``--snapshot`` go through :func:`select_snapshot`, so
+``auditor audit --snapshot previous`` and ``auditor.load_snapshot(store, "previous")`` pick
+the same night.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
+
+import pandas as pd
+
+from auditor.snapshot import FRAME_NAMES, SCHEMAS, Snapshot
+from auditor.store._canonical import canonical
+from auditor.store._layout import (
+    MANIFEST,
+    check_snapshot_id,
+    iter_snapshot_dirs,
+    read_json,
+    read_parquet_files,
+)
+from auditor.store._snapshots import SnapshotNotFoundError, StorePath, list_snapshots
+
+__all__ = [
+    "SNAPSHOT_SELECTORS",
+    "SnapshotRef",
+    "is_selector",
+    "load_snapshot",
+    "resolve_snapshot_dir",
+    "select_snapshot",
+    "select_snapshots",
+]
+
+#: What ``which`` may be, for help texts and error messages.
+SNAPSHOT_SELECTORS: Final = "latest, previous, a date YYYY-MM-DD or a snapshot id"
+
+_DATE: Final = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_SHOWN: Final = 5  # snapshot ids listed in an error message
+
+
+@dataclass(frozen=True)
+class SnapshotRef:
+    """A complete snapshot in a store, as :func:`select_snapshot` found it."""
+
+    snapshot_id: str
+    snapshot_date: str
+    snapshot_at: datetime
+    path: Path
+    has_findings: bool
+
+
+def is_selector(which: str) -> bool:
+    """Whether ``which`` is a valid selector (a keyword, a date, or a valid snapshot id)."""
+    if which in ("latest", "previous") or _DATE.match(which):
+        return True
+    try:
+        check_snapshot_id(which)
+    except ValueError:
+        return False
+    return True
+
+
+def _candidates(store: StorePath, *, audited: bool, before: str | None) -> pd.DataFrame:
+    """Complete snapshots (oldest first), narrowed by ``audited`` and ``before``."""
+    snaps = list_snapshots(store, include_incomplete=False)
+    if before is not None:
+        match = snaps.index[snaps["snapshot_id"] == before]
+        if len(match):
+            snaps = snaps.loc[snaps.index < match[0]]
+    if audited:
+        snaps = snaps.loc[snaps["has_findings"]]
+    return snaps.reset_index(drop=True)
+
+
+def _ref(row: pd.Series) -> SnapshotRef:
+    return SnapshotRef(
+        snapshot_id=str(row["snapshot_id"]),
+        snapshot_date=str(row["snapshot_date"]),
+        snapshot_at=pd.Timestamp(row["snapshot_at"]).to_pydatetime(),
+        path=Path(str(row["path"])),
+        has_findings=bool(row["has_findings"]),
+    )
+
+
+def select_snapshots(
+    store: StorePath, *, audited: bool = False, before: str | None = None
+) -> list[SnapshotRef]:
+    """Every complete snapshot :func:`select_snapshot` could pick with these filters, oldest
+    first (``"latest"`` is the last one)."""
+    snaps = _candidates(store, audited=audited, before=before)
+    return [_ref(row) for _, row in snaps.iterrows()]
+
+
+def _what(audited: bool, before: str | None) -> str:
+    what = "audited snapshot" if audited else "complete snapshot"
+    return f"{what} before {before}" if before is not None else what
+
+
+def _not_found(
+    store: StorePath, which: str, snaps: pd.DataFrame, *, audited: bool, before: str | None
+) -> SnapshotNotFoundError:
+    what = _what(audited, before)
+    if snaps.empty:
+        if which in ("latest", "previous"):
+            return SnapshotNotFoundError(f"no {what} in {store}")
+        return SnapshotNotFoundError(f"no {what} {which!r} in {store}: there is none")
+    ids = snaps["snapshot_id"].astype(str).tolist()
+    shown = ", ".join(ids[-_SHOWN:])
+    more = f" (and {len(ids) - _SHOWN} older)" if len(ids) > _SHOWN else ""
+    there = f"{len(ids)} {what}{'s' if len(ids) != 1 else ''}: {shown}{more}"
+    if which == "previous":
+        return SnapshotNotFoundError(f"no {what} before the latest one in {store}; {there}")
+    return SnapshotNotFoundError(f"no {what} {which!r} in {store}; {there}")
+
+
+def select_snapshot(
+    store: StorePath,
+    which: str = "latest",
+    *,
+    audited: bool = False,
+    before: str | None = None,
+) -> SnapshotRef:
+    """The complete snapshot of ``store`` that ``which`` names.
+
+    ``which``: ``"latest"``, ``"previous"`` (the one before the latest), a date
+    ``YYYY-MM-DD`` (the latest snapshot of that day; dates are the store's UTC dates) or a
+    snapshot id. ``audited``: only snapshots whose findings are stored count (``"latest"``
+    is then the most recent audit). ``before``: a snapshot id; only snapshots older than it
+    count (ignored when the store has no complete snapshot of that id).
+
+    Raises :class:`SnapshotNotFoundError` (a :class:`LookupError`) naming what the store
+    holds when nothing matches, or saying so when the snapshot exists but is not complete
+    yet; :class:`ValueError` when ``which`` is not a valid selector.
+    """
+    if not is_selector(which):
+        raise ValueError(f"invalid snapshot {which!r}: use {SNAPSHOT_SELECTORS}")
+    snaps = _candidates(store, audited=audited, before=before)
+    row: pd.Series | None = None
+    if which == "latest":
+        row = snaps.iloc[-1] if len(snaps) else None
+    elif which == "previous":
+        row = snaps.iloc[-2] if len(snaps) >= 2 else None
+    else:
+        match = snaps.loc[snaps["snapshot_id"] == which]
+        if match.empty and _DATE.match(which):
+            match = snaps.loc[snaps["snapshot_date"] == which]
+        row = match.iloc[-1] if len(match) else None
+    if row is None:
+        if which not in ("latest", "previous"):
+            _raise_if_incomplete(store, which, audited=audited)
+        raise _not_found(store, which, snaps, audited=audited, before=before)
+    return _ref(row)
+
+
+def _raise_if_incomplete(store: StorePath, which: str, *, audited: bool) -> None:
+    """A clearer message for a snapshot that exists but cannot be read (yet)."""
+    for path in iter_snapshot_dirs(Path(store)):
+        if path.name != which:
+            continue
+        if not (path / MANIFEST).exists():
+            raise SnapshotNotFoundError(f"snapshot {which} is not complete (no manifest yet)")
+        if audited and not (path / "findings.parquet").exists():
+            raise SnapshotNotFoundError(f"snapshot {which} has not been audited yet")
+
+
+def resolve_snapshot_dir(
+    store: StorePath, which: str = "latest", *, before: str | None = None
+) -> Path:
+    """The directory of the complete snapshot ``which`` names (see :func:`select_snapshot`)."""
+    return select_snapshot(store, which, before=before).path
+
+
+def load_snapshot(
+    store: StorePath,
+    which: str = "latest",
+    *,
+    frames: Sequence[str] = FRAME_NAMES,
+) -> Snapshot:
+    """A complete snapshot from the store (``which``: see :func:`select_snapshot`).
+
+    This is the one place where stored frames are conformed to their schemas: only files
+    listed in the manifest are read, and frames come back in canonical form (schema dtypes,
+    sorted categories, rows in the order written), so nothing downstream converts them
+    again. ``frames`` limits what is read (the others are empty). ``meta`` is the manifest.
+    """
+    unknown = sorted(set(frames) - set(FRAME_NAMES))
+    if unknown:
+        raise ValueError(f"unknown frame(s) {unknown}; choose from {list(FRAME_NAMES)}")
+    path = select_snapshot(store, which).path
+    manifest = read_json(path / MANIFEST)
+    out: dict[str, pd.DataFrame] = {}
+    for name in frames:
+        files = [path / rel for rel in manifest["files"].get(name, [])]
+        schema = SCHEMAS[name]
+        dictionary = [c for c, kind in schema.items() if kind == "category"]
+        raw = (
+            read_parquet_files(files, dictionary=dictionary)
+            if files
+            else pd.DataFrame({c: [] for c in schema})
+        )
+        out[name] = canonical(raw, schema)
+    return Snapshot(
+        snapshot_id=str(manifest["snapshot_id"]),
+        snapshot_at=datetime.fromisoformat(str(manifest["snapshot_at"])).astimezone(UTC),
+        meta=manifest,
+        **out,
+    )
