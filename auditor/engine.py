@@ -36,7 +36,7 @@ import pyarrow.compute as pc  # type: ignore[import-untyped]
 
 from auditor.config import AuditConfig
 from auditor.findings import FINDINGS_COLUMNS, FINDINGS_SCHEMA, conform_findings, empty_findings
-from auditor.ledger import apply_ledger, incident_keys
+from auditor.ledger import apply_ledger, incident_keys, unchecked_companies
 from auditor.result import AuditResult
 from auditor.rules import RULES, Rule, RuleContext
 from auditor.rules._base import concat, isin, map_values, now_utc, text
@@ -433,7 +433,8 @@ def audit(
     findings = run_fleet_rules(findings, snapshot, config, ts)
     active, expired = split_expired(_snooze_list(snoozes), ts)
     findings = apply_snoozes(findings, active)
-    findings, resolved = apply_ledger(findings, previous, ts)
+    unchecked = unchecked_companies(snapshot.status, snapshot.errors)
+    findings, resolved = apply_ledger(findings, previous, ts, unchecked=unchecked)
     if len(resolved) and len(covered_keys):
         # Still there, reported under its root cause: not resolved.
         resolved = resolved.loc[~isin(resolved["incident_key"], covered_keys.dropna())]

@@ -14,6 +14,14 @@ rule|status``). Comparing tonight's findings with the previous audit's gives eac
 and the incidents open in the previous audit that are gone tonight are returned as the
 ``resolved`` table (``state='resolved'``, values as last seen).
 
+Not collected is not resolved
+-----------------------------
+A company that could not be read tonight (its ``dataStatus`` failed: it is in the snapshot's
+``errors`` frame with no status rows) cannot have resolved anything. Its incidents open in the
+previous audit are kept in tonight's findings as they were (``state`` ``ongoing``,
+``nights_open`` + 1, ``carried_over`` true) and are judged again on the first night it is read.
+Its ``not-collected`` finding is tonight's own; last night's ``not-collected`` is not carried.
+
 What the store must keep
 ------------------------
 Only the previous audit's two tables: pass ``previous = pd.concat([findings, resolved])`` of the
@@ -33,8 +41,9 @@ import numpy as np
 import pandas as pd
 
 from auditor.findings import conform_findings, empty_findings
+from auditor.rules._base import isin
 
-__all__ = ["apply_ledger", "incident_keys", "previous_tables"]
+__all__ = ["apply_ledger", "incident_keys", "previous_tables", "unchecked_companies"]
 
 
 def _text(series: pd.Series) -> pd.Series:
@@ -63,12 +72,25 @@ def previous_tables(findings: pd.DataFrame, resolved: Iterable[pd.DataFrame] = (
     return pd.concat([conform_findings(f) for f in frames], ignore_index=True)
 
 
+#: Rules whose findings are about tonight's collection itself: never carried over.
+_NOT_CARRIED: tuple[str, ...] = ("not-collected",)
+
+
 def apply_ledger(
-    findings: pd.DataFrame, previous: pd.DataFrame | None, as_of: datetime
+    findings: pd.DataFrame,
+    previous: pd.DataFrame | None,
+    as_of: datetime,
+    *,
+    unchecked: Iterable[str] = (),
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(tonight's findings with state/first_seen/nights_open, the resolved incidents)."""
+    """(tonight's findings with state/first_seen/nights_open, the resolved incidents).
+
+    ``unchecked``: ids of the companies that could not be read tonight; their incidents open in
+    ``previous`` stay open (carried over), they are not resolved.
+    """
     now = pd.Timestamp(as_of)
     out = findings.copy()
+    out["carried_over"] = False
     n = len(out)
     if previous is None or previous.empty:
         out["state"] = _states(np.zeros(n, dtype=np.int8))
@@ -123,9 +145,36 @@ def apply_ledger(
     seen_tonight[tonight] = True
     last_open = open_rows[open_at[prev_codes[open_rows]] == open_rows]
     gone = last_open[~seen_tonight[prev_codes[last_open]]]
-    resolved = prev.iloc[gone].copy()
+    unchecked_ids = list(unchecked)
+    carried_mask = np.zeros(len(gone), dtype=bool)
+    if unchecked_ids and len(gone):
+        gone_rows = prev.iloc[gone]
+        carried_mask = isin(gone_rows["company_id"], unchecked_ids) & ~isin(
+            gone_rows["rule"], _NOT_CARRIED
+        )
+    carried = prev.iloc[gone[carried_mask]].copy()
+    resolved = prev.iloc[gone[~carried_mask]].copy()
     resolved["state"] = "resolved"
-    return conform_findings(out), conform_findings(resolved.reset_index(drop=True))
+    tonight_out = conform_findings(out)
+    if len(carried):
+        carried["state"] = "ongoing"
+        carried["nights_open"] = (
+            carried["nights_open"].astype("Float64").fillna(1).astype("int64") + 1
+        )
+        carried["carried_over"] = True
+        carried["as_of"] = now
+        tonight_out = pd.concat([tonight_out, conform_findings(carried)], ignore_index=True)
+        tonight_out = conform_findings(tonight_out)
+    return tonight_out, conform_findings(resolved.reset_index(drop=True))
+
+
+def unchecked_companies(status: pd.DataFrame, errors: pd.DataFrame) -> list[str]:
+    """Companies in the collection errors with no status rows: not read tonight."""
+    failed = errors["company_id"].dropna().astype("string").unique()
+    if not len(failed):
+        return []
+    read = isin(pd.Series(failed, dtype="string"), status["company_id"].dropna().unique())
+    return [str(c) for c in failed[~read]]
 
 
 _STATE_NAMES = pd.Index(["new", "ongoing", "regressed", "resolved"], dtype="string")
