@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -81,12 +82,14 @@ def apply_ledger(
     previous: pd.DataFrame | None,
     as_of: datetime,
     *,
-    unchecked: Iterable[str] = (),
+    unchecked: Iterable[tuple[str | None, str | None]] = (),
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(tonight's findings with state/first_seen/nights_open, the resolved incidents).
 
-    ``unchecked``: ids of the companies that could not be read tonight; their incidents open in
-    ``previous`` stay open (carried over), they are not resolved.
+    ``unchecked``: ``(rule, company_id)`` pairs that could not be judged tonight (``None`` is
+    any: ``(None, "c1")`` is a company that could not be read, ``("stale", None)`` a rule that
+    failed for the whole fleet). Their incidents open in ``previous`` stay open (carried over):
+    they are not resolved.
     """
     now = pd.Timestamp(as_of)
     out = findings.copy()
@@ -145,13 +148,7 @@ def apply_ledger(
     seen_tonight[tonight] = True
     last_open = open_rows[open_at[prev_codes[open_rows]] == open_rows]
     gone = last_open[~seen_tonight[prev_codes[last_open]]]
-    unchecked_ids = list(unchecked)
-    carried_mask = np.zeros(len(gone), dtype=bool)
-    if unchecked_ids and len(gone):
-        gone_rows = prev.iloc[gone]
-        carried_mask = isin(gone_rows["company_id"], unchecked_ids) & ~isin(
-            gone_rows["rule"], _NOT_CARRIED
-        )
+    carried_mask = _unchecked_mask(prev.iloc[gone], list(unchecked))
     carried = prev.iloc[gone[carried_mask]].copy()
     resolved = prev.iloc[gone[~carried_mask]].copy()
     resolved["state"] = "resolved"
@@ -166,6 +163,24 @@ def apply_ledger(
         tonight_out = pd.concat([tonight_out, conform_findings(carried)], ignore_index=True)
         tonight_out = conform_findings(tonight_out)
     return tonight_out, conform_findings(resolved.reset_index(drop=True))
+
+
+def _unchecked_mask(rows: pd.DataFrame, unchecked: list[tuple[str | None, str | None]]) -> Any:
+    """Rows matching one of the ``(rule, company_id)`` patterns (``None`` matches any)."""
+    mask = np.zeros(len(rows), dtype=bool)
+    if not unchecked or rows.empty:
+        return mask
+    companies = [c for r, c in unchecked if r is None and c is not None]
+    rules = [r for r, c in unchecked if c is None and r is not None]
+    pairs = [f"{r}|{c}" for r, c in unchecked if r is not None and c is not None]
+    if companies:
+        mask |= isin(rows["company_id"], companies)
+    if rules:
+        mask |= isin(rows["rule"], rules)
+    if pairs:
+        keys = _text(rows["rule"]) + "|" + _text(rows["company_id"])
+        mask |= isin(keys, pairs)
+    return mask & ~isin(rows["rule"], _NOT_CARRIED)
 
 
 def unchecked_companies(status: pd.DataFrame, errors: pd.DataFrame) -> list[str]:

@@ -68,3 +68,7 @@ def audit(
     assert run.reports is not None
     typer.echo(f"report:   {run.reports.report_html}")
     typer.echo(f"findings: {run.reports.findings_csv}")
+    if run.result.rule_failures:
+        for failure in run.result.rule_failures:
+            typer.echo(f"error: {failure.describe()}", err=True)
+        raise typer.Exit(2)
