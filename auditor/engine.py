@@ -122,6 +122,8 @@ def _run(rule: Rule, ctx: RuleContext) -> pd.DataFrame:
     override = ctx.options.severity
     if override is not None or "severity" not in out.columns:
         out["severity"] = _constant(override or rule.default_severity, n)
+    elif out["severity"].isna().any():  # rows of a tiered rule left to the default
+        out["severity"] = text(out["severity"]).fillna(rule.default_severity)
     return out
 
 
@@ -545,7 +547,7 @@ def audit(
             _audit_partition(snapshot.partition(chunk), config, ts, failures)
             for chunk in _chunks(ids, chunk_size)
         ]
-        findings = concat_findings(r[0] for r in results)
+        findings = _one_fleet_row(concat_findings(r[0] for r in results))
         covered_keys = pd.concat([r[1]["incident_key"] for r in results], ignore_index=True)
     else:
         findings, covered = _audit_partition(snapshot, config, ts, failures)
@@ -592,6 +594,15 @@ def audit(
         expired_snoozes=expired,
         rule_failures=tuple(failures),
     )
+
+
+def _one_fleet_row(findings: pd.DataFrame) -> pd.DataFrame:
+    """Fleet-level findings (no company) that every partition gave: kept once."""
+    fleet = findings["company_id"].isna().to_numpy()
+    if not fleet.any():
+        return findings
+    dup = fleet & findings["incident_key"].duplicated().to_numpy()
+    return findings.loc[~dup].reset_index(drop=True) if dup.any() else findings
 
 
 def _merged(failures: list[RuleFailure]) -> list[RuleFailure]:

@@ -72,6 +72,20 @@ class AuditResult:
     rule_failures: tuple[RuleFailure, ...] = ()
 
     @property
+    def missing_inputs(self) -> list[str]:
+        """Messages of the fleet-wide inputs that could not be read (``not-collected`` findings
+        about no company): the audit is incomplete, never "all clear"."""
+        f = self.findings
+        rows = f.loc[(f["rule"].astype("string") == "not-collected").fillna(False).to_numpy(bool)
+                     & f["company_id"].isna().to_numpy()]
+        return [str(m) for m in rows["message"]]
+
+    @property
+    def incomplete(self) -> bool:
+        """A rule failed or a fleet-wide input is missing: the run exits 2."""
+        return bool(self.rule_failures or self.missing_inputs)
+
+    @property
     def active(self) -> pd.DataFrame:
         """Findings that count: not snoozed."""
         return self.findings.loc[~self.findings["snoozed"].fillna(False).astype(bool)]
