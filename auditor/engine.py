@@ -36,8 +36,9 @@ import pyarrow.compute as pc  # type: ignore[import-untyped]
 
 from auditor.config import AuditConfig
 from auditor.findings import FINDINGS_COLUMNS, FINDINGS_SCHEMA, conform_findings, empty_findings
-from auditor.ledger import apply_ledger, incident_keys
-from auditor.result import AuditResult
+from auditor.ledger import apply_ledger, incident_keys, unchecked_companies
+from auditor.logs import redact
+from auditor.result import AuditResult, RuleFailure
 from auditor.rules import RULES, Rule, RuleContext
 from auditor.snapshot import SCHEMAS, Snapshot, conform
 from auditor.snoozes import Snooze, apply_snoozes, load_snoozes, split_expired
@@ -61,6 +62,12 @@ SnoozesArg = Sequence[Snooze] | str | Path | None
 
 class RuleError(RuntimeError):
     """A rule failed on its input (a bug in the rule, or input it cannot read)."""
+
+
+#: A partition rule that raises is re-run on halves of the partition until the companies it
+#: cannot read are found; past this many failed companies in one partition the rest of it is
+#: given up on as a whole (bisecting further would cost more than it tells).
+MAX_FAILED_COMPANIES = 32
 
 
 def _conformed(snapshot: Snapshot) -> Snapshot:
@@ -114,6 +121,8 @@ def _run(rule: Rule, ctx: RuleContext) -> pd.DataFrame:
     override = ctx.options.severity
     if override is not None or "severity" not in out.columns:
         out["severity"] = _constant(override or rule.default_severity, n)
+    elif out["severity"].isna().any():  # rows of a tiered rule left to the default
+        out["severity"] = text(out["severity"]).fillna(rule.default_severity)
     return out
 
 
@@ -320,13 +329,102 @@ def apply_coverage(
     )
 
 
+def _failure_rows(rule: Rule, failure: RuleFailure, snapshot: Snapshot) -> pd.DataFrame:
+    """The findings that say a rule could not be evaluated: one per company, or one for all."""
+    message = (
+        f"Rule {rule.name} could not be evaluated "
+        + ("for any company" if failure.fleet_wide else "for this company")
+        + f" tonight ({failure.error}); what it would find is unknown, and its incidents stay "
+        "open until it is."
+    )
+    remedy = (
+        "A bug in the rule or input it cannot read: the run's log has the traceback; report it "
+        "to the auditor's maintainers. Check this data by hand until then."
+    )
+    if failure.fleet_wide:
+        return pd.DataFrame(
+            {"severity": ["error"], "message": [message], "remedy": [remedy]}
+        )
+    names = snapshot.companies.drop_duplicates("company_id").set_index("company_id")
+    ids = list(failure.companies)
+    name = names["company_name"].reindex(ids) if len(names) else pd.Series(None, index=ids)
+    return pd.DataFrame(
+        {
+            "company_id": ids,
+            "company_name": name.to_numpy(),
+            "severity": "error",
+            "message": message,
+            "remedy": remedy,
+        }
+    )
+
+
+def _run_isolated(
+    rule: Rule,
+    snapshot: Snapshot,
+    config: AuditConfig,
+    as_of: pd.Timestamp,
+    failures: list[RuleFailure],
+) -> pd.DataFrame:
+    """``rule`` on ``snapshot``; if it raises, on halves of it until the companies it cannot
+    read are found. Those are recorded in ``failures`` and get a finding that says so; the
+    other companies get the rule's findings as usual."""
+    try:
+        return _run(rule, _context(snapshot, rule, config, as_of))
+    except RuleError as exc:
+        first: RuleError = exc
+    found: list[pd.DataFrame] = []
+    failed: list[str] = []
+
+    def bisect(part: Snapshot, ids: pd.Index) -> None:
+        if len(ids) <= 1 or len(failed) >= MAX_FAILED_COMPANIES:
+            failed.extend(str(i) for i in ids)
+            return
+        half = len(ids) // 2
+        for chunk in (ids[:half], ids[half:]):
+            sub = part.partition(chunk)
+            try:
+                found.append(_run(rule, _context(sub, rule, config, as_of)))
+            except RuleError:
+                bisect(sub, chunk)
+
+    bisect(snapshot, snapshot.company_ids)
+    error = redact(repr(first.__cause__) if first.__cause__ else str(first))[:500]
+    _log.error("%s", first, exc_info=first)
+    fleet_wide = len(failed) > MAX_FAILED_COMPANIES or not failed
+    failure = RuleFailure(
+        rule.name, rule.code, error, () if fleet_wide else tuple(failed), fleet_wide
+    )
+    failures.append(failure)
+    if not fleet_wide:  # a fleet-wide one gets its one finding in audit(), after all partitions
+        found.append(_run_rows(rule, _failure_rows(rule, failure, snapshot)))
+    return concat_findings(found)
+
+
+def _run_rows(rule: Rule, rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` stamped as findings of ``rule`` (as :func:`_run` stamps a rule's output)."""
+    out = rows.reset_index(drop=True)
+    n = len(out)
+    out["rule"] = _constant(rule.name, n)
+    out["code"] = _constant(rule.code, n)
+    return out
+
+
 def _audit_partition(
-    snapshot: Snapshot, config: AuditConfig, as_of: pd.Timestamp
+    snapshot: Snapshot,
+    config: AuditConfig,
+    as_of: pd.Timestamp,
+    failures: list[RuleFailure] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(the partition's findings, the findings covered by another one, both stamped)."""
+    """(the partition's findings, the findings covered by another one, both stamped).
+
+    A rule that raises costs only the companies it cannot read (see :func:`_run_isolated`);
+    pass ``failures`` to collect them.
+    """
     snapshot = _conformed(snapshot)
     rules = [rule for rule in config.enabled_rules() if rule.scope == "partition"]
-    parts = [_run(rule, _context(snapshot, rule, config, as_of)) for rule in rules]
+    sink = failures if failures is not None else []
+    parts = [_run_isolated(rule, snapshot, config, as_of, sink) for rule in rules]
     shown, covered = apply_coverage(concat_findings(parts), RULES)
     return _stamp(shown, as_of), _stamp(covered, as_of)
 
@@ -334,24 +432,47 @@ def _audit_partition(
 def audit_partition(snapshot: Snapshot, config: AuditConfig, as_of: datetime) -> pd.DataFrame:
     """Findings of the partition rules on one company-complete partition (a findings table).
 
-    Findings another finding explains (see :func:`apply_coverage`) are left out.
+    Findings another finding explains (see :func:`apply_coverage`) are left out. A rule that
+    raises gives, for the companies it cannot read, a finding that says so.
     """
     return _audit_partition(snapshot, config, as_utc_timestamp(as_of))[0]
 
 
 def run_fleet_rules(
-    findings: pd.DataFrame, snapshot: Snapshot, config: AuditConfig, as_of: datetime
+    findings: pd.DataFrame,
+    snapshot: Snapshot,
+    config: AuditConfig,
+    as_of: datetime,
+    failures: list[RuleFailure] | None = None,
 ) -> pd.DataFrame:
-    """Add the fleet rules' findings (and let them annotate the others)."""
+    """Add the fleet rules' findings (and let them annotate the others).
+
+    A fleet rule that raises is recorded in ``failures`` (fleet-wide) with one finding that
+    says so; the other rules' findings stand.
+    """
     ts = as_utc_timestamp(as_of)
     parts = [findings]
     for rule in config.enabled_rules():
         if rule.scope != "fleet":
             continue
         ctx = _context(snapshot, rule, config, ts, findings=findings)
-        extra = _run(rule, ctx)
-        if rule.annotate is not None and not extra.empty:
-            parts[0] = rule.annotate(parts[0], extra)
+        try:
+            extra = _run(rule, ctx)
+            annotated = (
+                rule.annotate(parts[0], extra)
+                if rule.annotate is not None and not extra.empty
+                else parts[0]
+            )
+        except Exception as exc:
+            _log.error("fleet rule %s failed", rule.name, exc_info=exc)
+            failure = RuleFailure(
+                rule.name, rule.code, redact(repr(exc.__cause__ or exc))[:500], fleet_wide=True
+            )
+            if failures is not None:
+                failures.append(failure)
+            extra = _run_rows(rule, _failure_rows(rule, failure, snapshot))
+            annotated = parts[0]
+        parts[0] = annotated
         parts.append(extra)
     return _finish(parts, ts) if len(parts) > 1 else findings
 
@@ -418,21 +539,39 @@ def audit(
     config = config or AuditConfig()
     ts = as_utc_timestamp(as_of)
     snapshot = _conformed(snapshot)
+    failures: list[RuleFailure] = []
     if chunk_size is not None and chunk_size > 0 and len(snapshot.company_ids) > chunk_size:
         ids = snapshot.company_ids
         results = [
-            _audit_partition(snapshot.partition(chunk), config, ts)
+            _audit_partition(snapshot.partition(chunk), config, ts, failures)
             for chunk in _chunks(ids, chunk_size)
         ]
-        findings = concat_findings(r[0] for r in results)
+        findings = _one_fleet_row(concat_findings(r[0] for r in results))
         covered_keys = pd.concat([r[1]["incident_key"] for r in results], ignore_index=True)
     else:
-        findings, covered = _audit_partition(snapshot, config, ts)
+        findings, covered = _audit_partition(snapshot, config, ts, failures)
         covered_keys = covered["incident_key"]
-    findings = run_fleet_rules(findings, snapshot, config, ts)
+    failures = _merged(failures)
+    by_name = {r.name: r for r in config.enabled_rules()}
+    wholesale = [
+        _run_rows(by_name[f.rule], _failure_rows(by_name[f.rule], f, snapshot))
+        for f in failures
+        if f.fleet_wide
+    ]
+    if wholesale:
+        findings = _finish([findings, *wholesale], ts)
+    findings = run_fleet_rules(findings, snapshot, config, ts, failures)
     active, expired = split_expired(_snooze_list(snoozes), ts)
     findings = apply_snoozes(findings, active)
-    findings, resolved = apply_ledger(findings, previous, ts)
+    unchecked: list[tuple[str | None, str | None]] = [
+        (None, c) for c in unchecked_companies(snapshot.status, snapshot.errors)
+    ]
+    for failure in failures:
+        if failure.fleet_wide:
+            unchecked.append((failure.rule, None))
+        else:
+            unchecked += [(failure.rule, c) for c in failure.companies]
+    findings, resolved = apply_ledger(findings, previous, ts, unchecked=unchecked)
     if len(resolved) and len(covered_keys):
         # Still there, reported under its root cause: not resolved.
         resolved = resolved.loc[~isin(resolved["incident_key"], covered_keys.dropna())]
@@ -452,4 +591,30 @@ def audit(
         findings=findings[list(FINDINGS_COLUMNS)],
         resolved=resolved,
         expired_snoozes=expired,
+        rule_failures=tuple(failures),
     )
+
+
+def _one_fleet_row(findings: pd.DataFrame) -> pd.DataFrame:
+    """Fleet-level findings (no company) that every partition gave: kept once."""
+    fleet = findings["company_id"].isna().to_numpy()
+    if not fleet.any():
+        return findings
+    dup = fleet & findings["incident_key"].duplicated().to_numpy()
+    return findings.loc[~dup].reset_index(drop=True) if dup.any() else findings
+
+
+def _merged(failures: list[RuleFailure]) -> list[RuleFailure]:
+    """One failure per rule over all partitions (fleet-wide if any part was)."""
+    by_rule: dict[str, RuleFailure] = {}
+    for f in failures:
+        seen = by_rule.get(f.rule)
+        if seen is None:
+            by_rule[f.rule] = f
+            continue
+        companies = seen.companies + f.companies
+        fleet_wide = seen.fleet_wide or f.fleet_wide
+        by_rule[f.rule] = RuleFailure(
+            f.rule, f.code, seen.error, () if fleet_wide else companies, fleet_wide
+        )
+    return list(by_rule.values())

@@ -25,6 +25,8 @@ Columns, in order
 ``state``                 ``new`` / ``ongoing`` / ``regressed`` (set by the ledger)
 ``first_seen``            UTC date-time the incident was first seen
 ``nights_open``           nights the incident has been open (1 = new tonight)
+``carried_over``          true when the company could not be read tonight: the row is the
+                          previous audit's, kept open (not re-checked, never "resolved")
 ``snoozed``               true when a snooze matches; snoozed rows are left out of counts
 ``snooze_reason``         the matching snooze's reason
 ``provider_incident``     key of the provider incident this row belongs to, if any
@@ -71,6 +73,7 @@ FINDINGS_SCHEMA: Final[dict[str, ColumnKind]] = {
     "state": "category",
     "first_seen": "timestamp",
     "nights_open": "int",
+    "carried_over": "bool",
     "snoozed": "bool",
     "snooze_reason": "str",
     "provider_incident": "str",

@@ -14,6 +14,14 @@ rule|status``). Comparing tonight's findings with the previous audit's gives eac
 and the incidents open in the previous audit that are gone tonight are returned as the
 ``resolved`` table (``state='resolved'``, values as last seen).
 
+Not collected is not resolved
+-----------------------------
+A company that could not be read tonight (its ``dataStatus`` failed: it is in the snapshot's
+``errors`` frame with no status rows) cannot have resolved anything. Its incidents open in the
+previous audit are kept in tonight's findings as they were (``state`` ``ongoing``,
+``nights_open`` + 1, ``carried_over`` true) and are judged again on the first night it is read.
+Its ``not-collected`` finding is tonight's own; last night's ``not-collected`` is not carried.
+
 What the store must keep
 ------------------------
 Only the previous audit's two tables: pass ``previous = pd.concat([findings, resolved])`` of the
@@ -28,14 +36,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from auditor.findings import conform_findings, empty_findings
-from auditor.vectors import text
+from auditor.vectors import isin, text
 
-__all__ = ["apply_ledger", "incident_keys", "previous_tables"]
+__all__ = ["apply_ledger", "incident_keys", "previous_tables", "unchecked_companies"]
 
 
 def incident_keys(findings: pd.DataFrame) -> pd.Series:
@@ -60,12 +69,27 @@ def previous_tables(findings: pd.DataFrame, resolved: Iterable[pd.DataFrame] = (
     return pd.concat([conform_findings(f) for f in frames], ignore_index=True)
 
 
+#: Rules whose findings are about tonight's collection itself: never carried over.
+_NOT_CARRIED: tuple[str, ...] = ("not-collected",)
+
+
 def apply_ledger(
-    findings: pd.DataFrame, previous: pd.DataFrame | None, as_of: datetime
+    findings: pd.DataFrame,
+    previous: pd.DataFrame | None,
+    as_of: datetime,
+    *,
+    unchecked: Iterable[tuple[str | None, str | None]] = (),
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(tonight's findings with state/first_seen/nights_open, the resolved incidents)."""
+    """(tonight's findings with state/first_seen/nights_open, the resolved incidents).
+
+    ``unchecked``: ``(rule, company_id)`` pairs that could not be judged tonight (``None`` is
+    any: ``(None, "c1")`` is a company that could not be read, ``("stale", None)`` a rule that
+    failed for the whole fleet). Their incidents open in ``previous`` stay open (carried over):
+    they are not resolved.
+    """
     now = pd.Timestamp(as_of)
     out = findings.copy()
+    out["carried_over"] = False
     n = len(out)
     if previous is None or previous.empty:
         out["state"] = _states(np.zeros(n, dtype=np.int8))
@@ -120,9 +144,48 @@ def apply_ledger(
     seen_tonight[tonight] = True
     last_open = open_rows[open_at[prev_codes[open_rows]] == open_rows]
     gone = last_open[~seen_tonight[prev_codes[last_open]]]
-    resolved = prev.iloc[gone].copy()
+    carried_mask = _unchecked_mask(prev.iloc[gone], list(unchecked))
+    carried = prev.iloc[gone[carried_mask]].copy()
+    resolved = prev.iloc[gone[~carried_mask]].copy()
     resolved["state"] = "resolved"
-    return conform_findings(out), conform_findings(resolved.reset_index(drop=True))
+    tonight_out = conform_findings(out)
+    if len(carried):
+        carried["state"] = "ongoing"
+        carried["nights_open"] = (
+            carried["nights_open"].astype("Float64").fillna(1).astype("int64") + 1
+        )
+        carried["carried_over"] = True
+        carried["as_of"] = now
+        tonight_out = pd.concat([tonight_out, conform_findings(carried)], ignore_index=True)
+        tonight_out = conform_findings(tonight_out)
+    return tonight_out, conform_findings(resolved.reset_index(drop=True))
+
+
+def _unchecked_mask(rows: pd.DataFrame, unchecked: list[tuple[str | None, str | None]]) -> Any:
+    """Rows matching one of the ``(rule, company_id)`` patterns (``None`` matches any)."""
+    mask = np.zeros(len(rows), dtype=bool)
+    if not unchecked or rows.empty:
+        return mask
+    companies = [c for r, c in unchecked if r is None and c is not None]
+    rules = [r for r, c in unchecked if c is None and r is not None]
+    pairs = [f"{r}|{c}" for r, c in unchecked if r is not None and c is not None]
+    if companies:
+        mask |= isin(rows["company_id"], companies)
+    if rules:
+        mask |= isin(rows["rule"], rules)
+    if pairs:
+        keys = text(rows["rule"], "") + "|" + text(rows["company_id"], "")
+        mask |= isin(keys, pairs)
+    return mask & ~isin(rows["rule"], _NOT_CARRIED)
+
+
+def unchecked_companies(status: pd.DataFrame, errors: pd.DataFrame) -> list[str]:
+    """Companies in the collection errors with no status rows: not read tonight."""
+    failed = errors["company_id"].dropna().astype("string").unique()
+    if not len(failed):
+        return []
+    read = isin(pd.Series(failed, dtype="string"), status["company_id"].dropna().unique())
+    return [str(c) for c in failed[~read]]
 
 
 _STATE_NAMES = pd.Index(["new", "ongoing", "regressed", "resolved"], dtype="string")

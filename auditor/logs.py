@@ -1,9 +1,11 @@
 """Logging for the CLI: human lines on a terminal, JSON lines for log collectors.
 
 Every record of a run carries its ``run_id``. Secrets registered with :func:`register_secret`
-(the API key, SMTP password, and their Basic-auth encodings) are replaced by ``***`` in every
-message and argument before any handler sees them: defence in depth on top of never logging
-them in the first place.
+(the API key, SMTP password, webhook URLs, and their Basic-auth encodings) are replaced by
+``***`` in what the handler writes: the formatted line, tracebacks and every ``extra`` field.
+Redaction happens on the way out, so no formatter path (an exception's text, a non-string
+argument, a field added later) can carry a secret past it: defence in depth on top of never
+logging them in the first place.
 """
 
 from __future__ import annotations
@@ -34,15 +36,16 @@ def register_secret(secret: str | None) -> None:
 
 
 def redact(text: str) -> str:
-    """``text`` with every registered secret replaced by ``***``."""
-    for secret in _SECRETS:
+    """``text`` with every registered secret replaced by ``***`` (longest secrets first, so a
+    secret that contains another is removed whole)."""
+    for secret in sorted(_SECRETS, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, "***")
     return text
 
 
 class _Context(logging.Filter):
-    """Stamps the run id on every record and redacts secrets."""
+    """Stamps the run id on every record."""
 
     def __init__(self, run_id: str) -> None:
         super().__init__()
@@ -50,12 +53,12 @@ class _Context(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.run_id = self.run_id
-        if _SECRETS:
-            record.msg = redact(str(record.msg))
-            if record.args:
-                args = record.args if isinstance(record.args, tuple) else (record.args,)
-                record.args = tuple(redact(a) if isinstance(a, str) else a for a in args)
         return True
+
+
+class _HumanFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -73,14 +76,26 @@ class _JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "run_id": getattr(record, "run_id", None),
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
         }
         for key, value in record.__dict__.items():
             if key not in _RESERVED and not key.startswith("_"):
                 payload[key] = value
         if record.exc_info:
-            payload["exc"] = redact(self.formatException(record.exc_info))
-        return json.dumps(payload, default=str)
+            payload["exc"] = self.formatException(record.exc_info)
+        # Values are redacted before encoding (JSON escaping would hide a secret with a quote
+        # or a backslash from a search of the encoded line) and the line once more after.
+        return redact(json.dumps(_redacted(payload), default=lambda v: redact(str(v))))
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact(str(k)): _redacted(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_redacted(v) for v in value]
+    return value
 
 
 def configure_logging(
@@ -93,7 +108,7 @@ def configure_logging(
         handler.setFormatter(_JsonFormatter())
     else:
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)-7s [%(run_id)s] %(message)s", "%H:%M:%S")
+            _HumanFormatter("%(asctime)s %(levelname)-7s [%(run_id)s] %(message)s", "%H:%M:%S")
         )
     root = logging.getLogger("auditor")
     for old in list(root.handlers):

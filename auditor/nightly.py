@@ -5,7 +5,9 @@ Exit codes (dbt convention)
 ``0``  the run worked and no finding crossed the fail level;
 ``1``  the run worked and findings crossed the fail level (``--fail-on``);
 ``2``  the run itself failed: configuration, authentication, store, lock held by another run,
-       or no company reachable.
+       no company reachable, a rule that raised instead of answering, or a fleet-wide input
+       that could not be read (the client's sync settings): the report and the digest are
+       still written and sent, and say at the top what is missing.
 
 Fail levels (``fail_on``): ``never``; ``warning`` (any finding); ``error`` (any error);
 ``new-warning`` (any finding new or regressed tonight); ``new-error`` (default: an error
@@ -205,6 +207,12 @@ def run_nightly(
         crossed = crosses_fail_level(run.result, level)
         code = EXIT_FINDINGS if crossed else EXIT_OK
         reason = f"findings at or above fail level {level!r}" if crossed else "ok"
+        if run.result.incomplete:
+            code = EXIT_RUN_FAILED
+            reason = "; ".join(
+                [f.describe() for f in run.result.rule_failures] + run.result.missing_inputs
+            )
+            log.error("run %s: the audit is incomplete: %s", run_id, reason)
         log.info("run %s finished: exit %d (%s)", run_id, code, reason)
         return NightlyOutcome(run_id, code, collected, run, digests, reason)
     finally:

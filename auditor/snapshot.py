@@ -232,13 +232,14 @@ class Snapshot:
     def partition(self, company_ids: Iterable[str]) -> Snapshot:
         """The company-complete part of the snapshot for ``company_ids``.
 
-        Client-level sync settings (``company_id`` null) are kept in every partition.
+        Client-level sync settings and fleet-wide collection errors (``company_id`` null) are
+        kept in every partition (the engine keeps one of the fleet-level findings they give).
         """
         ids = pd.Index(list(company_ids))
         parts: dict[str, pd.DataFrame] = {}
         for name, f in self.frames().items():
             mask = f["company_id"].isin(ids)
-            if name == "sync_settings":
+            if name in ("sync_settings", "errors"):
                 mask = mask | f["company_id"].isna()
             parts[name] = f.loc[mask].reset_index(drop=True)
         return self._with_frames(parts)

@@ -23,6 +23,7 @@ RULE_MAY_IMPORT = frozenset(
     {
         "auditor.constants",
         "auditor.findings",
+        "auditor.links",
         "auditor.rules._base",
         "auditor.rules._shared",
         "auditor.vectors",

@@ -9,7 +9,7 @@ import pandas as pd
 from auditor.engine import audit
 from auditor.ledger import incident_keys, previous_tables
 from auditor.result import AuditResult
-from auditor.snapshot import STATUS_SCHEMA, Snapshot, conform
+from auditor.snapshot import ERRORS_SCHEMA, STATUS_SCHEMA, Snapshot, conform
 
 NIGHT1 = datetime(2024, 6, 1, 6, 0, tzinfo=UTC)
 
@@ -100,3 +100,53 @@ def test_previous_read_back_from_parquet(tmp_path) -> None:  # type: ignore[no-u
     r2 = audit(_night(night2, {"c2"}), as_of=night2, previous=pd.read_parquet(path))
     assert _states(r2) == {"c2": ("ongoing", 2)}
     assert list(r2.resolved["company_id"]) == ["c1"]
+
+
+def _unread(as_of: datetime, unread: set[str], failing: set[str]) -> Snapshot:
+    """Like :func:`_night`, but the companies in ``unread`` could not be collected."""
+    snap = _night(as_of, failing)
+    status = snap.status.loc[~snap.status["company_id"].isin(unread)]
+    errors = pd.DataFrame(
+        [
+            {"company_id": c, "endpoint": "dataStatus", "status_code": 503,
+             "error": "Service Unavailable", "attempts": 5, "snapshot_at": as_of}
+            for c in sorted(unread)
+        ]
+    )
+    return Snapshot(
+        snap.snapshot_id, as_of, status=conform(status.reset_index(drop=True), STATUS_SCHEMA),
+        errors=conform(errors, ERRORS_SCHEMA),
+    )
+
+
+def test_a_company_not_collected_keeps_its_incidents_open_and_is_judged_when_read() -> None:
+    nights = [NIGHT1 + timedelta(days=i) for i in range(4)]
+    r1 = audit(_night(nights[0], {"c1", "c2"}), as_of=nights[0])
+    # Night 2: c1 cannot be read. Its incident is neither resolved nor forgotten.
+    r2 = audit(_unread(nights[1], {"c1"}, {"c2"}), as_of=nights[1],
+               previous=previous_tables(r1.findings, [r1.resolved]))
+    assert r2.resolved.empty
+    f2 = r2.findings
+    carried = f2.loc[f2["carried_over"].fillna(False).astype(bool)]
+    assert list(carried["company_id"]) == ["c1"]
+    assert carried["rule"].astype(str).tolist() == ["failed-after-success"]
+    assert carried["state"].astype(str).tolist() == ["ongoing"]
+    assert carried["nights_open"].tolist() == [2]
+    assert carried["first_seen"].tolist() == [pd.Timestamp(nights[0])]
+    # Tonight's own finding about c1 says it could not be read; it is not carried.
+    assert set(f2.loc[f2["company_id"] == "c1", "rule"].astype(str)) == {
+        "failed-after-success", "not-collected"
+    }
+    assert not f2.loc[f2["company_id"] == "c2", "carried_over"].fillna(False).any()
+    # Night 3: c1 is read again and still failing: ongoing (not regressed, not new).
+    r3 = audit(_night(nights[2], {"c1"}), as_of=nights[2],
+               previous=previous_tables(r2.findings, [r2.resolved, r1.resolved]))
+    assert _states(r3) == {"c1": ("ongoing", 3)}
+    assert not r3.findings["carried_over"].fillna(False).any()
+    assert set(r3.resolved["company_id"]) == {"c1", "c2"}  # c2 fixed; c1's not-collected gone
+    assert set(r3.resolved["rule"].astype(str)) == {"failed-after-success", "not-collected"}
+    # Night 4: c1 is fixed: resolved for real.
+    r4 = audit(_night(nights[3], set()), as_of=nights[3],
+               previous=previous_tables(r3.findings, [r3.resolved]))
+    assert r4.findings.empty
+    assert r4.resolved["company_id"].tolist() == ["c1"]

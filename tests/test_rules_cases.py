@@ -17,8 +17,9 @@ Each file is about one rule::
 
 A frame row may carry ``repeat: N``: it is expanded into N rows whose string values have
 ``{i}`` replaced by 0..N-1. Expected rows list only the columns that matter; ``message_contains``
-and ``remedy_contains`` check substrings. Findings and expected rows are matched regardless of
-order, and their numbers must be equal (an expected row may also carry ``repeat: N``).
+and ``remedy_contains`` check substrings (``*_not_contains``: substrings that must be absent).
+Findings and expected rows are matched regardless of order, and their numbers must be equal
+(an expected row may also carry ``repeat: N``).
 Timestamps are parsed with Codat's parser (7-digit fractions, ``Z``).
 """
 
@@ -103,6 +104,12 @@ def _matches(row: pd.Series, expected: dict[str, Any]) -> bool:
             text = str(row[key.removesuffix("_contains")])
             wants = want if isinstance(want, list) else [want]
             if not all(w in text for w in wants):
+                return False
+            continue
+        if key in {"message_not_contains", "remedy_not_contains"}:
+            text = str(row[key.removesuffix("_not_contains")])
+            wants = want if isinstance(want, list) else [want]
+            if any(w in text for w in wants):
                 return False
             continue
         got = row[key]

@@ -73,3 +73,9 @@ def audit(
     assert run.reports is not None
     typer.echo(f"report:   {run.reports.report_html}")
     typer.echo(f"findings: {run.reports.findings_csv}")
+    if run.result.incomplete:
+        for failure in run.result.rule_failures:
+            typer.echo(f"error: {failure.describe()}", err=True)
+        for missing in run.result.missing_inputs:
+            typer.echo(f"error: {missing}", err=True)
+        raise typer.Exit(2)

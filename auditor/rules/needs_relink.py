@@ -14,17 +14,31 @@ Why it matters
 How to fix
     Send the customer the connection's link URL (in the remedy) and ask them to log in to the
     platform again with a user that has the needed permissions. After relinking, queue a sync.
+    Only an ``https`` link to a Codat host (``link_hosts``) is ever put in the remedy: any
+    other ``linkUrl`` (``javascript:``, plain ``http``, another host) is called unusable.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
+from auditor.links import DEFAULT_LINK_HOSTS, safe_links
 from auditor.rules._base import Rule, RuleContext, RuleOptions
 from auditor.vectors import isin, text
 
-__all__ = ["RULE", "check"]
+__all__ = ["RULE", "NeedsRelinkOptions", "check"]
+
+
+class NeedsRelinkOptions(RuleOptions):
+    """``[rules.needs-relink]``."""
+
+    link_hosts: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_LINK_HOSTS),
+        description="Hosts (with their subdomains) whose https linkUrls may be sent to a "
+        "customer; any other linkUrl is called unusable.",
+    )
 
 _KEYS = ["company_id", "connection_id"]
 
@@ -102,7 +116,9 @@ def check(ctx: RuleContext) -> pd.DataFrame:
         + " for this company."
     )
     message = message.str.replace(r"^: ", "", regex=True)
-    link = hits["link_url"].astype("string")
+    raw_link = hits["link_url"].astype("string")
+    link = safe_links(raw_link, ctx.opts(NeedsRelinkOptions).link_hosts)
+    unusable = raw_link.notna() & link.isna()
     remedy = (
         "Send the customer this link to re-authorise the connection with "
         + shown_platform
@@ -112,6 +128,11 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     ).fillna(
         "Ask the customer to relink the connection in your app (no linkUrl is known for it); "
         "then queue a sync."
+    )
+    remedy = remedy.mask(
+        unusable,
+        "Ask the customer to relink the connection in your app: the linkUrl Codat gave is "
+        "unusable (not an https link to a Codat host), do not send it; then queue a sync.",
     )
     return pd.DataFrame(
         {
@@ -132,7 +153,7 @@ RULE = Rule(
     code="FA301",
     name="needs-relink",
     default_severity="error",
-    options_model=RuleOptions,
+    options_model=NeedsRelinkOptions,
     check=check,
     doc=__doc__ or "",
 )

@@ -5,6 +5,11 @@ What it flags
     another request about it failed after retries), with the HTTP status, the error text, the
     number of attempts and Codat's correlation id. Severity error.
 
+    A fleet-wide input that could not be read (the client's sync settings,
+    ``GET /profile/syncSettings``) is one fleet-level finding (no company) that names the input
+    and says what the audit fell back to: thresholds taken from sync schedules are the rules'
+    defaults tonight. The nightly run exits 2 when there is one: the audit is not "all clear".
+
 Why it matters
     Nothing else can be said about the company tonight: its findings from last night may be
     resolved or worse, and the report cannot tell. A company that keeps failing to collect may
@@ -25,11 +30,53 @@ from auditor.rules._base import Rule, RuleContext, RuleOptions
 __all__ = ["RULE", "check"]
 
 
+#: What each fleet-wide input is, and what the audit does without it.
+FLEET_INPUTS: dict[str, tuple[str, str]] = {
+    "get-profile-syncSettings": (
+        "the client's sync settings (GET /profile/syncSettings)",
+        "thresholds that follow each data type's sync schedule fell back to the rules' "
+        "defaults, so stale data may go unflagged or be flagged too early",
+    ),
+}
+
+
+def _fleet_inputs(errors: pd.DataFrame) -> pd.DataFrame:
+    """One fleet-level finding per fleet-wide input that could not be read."""
+    fleet = errors.loc[errors["company_id"].isna()].drop_duplicates("endpoint")
+    if fleet.empty:
+        return pd.DataFrame()
+    endpoint = fleet["endpoint"].astype("string").fillna("unknown")
+    what = endpoint.map(lambda e: FLEET_INPUTS.get(str(e), (f"a fleet-wide input ({e})", ""))[0])
+    fallback = endpoint.map(lambda e: FLEET_INPUTS.get(str(e), ("", "the audit ran without it"))[1])
+    code = fleet["status_code"].astype("string").fillna("no response")
+    detail = fleet["error"].astype("string").fillna("unknown error")
+    message = (
+        "Could not read "
+        + what.astype("string")
+        + " (HTTP "
+        + code
+        + " "
+        + detail
+        + "): "
+        + fallback.astype("string")
+        + ". Tonight's audit is incomplete."
+    )
+    return pd.DataFrame(
+        {
+            "message": message,
+            "remedy": "Re-run the audit once Codat answers (check the API key's access to the "
+            "profile and Codat's status page); do not read tonight's report as all clear.",
+        },
+        index=fleet.index,
+    )
+
+
 def check(ctx: RuleContext) -> pd.DataFrame:
-    """One finding per company that could not be collected."""
+    """One finding per company that could not be collected, one per fleet input unread."""
+    fleet = _fleet_inputs(ctx.errors)
     errors = ctx.errors.loc[ctx.errors["company_id"].notna()]
     if errors.empty:
-        return pd.DataFrame()
+        return fleet
     counts = errors.groupby("company_id", sort=False).size()
     first = errors.drop_duplicates("company_id", keep="first")
     more = pd.Series(counts.reindex(first["company_id"]).to_numpy() - 1, index=first.index)
@@ -58,7 +105,7 @@ def check(ctx: RuleContext) -> pd.DataFrame:
         + ("; and " + more.astype("string") + " more failed request(s)").where(more > 0, "")
         + "."
     )
-    return pd.DataFrame(
+    companies_out = pd.DataFrame(
         {
             "company_id": first["company_id"],
             "company_name": name,
@@ -70,6 +117,7 @@ def check(ctx: RuleContext) -> pd.DataFrame:
         },
         index=first.index,
     )
+    return pd.concat([fleet, companies_out], ignore_index=True) if len(fleet) else companies_out
 
 
 RULE = Rule(

@@ -85,7 +85,11 @@ def _requested(ctx: RuleContext, rows: pd.DataFrame) -> pd.Series:
         right_on=["company_id", "dataset_id"],
         how="left",
     )
-    filled = pd.Series(found["requested"].to_numpy(), index=keys.index)
+    # A merge where no key matched gives an all-missing column of no time dtype: keep UTC times.
+    filled = pd.Series(
+        pd.DatetimeIndex(pd.to_datetime(found["requested"], utc=True, errors="coerce")),
+        index=keys.index,
+    )
     return requested.fillna(filled.reindex(requested.index))
 
 
