@@ -36,6 +36,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -163,7 +164,9 @@ class RunConfig(BaseModel):
     paths are taken as written (relative ones from the working directory).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf/nan validate as floats but can never work (``rate_limit = inf`` crashed the run after
+    # the report was written): refused at load.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     #: Snapshot store directory.
     store: str | None = None
@@ -174,11 +177,29 @@ class RunConfig(BaseModel):
     #: Snooze file (TOML).
     snoozes: str | None = None
     #: Client-side limit, requests per minute (Codat allows 1,000 per IP); 0 = no limit.
-    rate_limit: float | None = Field(default=None, ge=0)
+    rate_limit: float | None = Field(default=None, ge=0, le=1_000_000)
     #: Attempts per request, the first included (1 = no retries).
     max_attempts: int | None = Field(default=None, ge=1, le=20)
     #: Seconds before a request times out.
-    timeout: float | None = Field(default=None, gt=0)
+    timeout: float | None = Field(default=None, gt=0, le=3600)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_base_url(value)
+
+
+def check_base_url(value: str) -> str:
+    """``value`` if it is an ``http(s)://host[...]`` URL on one line (else ``ValueError``)."""
+    parsed = urlsplit(value)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or any(
+        c.isspace() or ord(c) < 0x20 for c in value
+    ):
+        raise ValueError(
+            f"not an http(s) URL: {value[:80]!r} (e.g. https://api.codat.io or "
+            "http://127.0.0.1:28222 for a sandbox)"
+        )
+    return value
 
 
 #: Snapshot store directory when neither ``--store``, ``AUDITOR_STORE`` nor ``run.store`` say.
@@ -271,14 +292,22 @@ def run_settings(
     except ValueError:
         var = ENV_VARS["rate_limit"]
         raise ConfigError(f"{var}: not a number of requests per minute: {limit!r}") from None
-    if requests_per_minute < 0:
-        raise ConfigError(f"rate limit must be >= 0 (0: no limit), got {requests_per_minute:g}")
+    if not 0 <= requests_per_minute <= 1_000_000:  # also refuses nan and inf
+        raise ConfigError(
+            f"rate limit must be a number of requests per minute from 0 (no limit) to "
+            f"1,000,000, got {requests_per_minute:g}"
+        )
     store_path = path("store", store, run.store, DEFAULT_STORE)
     assert store_path is not None
+    url = str(_pick("base_url", base_url, environ, run.base_url, DEFAULT_BASE_URL))
+    try:
+        check_base_url(url)
+    except ValueError as exc:
+        raise ConfigError(f"base URL: {exc}") from None
     return RunSettings(
         store=store_path,
         out=path("out", out, run.out, default_out),
-        base_url=str(_pick("base_url", base_url, environ, run.base_url, DEFAULT_BASE_URL)),
+        base_url=url,
         snoozes=path("snoozes", snoozes, run.snoozes, None),
         rate_limit=requests_per_minute or None,
         max_attempts=run.max_attempts,

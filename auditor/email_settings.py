@@ -12,14 +12,17 @@ importing the other.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 from pathlib import Path
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from auditor.findings import Severity
+from auditor.logs import register_secret
+from auditor.safe_text import EmailAddress, OneLine
 
 __all__ = [
     "DEFAULT_GZIP_ABOVE",
@@ -40,7 +43,7 @@ class EmailRoute(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    to: list[str] = Field(min_length=1)
+    to: list[EmailAddress] = Field(min_length=1)
     severities: list[Severity] | None = None
     platforms: list[str] | None = None
     rules: list[str] | None = None
@@ -71,22 +74,15 @@ class EmailSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
     enabled: bool = True
-    to: list[str] = Field(default_factory=list)
-    sender: str | None = Field(default=None, alias="from")
-    subject_prefix: str = "[freshness]"
+    to: list[EmailAddress] = Field(default_factory=list)
+    sender: OneLine | None = Field(default=None, alias="from")
+    subject_prefix: OneLine = "[freshness]"
     attach_report: bool = False
     max_items: int = Field(default=15, ge=0, le=500)
     gzip_above_bytes: int = Field(default=DEFAULT_GZIP_ABOVE, ge=0)
-    severity: dict[Severity, list[str]] = Field(default_factory=dict)
-    platform: dict[str, list[str]] = Field(default_factory=dict)
+    severity: dict[Severity, list[EmailAddress]] = Field(default_factory=dict)
+    platform: dict[OneLine, list[EmailAddress]] = Field(default_factory=dict)
     routes: list[EmailRoute] = Field(default_factory=list)
-
-    @field_validator("subject_prefix")
-    @classmethod
-    def _one_line(cls, value: str) -> str:
-        if "\n" in value or "\r" in value:
-            raise ValueError("subject_prefix must be one line")
-        return value
 
     def all_routes(self) -> list[EmailRoute]:
         """``to``, the shorthand routes and the general routes, as routes."""
@@ -109,15 +105,27 @@ class SmtpSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SMTP_", extra="ignore", populate_by_name=True)
 
-    host: str | None = None
+    host: OneLine | None = None
     port: int | None = Field(default=None, ge=1, le=65535)
-    user: str | None = None
+    user: OneLine | None = None
     password: SecretStr | None = None
-    sender: str | None = Field(default=None, validation_alias=AliasChoices("SMTP_FROM", "sender"))
+    sender: OneLine | None = Field(
+        default=None, validation_alias=AliasChoices("SMTP_FROM", "sender")
+    )
     security: Literal["starttls", "ssl", "none"] = "starttls"
     allow_plaintext: bool = False
     ca_file: Path | None = None
     timeout: float = Field(default=30.0, gt=0)
+
+    def model_post_init(self, context: Any, /) -> None:
+        """The password (and its Basic-auth form) is a secret from the moment it is read: no
+        log line, error or file may carry it, even one an SMTP server echoes it in."""
+        if self.password is not None:
+            password = self.password.get_secret_value()
+            register_secret(password)  # and base64(password), as AUTH LOGIN sends it
+            if self.user and password:  # AUTH PLAIN sends base64("\0user\0password")
+                plain = base64.b64encode(f"\0{self.user}\0{password}".encode()).decode()
+                register_secret(plain)
 
     @property
     def configured(self) -> bool:

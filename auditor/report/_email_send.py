@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor.email_settings import EmailSettings, SmtpSettings, is_loopback
+from auditor.logs import redact
 from auditor.result import AuditResult
 
 from ._email_digest import build_digest
@@ -93,8 +94,10 @@ def send_digest(
     except DigestSendError:
         raise
     except (smtplib.SMTPException, OSError) as exc:
+        # The server's reply is quoted, but an SMTP server may echo credentials in it (a 535
+        # that repeats the AUTH line): redact before the text goes anywhere.
         raise DigestSendError(
-            f"could not send the digest via {host}:{port}: {type(exc).__name__}: {exc}"
+            redact(f"could not send the digest via {host}:{port}: {type(exc).__name__}: {exc}")
         ) from None
 
 
@@ -138,10 +141,10 @@ def deliver_digests(
         plan_deliveries(result, settings) or [Delivery(())],
         key=lambda d: not d.scope.everything,
     )
-    outcomes = []
-    stem, suffix = Path(eml_name).stem, Path(eml_name).suffix or ".eml"
-    for n, delivery in enumerate(deliveries):
-        msg = build_digest(
+    # Every message is built before any is sent: a digest that cannot be built (a bad value,
+    # a bug) fails the step before anyone got half of tonight's mail.
+    messages = [
+        build_digest(
             result,
             settings=settings,
             recipients=delivery.recipients,
@@ -153,6 +156,11 @@ def deliver_digests(
             sender=smtp.sender,
             now=now,
         )
+        for delivery in deliveries
+    ]
+    outcomes = []
+    stem, suffix = Path(eml_name).stem, Path(eml_name).suffix or ".eml"
+    for n, (delivery, msg) in enumerate(zip(deliveries, messages, strict=True)):
         subject = str(msg["Subject"])
         if smtp.configured and delivery.recipients:
             refused = send_digest(msg, smtp)
