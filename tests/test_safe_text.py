@@ -79,3 +79,20 @@ def test_terminal_safe_leaves_no_control_character(value: str) -> None:
 
 def test_terminal_escapes_are_visible() -> None:
     assert terminal_safe("\x1b]0;pwned\x07co\nforged") == "\\x1b]0;pwned\\x07co\\nforged"
+
+
+def test_the_cli_prints_no_control_character_and_no_secret(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from auditor.cli._echo import echo, field
+    from auditor.logs import register_secret
+
+    register_secret("k3y-for-echo")
+    company = "\x1b]0;owned\x07acme\r\nPOST /companies/forged/data/all"
+    echo(f"  POST /companies/{field(company)}/data/all  [stale]\nsecond line k3y-for-echo")
+    out = capsys.readouterr().out
+    assert out.count("\n") == 2  # the message's own two lines, no forged one
+    assert "\x1b" not in out
+    assert "\r" not in out
+    assert "\\x1b]0;owned\\x07acme\\r\\nPOST" in out
+    assert "k3y-for-echo" not in out

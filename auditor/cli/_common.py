@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from auditor.cli._echo import echo
 from auditor.codat import parse_codat_datetime
 from auditor.config import AuditConfig, ConfigError, RunSettings, load_config, run_settings
 from auditor.logs import register_secret
@@ -29,7 +30,7 @@ def api_key_or_exit() -> str:
     line); exits with code 2 when it is not set. The key itself is never printed."""
     api_key = os.environ.get(API_KEY_ENV, "")
     if not api_key:
-        typer.echo(f"error: set {API_KEY_ENV} to your Codat API key", err=True)
+        echo(f"error: set {API_KEY_ENV} to your Codat API key", err=True)
         raise typer.Exit(2)
     register_secret(api_key)
     return api_key
@@ -55,7 +56,7 @@ def load_config_or_exit(path: Path | None) -> AuditConfig:
     try:
         return load_config(path)
     except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
 
 
@@ -82,5 +83,5 @@ def settings_or_exit(
             default_out=default_out,
         )
     except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import typer
-
+from auditor.cli._echo import echo
 from auditor.pipeline import AuditRun
 from auditor.result import AuditResult
 
@@ -16,14 +15,14 @@ def echo_summary(result: AuditResult) -> None:
     sev = active["severity"].astype("string").value_counts()
     state = active["state"].astype("string").value_counts()
     snoozed = len(result.findings) - len(active)
-    typer.echo(
+    echo(
         f"findings: {int(sev.get('error', 0))} errors, {int(sev.get('warning', 0))} warnings"
         f" ({int(state.get('new', 0))} new, {int(state.get('regressed', 0))} regressed,"
         f" {len(result.resolved)} resolved; {snoozed} snoozed)"
     )
     by_rule = active.groupby(["rule", "severity"], observed=True).size().reset_index(name="n")
     for rule, severity, n in by_rule.itertuples(index=False):
-        typer.echo(f"  {rule!s:<22} {severity!s:<8} {n:>7}")
+        echo(f"  {rule!s:<22} {severity!s:<8} {n:>7}")
 
 
 def echo_refreshes(run: AuditRun) -> None:
@@ -31,7 +30,7 @@ def echo_refreshes(run: AuditRun) -> None:
     if run.refreshes is None:
         return
     counts = run.refreshes["result"].value_counts()
-    typer.echo(
+    echo(
         f"refreshes queued last night: {int(counts.get('worked', 0))} worked, "
         f"{int(counts.get('failed', 0))} failed, {int(counts.get('running', 0))} still running"
     )

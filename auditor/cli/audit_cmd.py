@@ -8,6 +8,7 @@ import typer
 
 from auditor.cli._app import app
 from auditor.cli._common import load_config_or_exit, parse_as_of, settings_or_exit
+from auditor.cli._echo import echo
 from auditor.cli._summary import echo_refreshes, echo_summary
 from auditor.cli.options import (
     DEFAULT_LOG_FORMAT,
@@ -66,16 +67,16 @@ def audit(
             max_rows=max_rows,
         )
     except (SnapshotNotFoundError, ConfigError, OSError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+        echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     echo_summary(run.result)
     echo_refreshes(run)
     assert run.reports is not None
-    typer.echo(f"report:   {run.reports.report_html}")
-    typer.echo(f"findings: {run.reports.findings_csv}")
+    echo(f"report:   {run.reports.report_html}")
+    echo(f"findings: {run.reports.findings_csv}")
     if run.result.incomplete:
         for failure in run.result.rule_failures:
-            typer.echo(f"error: {failure.describe()}", err=True)
+            echo(f"error: {failure.describe()}", err=True)
         for missing in run.result.missing_inputs:
-            typer.echo(f"error: {missing}", err=True)
+            echo(f"error: {missing}", err=True)
         raise typer.Exit(2)

@@ -10,6 +10,7 @@ import typer
 
 from auditor.cli._app import app
 from auditor.cli._common import load_config_or_exit, parse_as_of, settings_or_exit
+from auditor.cli._echo import echo
 from auditor.cli._summary import echo_refreshes, echo_summary
 from auditor.cli.options import (
     DEFAULT_PROGRESS,
@@ -71,7 +72,7 @@ def demo(
 
     def night_done(night: int, run: AuditRun) -> None:
         active = run.result.active
-        typer.echo(
+        echo(
             f"night {night + 1}/{nights} ({run.snapshot.snapshot_at:%Y-%m-%d}): "
             f"{len(active)} open findings, "
             f"{int(active['state'].astype('string').isin(['new', 'regressed']).sum())} new or "
@@ -92,13 +93,13 @@ def demo(
     )
     final = outcome.nights[-1]
     assert final.reports is not None
-    typer.echo(
+    echo(
         f"collected {len(final.snapshot.company_ids)} companies a night; "
         f"{outcome.requests} requests to the sandbox in all"
     )
     echo_summary(final.result)
     echo_refreshes(final)
-    typer.echo(f"report:   {final.reports.report_html}")
-    typer.echo(f"findings: {final.reports.findings_csv}")
-    typer.echo(f"digest:   {outcome.eml}")
-    typer.echo(f"done in {time.perf_counter() - started:.1f} s")
+    echo(f"report:   {final.reports.report_html}")
+    echo(f"findings: {final.reports.findings_csv}")
+    echo(f"digest:   {outcome.eml}")
+    echo(f"done in {time.perf_counter() - started:.1f} s")

@@ -8,6 +8,7 @@ import typer
 
 from auditor.cli._app import app
 from auditor.cli._common import load_config_or_exit, parse_as_of, settings_or_exit
+from auditor.cli._echo import echo
 from auditor.cli.options import AsOfOption, ConfigOption, StoreOption
 from auditor.store import prune as prune_store
 
@@ -30,5 +31,5 @@ def prune(
     root = settings_or_exit(load_config_or_exit(config), store=store).store
     deleted = prune_store(root, keep_days, as_of=parse_as_of(as_of))
     for path in deleted:
-        typer.echo(f"deleted {path}")
-    typer.echo(f"pruned {len(deleted)} snapshots from {root}")
+        echo(f"deleted {path}")
+    echo(f"pruned {len(deleted)} snapshots from {root}")

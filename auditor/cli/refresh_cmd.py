@@ -15,6 +15,7 @@ from auditor.cli._common import (
     parse_as_of,
     settings_or_exit,
 )
+from auditor.cli._echo import echo, field
 from auditor.cli.options import (
     DEFAULT_LOG_FORMAT,
     AsOfOption,
@@ -81,28 +82,28 @@ def refresh(
     try:
         snap = load_snapshot(store_dir, snapshot)
     except SnapshotNotFoundError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     findings = load_findings(store_dir, snap.snapshot_id)
     if findings is None:
-        typer.echo(f"error: snapshot {snap.snapshot_id} has not been audited yet", err=True)
+        echo(f"error: snapshot {snap.snapshot_id} has not been audited yet", err=True)
         raise typer.Exit(2)
     plan = plan_refreshes(
         findings, snap, rules=selected, all_fraction=all_fraction, max_requests=max_requests
     )
     per_action = plan["action"].value_counts()
-    typer.echo(
+    echo(
         f"plan for {snap.snapshot_id} ({', '.join(selected)}): {len(plan)} requests "
         f"({int(per_action.get('queue', 0))} data/queue, {int(per_action.get('all', 0))} "
         f"data/all) for {plan['company_id'].nunique()} companies"
     )
     if not apply:
         for row in plan.head(20).itertuples(index=False):
-            target = "data/all" if row.action == "all" else f"data/queue/{row.data_type}"
-            typer.echo(f"  POST /companies/{row.company_id}/{target}  [{row.rules}]")
+            target = "data/all" if row.action == "all" else f"data/queue/{field(row.data_type)}"
+            echo(f"  POST /companies/{field(row.company_id)}/{target}  [{field(row.rules)}]")
         if len(plan) > 20:
-            typer.echo(f"  ... and {len(plan) - 20} more")
-        typer.echo("dry run: nothing sent (add --apply to send)")
+            echo(f"  ... and {len(plan) - 20} more")
+        echo("dry run: nothing sent (add --apply to send)")
         return
     api_key = api_key_or_exit()
 
@@ -117,11 +118,11 @@ def refresh(
     try:
         outcomes = asyncio.run(send())
     except CodatError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     path = write_refreshes(store_dir, snap.snapshot_id, outcomes)
     counts = outcomes["outcome"].value_counts()
-    typer.echo(
+    echo(
         f"sent {len(outcomes)} requests: {int(counts.get('queued', 0))} queued, "
         f"{int(counts.get('already-running', 0))} already running, "
         f"{int(counts.get('failed', 0))} failed; recorded in {path}"

@@ -15,6 +15,7 @@ from auditor.cli._common import (
     parse_as_of,
     settings_or_exit,
 )
+from auditor.cli._echo import echo
 from auditor.cli._summary import echo_refreshes, echo_summary
 from auditor.cli.options import (
     DEFAULT_LOG_FORMAT,
@@ -126,6 +127,6 @@ def run(
         for digest in outcome.digests:
             sent_to = "sent to " + ", ".join(digest.recipients)
             where = sent_to if digest.sent else f"written to {digest.eml_path}"
-            typer.echo(f"digest: {digest.subject} ({where})")
-    typer.echo(f"exit {outcome.exit_code}: {outcome.reason}")
+            echo(f"digest: {digest.subject} ({where})")
+    echo(f"exit {outcome.exit_code}: {outcome.reason}")
     raise typer.Exit(outcome.exit_code)

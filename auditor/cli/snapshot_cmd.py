@@ -11,6 +11,7 @@ import typer
 
 from auditor.cli._app import app
 from auditor.cli._common import api_key_or_exit, load_config_or_exit, settings_or_exit
+from auditor.cli._echo import echo
 from auditor.cli.options import (
     DEFAULT_LOG_FORMAT,
     DEFAULT_PROGRESS,
@@ -122,11 +123,11 @@ def snapshot(
             )
         )
     except (CodatError, LookupError, ValueError, OSError, RuntimeError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+        echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     state = "complete" if result.complete else "shard done; waiting for the other shards"
-    typer.echo(f"snapshot {result.snapshot_id} ({state}): {result.path}")
-    typer.echo(
+    echo(f"snapshot {result.snapshot_id} ({state}): {result.path}")
+    echo(
         f"  companies collected: {result.companies_collected:,}"
         + (f" (+{result.companies_skipped:,} from before)" if result.companies_skipped else "")
         + f", with errors: {result.companies_with_errors:,}"

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pandas as pd
-import typer
 
 from auditor.cli._app import app
 from auditor.cli._common import load_config_or_exit, settings_or_exit
+from auditor.cli._echo import echo
 from auditor.cli.options import ConfigOption, StoreOption
 from auditor.store import FINDINGS_META, list_snapshots
 
@@ -36,7 +36,7 @@ def snapshots(store: StoreOption = None, config: ConfigOption = None) -> None:
     root = settings_or_exit(load_config_or_exit(config), store=store).store
     table = list_snapshots(root)
     if table.empty:
-        typer.echo(f"no snapshots in {root}")
+        echo(f"no snapshots in {root}")
         return
     rows = [("snapshot_id", "date", "complete", "companies", "findings")]
     for snap in table.to_dict("records"):
@@ -48,11 +48,11 @@ def snapshots(store: StoreOption = None, config: ConfigOption = None) -> None:
         rows.append((ident, day, complete, companies, findings))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
-        typer.echo(
+        echo(
             "  ".join(
                 cell.rjust(w) if i >= 3 else cell.ljust(w)
                 for i, (cell, w) in enumerate(zip(row, widths, strict=True))
             ).rstrip()
         )
     complete_n = int(table["complete"].sum())
-    typer.echo(f"{len(table)} snapshots in {root} ({complete_n} complete)")
+    echo(f"{len(table)} snapshots in {root} ({complete_n} complete)")
