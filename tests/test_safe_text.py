@@ -94,5 +94,5 @@ def test_the_cli_prints_no_control_character_and_no_secret(
     assert out.count("\n") == 2  # the message's own two lines, no forged one
     assert "\x1b" not in out
     assert "\r" not in out
-    assert "\\x1b]0;owned\\x07acme\\r\\nPOST" in out
+    assert "\\x1b]0;owned\\x07acme\\x0d\\nPOST" in out
     assert "k3y-for-echo" not in out
