@@ -26,6 +26,7 @@ from auditor.email_settings import EmailSettings
 from auditor.findings import FINDINGS_COLUMNS
 from auditor.result import AuditResult
 
+from ._bounds import bounded
 from ._csv import findings_frame, incidents_frame, summary_frame, to_csv_bytes
 from ._email_routing import Scope
 from ._env import format_count, format_local, get_environment, resolve_tz
@@ -238,6 +239,7 @@ def build_digest(
     :data:`HTML_BODY_LIMIT`.
     """
     settings = settings or EmailSettings()
+    result = bounded(result)  # text from Codat cut to its display limits, once
     scope = scope or Scope()
     resolve_tz(display_tz)
     fleet = fleet or FleetInfo()

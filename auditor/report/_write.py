@@ -10,6 +10,7 @@ import pandas as pd
 
 from auditor.result import AuditResult
 
+from ._bounds import bounded
 from ._csv import findings_frame, incidents_frame, summary_frame, write_csv
 from ._env import get_environment
 from ._rule_docs import RuleDoc
@@ -60,6 +61,7 @@ def write_reports(
     ``auditor.rules.RULES``). ``max_rows``: findings shown inline in the HTML (the worst ones);
     all are in ``findings.csv``.
     """
+    result = bounded(result)  # text from Codat cut to its display limits, once
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = ReportPaths(
