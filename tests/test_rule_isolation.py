@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -101,3 +102,25 @@ def test_a_failing_fleet_rule_keeps_the_partition_findings(
     [failure] = result.rule_failures
     assert (failure.rule, failure.fleet_wide) == ("provider-incident", True)
     assert (result.findings["rule"] == "failed-after-success").sum() == 5
+
+
+def test_an_incomplete_audit_says_so_first_in_the_report_and_the_digest(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import email
+    from email.policy import default as default_policy
+
+    from auditor.report import build_digest, write_reports
+
+    _breaking(monkeypatch, "failed-after-success", {"c1"})
+    result = audit(_fleet(4), as_of=AS_OF)
+    assert result.incomplete
+    html = write_reports(result, tmp_path).report_html.read_text()
+    notices = html.index("Tonight's audit is incomplete")
+    assert notices < html.index("Since last night")
+    assert "rule failed-after-success (FA201) failed for 1 company" in html
+    msg = build_digest(result, recipients=["ops@example.com"])
+    assert "INCOMPLETE" in str(msg["Subject"])
+    parsed = email.message_from_bytes(msg.as_bytes(), policy=default_policy)
+    text = parsed.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert text.index("!! The audit is incomplete") < text.index("New:")

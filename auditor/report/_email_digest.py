@@ -37,6 +37,7 @@ from ._view import (
     FleetInfo,
     RuleTotal,
     build_change,
+    build_notices,
     build_rule_totals,
     finding_rows,
     rank_findings,
@@ -90,6 +91,8 @@ class DigestView:
     sections: tuple[DigestSection, ...]
     rule_totals: tuple[RuleTotal, ...]
     attachments: tuple[str, ...]
+    #: What makes tonight's audit incomplete (:func:`~._view.build_notices`), shown first.
+    notices: tuple[str, ...] = ()
 
     @property
     def open_total(self) -> int:
@@ -166,9 +169,13 @@ def build_digest_view(
         for key, title, frame in _section_frames(active, resolved)
     )
     totals = tuple(t for t in build_rule_totals(active, rules) if t.total)
+    notices = build_notices(result, fleet)
+    subject = digest_subject(change, open_errors + open_warnings, day, subject_prefix)
+    if result.incomplete:  # never let an incomplete night read as a normal one in an inbox
+        subject = subject.replace(subject_prefix, f"{subject_prefix} INCOMPLETE:", 1)
     return DigestView(
         title=fleet.title,
-        subject=digest_subject(change, open_errors + open_warnings, day, subject_prefix),
+        subject=subject,
         day=day,
         tz=display_tz,
         as_of=as_of,
@@ -181,6 +188,7 @@ def build_digest_view(
         sections=sections,
         rule_totals=totals,
         attachments=tuple(attachments),
+        notices=notices,
     )
 
 

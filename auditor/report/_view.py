@@ -208,6 +208,8 @@ class FindingRow:
     first_seen: datetime | None
     nights_open: int | None
     snooze_reason: str | None
+    #: The company could not be read tonight: this is last night's row, kept open.
+    carried_over: bool = False
 
 
 @dataclass(frozen=True)
@@ -262,6 +264,8 @@ class ReportView:
     appendix: tuple[RuleSection, ...]
     filters: FilterOptions
     csv_files: Mapping[str, str] = field(default_factory=dict)
+    #: What makes tonight's audit incomplete (:func:`build_notices`), shown first.
+    notices: tuple[str, ...] = ()
 
     @property
     def open_total(self) -> int:
@@ -397,9 +401,38 @@ def finding_rows(frame: pd.DataFrame, *, text_limit: int = 500) -> tuple[Finding
                 first_seen=_when(rec.get("first_seen")),
                 nights_open=None if nights is None else int(nights),
                 snooze_reason=_truncate(_text(rec.get("snooze_reason")), 200),
+                carried_over=rec.get("carried_over") is True,
             )
         )
     return tuple(rows)
+
+
+def build_notices(result: AuditResult, fleet: FleetInfo) -> tuple[str, ...]:
+    """What makes tonight's audit incomplete, one sentence each, for the top of the report
+    and the digest: rules that failed, fleet-wide inputs that could not be read, companies not
+    read (and the incidents kept open for them). Empty when the audit is whole."""
+    notices = [
+        f"The audit is incomplete: {failure.describe()}. Its findings for those companies are "
+        "unknown tonight and their incidents stay open."
+        for failure in result.rule_failures
+    ]
+    notices += [f"The audit is incomplete: {message}" for message in result.missing_inputs]
+    if fleet.collection_errors:
+        n = fleet.collection_errors
+        notices.append(
+            f"{n:,} compan{'y' if n == 1 else 'ies'} could not be read from Codat tonight; "
+            f"{'its' if n == 1 else 'their'} findings may be missing."
+        )
+    carried = result.findings.get("carried_over")
+    if carried is not None and bool(carried.fillna(False).astype(bool).any()):
+        rows = result.findings.loc[carried.fillna(False).astype(bool).to_numpy()]
+        k, c = len(rows), int(rows["company_id"].nunique())
+        notices.append(
+            f"{k:,} incident{'' if k == 1 else 's'} of {c:,} compan{'y' if c == 1 else 'ies'} "
+            "that could not be read tonight stay open from the previous audit (not re-checked, "
+            "not resolved)."
+        )
+    return tuple(notices)
 
 
 def build_expired(frame: pd.DataFrame) -> tuple[ExpiredSnooze, ...]:
@@ -483,4 +516,5 @@ def build_view(
             states=tuple(s for s in STATE_ORDER if s in set(active["state"].dropna().astype(str))),
         ),
         csv_files=dict(csv_files or {}),
+        notices=build_notices(result, fleet),
     )
