@@ -82,7 +82,15 @@ def text(series: pd.Series, fill: str | None = None) -> pd.Series:
 
 
 def hours_since(ts: pd.Series, as_of: pd.Timestamp) -> pd.Series:
-    """Hours from each timestamp to ``as_of`` (NaN for NaT)."""
+    """Hours from each timestamp to ``as_of`` (NaN for NaT).
+
+    A column that is not of a time dtype (an all-missing column a merge left as objects or
+    floats) is read as UTC times, anything unreadable missing: a rule never crashes on it.
+    """
+    if not pd.api.types.is_datetime64_any_dtype(ts.dtype):
+        ts = pd.Series(
+            pd.to_datetime(ts, utc=True, errors="coerce", format="mixed"), index=ts.index
+        )
     if ts.dt.tz is None:
         ts = ts.dt.tz_localize("UTC")
     values = ts.dt.tz_convert("UTC").to_numpy(dtype="datetime64[ns]")

@@ -124,3 +124,15 @@ def test_an_incomplete_audit_says_so_first_in_the_report_and_the_digest(
     parsed = email.message_from_bytes(msg.as_bytes(), policy=default_policy)
     text = parsed.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert text.index("!! The audit is incomplete") < text.index("New:")
+
+
+def test_hours_since_reads_a_column_of_no_time_dtype_as_missing() -> None:
+    import numpy as np
+
+    from auditor.vectors import hours_since
+
+    now = pd.Timestamp("2024-06-02T06:00Z")
+    assert hours_since(pd.Series([np.nan, None], dtype=object), now).isna().all()
+    got = hours_since(pd.Series(["2024-06-02T04:00:00Z", "soon"], dtype=object), now)
+    assert got.iloc[0] == 2.0
+    assert pd.isna(got.iloc[1])
