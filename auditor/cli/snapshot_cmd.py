@@ -21,6 +21,7 @@ from auditor.collector import (
     parse_shard,
 )
 from auditor.logs import LogFormat, configure_logging
+from auditor.store import StoreCorruptionError
 
 __all__ = ["snapshot"]
 
@@ -115,6 +116,9 @@ def snapshot(
                 transport=transport,
             )
         )
+    except StoreCorruptionError as exc:  # the store is damaged: a failure of the run itself
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     except (CodatError, LookupError, ValueError, OSError, RuntimeError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from auditor.store._canonical import canonical
 from auditor.store._findings import history, load_findings, prune, write_findings
+from auditor.store._integrity import FindingsConflictError, StoreCorruptionError, StoreError
 from auditor.store._layout import frame_from_tables
 from auditor.store._refreshes import REFRESHES_FILE, load_refreshes, write_refreshes
 from auditor.store._snapshots import (
     SnapshotNotFoundError,
     SnapshotWriter,
+    complete_stranded,
     list_snapshots,
     load_snapshot,
     resolve_snapshot_dir,
@@ -25,9 +27,13 @@ from auditor.store._snapshots import (
 
 __all__ = [
     "REFRESHES_FILE",
+    "FindingsConflictError",
     "SnapshotNotFoundError",
     "SnapshotWriter",
+    "StoreCorruptionError",
+    "StoreError",
     "canonical",
+    "complete_stranded",
     "frame_from_tables",
     "history",
     "list_snapshots",
