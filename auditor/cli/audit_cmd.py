@@ -12,8 +12,8 @@ from auditor.cli._common import load_config_or_exit, parse_as_of
 from auditor.cli._summary import echo_refreshes, echo_summary
 from auditor.config import ConfigError
 from auditor.logs import configure_logging
-from auditor.pipeline import audit_store
-from auditor.store import SnapshotNotFoundError
+from auditor.pipeline import AuditRefusedError, audit_store
+from auditor.store import SnapshotNotFoundError, StoreError
 
 __all__ = ["audit"]
 
@@ -40,6 +40,13 @@ def audit(
     max_rows: Annotated[
         int, typer.Option("--max-rows", min=1, help="Findings shown inline in report.html.")
     ] = 2000,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Replace the night's stored audit (findings, ledger) with this one.",
+        ),
+    ] = False,
 ) -> None:
     """Audit a stored snapshot and write report.html and the CSVs.
 
@@ -59,8 +66,9 @@ def audit(
             snoozes=snoozes,
             out_dir=out,
             max_rows=max_rows,
+            overwrite=overwrite,
         )
-    except (SnapshotNotFoundError, ConfigError, OSError) as exc:
+    except (SnapshotNotFoundError, ConfigError, OSError, StoreError, AuditRefusedError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     echo_summary(run.result)
@@ -68,3 +76,5 @@ def audit(
     assert run.reports is not None
     typer.echo(f"report:   {run.reports.report_html}")
     typer.echo(f"findings: {run.reports.findings_csv}")
+    if not run.stored:
+        typer.echo(f"not stored: {run.not_stored}")

@@ -6,12 +6,13 @@ import logging
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 
 from auditor.findings import SEVERITIES, conform_findings
 from auditor.result import EXPIRED_SNOOZE_COLUMNS, AuditResult
+from auditor.store._integrity import FindingsConflictError, StoreCorruptionError, read_record
 from auditor.store._layout import (
     FORMAT_VERSION,
     MANIFEST,
@@ -23,7 +24,7 @@ from auditor.store._layout import (
 )
 from auditor.store._snapshots import StorePath, list_snapshots, resolve_snapshot_dir
 
-__all__ = ["history", "load_findings", "prune", "write_findings"]
+__all__ = ["history", "load_findings", "prune", "stored_audit", "write_findings"]
 
 log = logging.getLogger("auditor.store")
 
@@ -35,14 +36,59 @@ FINDINGS_META = "findings.json"
 HISTORY_COLUMNS = ("snapshot_date", "snapshot_id", "severity", "count")
 
 
-def write_findings(store: StorePath, result: AuditResult) -> Path:
+def stored_audit(store: StorePath, snapshot_id: str) -> dict[str, Any] | None:
+    """The identity of the audit stored with ``snapshot_id`` (the night's own audit): its
+    ``findings.json`` (``as_of``, ``config_hash``, counts; written last), or None if it has
+    none.
+    An unreadable ``findings.json`` is :class:`~auditor.store.StoreCorruptionError`."""
+    path = resolve_snapshot_dir(store, snapshot_id)
+    meta = path / FINDINGS_META
+    if not meta.exists():  # none, or an audit killed before its findings.json (uncommitted)
+        return None
+    doc = read_record(meta)
+    if not isinstance(doc.get("as_of"), str):
+        raise StoreCorruptionError(meta, "has no 'as_of'")
+    return doc
+
+
+def same_audit(stored: dict[str, Any], as_of: datetime, config_hash: str | None) -> bool:
+    """Whether ``stored`` (a :func:`stored_audit`) is the audit at ``as_of`` with the config
+    ``config_hash`` (re-running it is idempotent)."""
+    try:
+        then = datetime.fromisoformat(str(stored["as_of"]))
+    except ValueError:
+        return False
+    return then == as_of and stored.get("config_hash") == config_hash
+
+
+def write_findings(
+    store: StorePath,
+    result: AuditResult,
+    *,
+    config_hash: str | None = None,
+    overwrite: bool = False,
+) -> Path:
     """Store an audit's findings (and resolved, expired snoozes) next to its snapshot.
 
     Writes ``findings.parquet``, ``resolved.parquet``, ``expired_snoozes.parquet`` and
-    ``findings.json`` (``as_of``, counts; written last) into the snapshot's directory;
-    a re-audit of the same snapshot replaces them. Returns the findings file.
+    ``findings.json`` (``as_of``, ``config_hash``, counts; written last) into the snapshot's
+    directory. The first audit stored for a snapshot is the night's own; storing a different
+    one (another ``as_of`` or ``config_hash``) raises
+    :class:`~auditor.store.FindingsConflictError` unless ``overwrite`` (history is never
+    silently rewritten); the same audit again is rewritten (idempotent). Returns the
+    findings file.
     """
     path = resolve_snapshot_dir(store, result.snapshot_id)
+    stored = stored_audit(store, result.snapshot_id)
+    replaces: dict[str, Any] | None = None
+    if stored is not None and not same_audit(stored, result.as_of, config_hash):
+        if not overwrite:
+            raise FindingsConflictError(
+                f"snapshot {result.snapshot_id} already has its own audit (as_of "
+                f"{stored.get('as_of')}, config {stored.get('config_hash') or 'unknown'}); "
+                "not replacing it with a different one without overwrite"
+            )
+        replaces = {k: stored.get(k) for k in ("as_of", "config_hash", "written_at")}
     findings = conform_findings(result.findings)
     resolved = conform_findings(result.resolved)
     expired = result.expired_snoozes
@@ -58,9 +104,11 @@ def write_findings(store: StorePath, result: AuditResult) -> Path:
             "format": FORMAT_VERSION,
             "snapshot_id": result.snapshot_id,
             "as_of": result.as_of.astimezone(UTC).isoformat(),
+            "config_hash": config_hash,
             "findings": len(findings),
             "resolved": len(resolved),
             "written_at": now_utc().isoformat(),
+            **({"replaces": replaces} if replaces is not None else {}),
         },
     )
     return path / FINDINGS_FILE
