@@ -23,6 +23,7 @@ from auditor.cli import app
 from auditor.codat import CodatClient, RateLimitPolicy, RetryPolicy
 from auditor.collector import collect_to_store
 from auditor.config import AuditConfig
+from auditor.nightly import EXIT_RUN_FAILED, RunFailedError, run_nightly
 from auditor.pipeline import AuditRefusedError, audit_store, config_hash
 from auditor.sandbox import Fleet, SandboxServer, generate_fleet
 from auditor.snapshot import FRAME_NAMES, Snapshot
@@ -264,6 +265,44 @@ def test_snapshot_and_run_commands_exit_2_on_corruption(
     assert result.exit_code == 2, result.output
     assert str(record) in result.output
     assert "Traceback" not in result.output
+
+
+def test_damaged_stored_findings_are_corruption(store: Path, tmp_path: Path) -> None:
+    """The ledger's input (night-1's findings) is checksummed too (findings.json)."""
+    findings = _dir(store, "night-1") / "findings.parquet"
+    meta = json.loads((_dir(store, "night-1") / "findings.json").read_text())
+    assert meta["checksums"]["findings.parquet"]["size"] == findings.stat().st_size
+    findings.write_bytes(_silent_flip(findings.read_bytes()))
+    result = _audit_cli(store, tmp_path / "out", "--as-of", "2024-05-02T08:00:00Z")
+    assert result.exit_code == 2, result.output
+    assert str(findings) in result.output
+    assert "Traceback" not in result.output
+    assert not (_dir(store, "night-2") / "findings.json").exists()
+
+
+def test_nightly_run_fails_with_exit_2_on_corruption(
+    server: SandboxServer, tmp_path: Path
+) -> None:
+    first = _to_store(server, tmp_path / "store", shard=(0, 2))
+    record = first.path / "_shards" / "s0of2.json"
+    record.write_text("[]")
+    with pytest.raises(RunFailedError, match=r"s0of2\.json") as err:
+        run_nightly(
+            api_key=server.api_key,
+            base_url=server.base_url,
+            store=tmp_path / "store",
+            out_dir=tmp_path / "out",
+            config=AuditConfig(),
+            as_of=AT,
+            run_id="t",
+            dry_run=True,
+            shard=(1, 2),
+            rate_limit=None,
+            retry=FAST,
+            progress="off",
+        )
+    assert "store corruption" in str(err.value)
+    assert EXIT_RUN_FAILED == 2
 
 
 # --- item 8: re-audits -----------------------------------------------------------------

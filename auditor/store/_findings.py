@@ -12,14 +12,19 @@ import pandas as pd
 
 from auditor.findings import SEVERITIES, conform_findings
 from auditor.result import EXPIRED_SNOOZE_COLUMNS, AuditResult
-from auditor.store._integrity import FindingsConflictError, StoreCorruptionError, read_record
+from auditor.store._integrity import (
+    FindingsConflictError,
+    StoreCorruptionError,
+    checksum_of,
+    read_parts,
+    read_record,
+)
 from auditor.store._layout import (
     FORMAT_VERSION,
     MANIFEST,
     atomic_write_json,
     iter_snapshot_dirs,
     now_utc,
-    read_parquet_files,
     write_parquet,
 )
 from auditor.store._snapshots import StorePath, list_snapshots, resolve_snapshot_dir
@@ -95,9 +100,13 @@ def write_findings(
     for col in EXPIRED_SNOOZE_COLUMNS:
         if col not in expired.columns:
             expired = expired.assign(**{col: pd.Series([None] * len(expired), dtype="string")})
+    # Uncommit the stored audit first: a kill below leaves no findings.json (no audit, the
+    # next one is stored), never a findings.json whose checksums disagree with the files.
+    (path / FINDINGS_META).unlink(missing_ok=True)
     write_parquet(path / FINDINGS_FILE, findings)
     write_parquet(path / RESOLVED_FILE, resolved)
     write_parquet(path / EXPIRED_FILE, _stringify_objects(expired))
+    checksums = {n: checksum_of(path / n) for n in (FINDINGS_FILE, RESOLVED_FILE, EXPIRED_FILE)}
     atomic_write_json(
         path / FINDINGS_META,
         {
@@ -107,11 +116,24 @@ def write_findings(
             "config_hash": config_hash,
             "findings": len(findings),
             "resolved": len(resolved),
+            "checksums": checksums,
             "written_at": now_utc().isoformat(),
             **({"replaces": replaces} if replaces is not None else {}),
         },
     )
     return path / FINDINGS_FILE
+
+
+def _read_stored(path: Path, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """A stored findings table, verified against ``findings.json``'s checksums (when it has
+    them); damage is :class:`~auditor.store.StoreCorruptionError` naming the file."""
+    checksums = None
+    if (path / FINDINGS_META).exists():
+        recorded = read_record(path / FINDINGS_META).get("checksums")
+        if recorded is not None and not isinstance(recorded, dict):
+            raise StoreCorruptionError(path / FINDINGS_META, "'checksums' is not an object")
+        checksums = recorded
+    return read_parts(path, [name], checksums=checksums, columns=columns)
 
 
 def _stringify_objects(frame: pd.DataFrame) -> pd.DataFrame:
@@ -168,7 +190,7 @@ def load_findings(
     file = path / {"findings": FINDINGS_FILE, "resolved": RESOLVED_FILE}.get(kind, EXPIRED_FILE)
     if not file.exists():
         return None
-    frame = read_parquet_files([file])
+    frame = _read_stored(path, file.name)
     if kind == "expired_snoozes":
         return frame
     return conform_findings(frame)
@@ -191,7 +213,7 @@ def history(store: StorePath, days: int = 30, *, as_of: datetime | None = None) 
     rows: list[dict[str, object]] = []
     for snap in snaps.itertuples(index=False):
         file = Path(str(snap.path)) / FINDINGS_FILE
-        frame = read_parquet_files([file], columns=["severity", "snoozed"])
+        frame = _read_stored(file.parent, FINDINGS_FILE, columns=["severity", "snoozed"])
         active = frame.loc[~frame["snoozed"].fillna(False).astype(bool)]
         counts = active["severity"].astype("string").value_counts()
         severities = list(SEVERITIES) + sorted(set(counts.index) - set(SEVERITIES))
