@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from auditor import api
 from auditor.cli import app
 from auditor.codat import CodatClient, RateLimitPolicy, RetryPolicy
 from auditor.collector import collect_to_store
@@ -146,8 +147,11 @@ def test_corrupt_latest_manifest_is_an_error_not_the_previous_night(
     with pytest.raises(StoreCorruptionError, match=r"manifest\.json") as err:
         load_snapshot(store, "latest")
     assert err.value.path == manifest
-    # Listed (not hidden), so "latest" never falls back to night-1.
+    # Listed (not hidden), so "latest" never falls back to night-1: in no selector.
     assert list_snapshots(store)["snapshot_id"].tolist() == ["night-1", "night-2"]
+    for which in ("latest", "night-2", "2024-05-02"):
+        with pytest.raises(StoreCorruptionError):
+            api.load_snapshot(store, which)
     with pytest.raises(StoreCorruptionError):
         audit_store(store, which="latest", as_of=AT + timedelta(days=1, hours=1))
 
