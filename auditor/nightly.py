@@ -35,9 +35,10 @@ from auditor.codat import (
 from auditor.collector import ProgressMode, StoreRun, collect_to_store
 from auditor.config import DEFAULT_RATE_LIMIT, DEFAULT_TIMEOUT, AuditConfig, FailOn
 from auditor.engine import SnoozesArg
-from auditor.pipeline import AuditRun, audit_store
+from auditor.pipeline import AuditRefusedError, AuditRun, audit_store
 from auditor.report import DigestOutcome, DigestSendError, SmtpSettings, deliver_digests
 from auditor.result import AuditResult
+from auditor.store import StoreError
 
 __all__ = [
     "EXIT_FINDINGS",
@@ -166,7 +167,7 @@ def run_nightly(
             raise RunFailedError(f"Codat refused the API key: {exc}") from None
         except CodatError as exc:
             raise RunFailedError(f"could not list companies: {exc}") from None
-        except (OSError, ValueError, LookupError) as exc:
+        except (OSError, ValueError, LookupError, StoreError) as exc:
             raise RunFailedError(f"store error: {exc}") from None
         reachable = collected.companies_collected + collected.companies_skipped
         if reachable > 0 and collected.companies_with_errors >= reachable:
@@ -187,7 +188,7 @@ def run_nightly(
                 snoozes=snoozes,
                 out_dir=out_dir,
             )
-        except OSError as exc:
+        except (OSError, StoreError, LookupError, AuditRefusedError) as exc:
             raise RunFailedError(f"store error: {exc}") from None
         try:
             digests = deliver_digests(

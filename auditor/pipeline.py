@@ -6,6 +6,8 @@ these functions; each stage stays usable on its own (see :mod:`auditor`).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,20 +30,38 @@ from auditor.store import (
     select_snapshots,
     write_findings,
 )
+from auditor.store._findings import same_audit, stored_audit
 
 #: Last night's refreshes and whether each worked, next to the report.
 REFRESHES_CSV = "refreshes.csv"
 
 __all__ = [
     "REFRESHES_CSV",
+    "AuditRefusedError",
     "AuditRun",
     "audit_snapshot",
     "audit_store",
+    "config_hash",
     "fleet_info",
     "previous_findings",
 ]
 
 log = logging.getLogger("auditor.pipeline")
+
+#: Config fields that only affect display, delivery or the exit code, never the findings.
+_NOT_AUDIT_INPUT = frozenset({"timezone", "fail_on", "email", "report", "run"})
+
+
+class AuditRefusedError(ValueError):
+    """The audit cannot be run as asked (e.g. ``as_of`` before the snapshot was taken)."""
+
+
+def config_hash(config: AuditConfig) -> str:
+    """A short hash of what in ``config`` decides the findings (rules, groups, expected
+    types; not the display time zone, email, report or run settings)."""
+    payload = config.model_dump(mode="json", exclude=set(_NOT_AUDIT_INPUT))
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -55,6 +75,10 @@ class AuditRun:
     #: The refreshes queued after the previous audit, judged against this snapshot
     #: (:func:`auditor.remediation.refresh_outcomes`); None when none were queued.
     refreshes: pd.DataFrame | None = None
+    #: Whether the findings were stored (the night's own audit, or ``overwrite``); when
+    #: False, ``not_stored`` says why (the reports were still written).
+    stored: bool = True
+    not_stored: str = ""
 
 
 def previous_findings(
@@ -107,6 +131,7 @@ def audit_store(
     out_dir: Path | str | None = None,
     history_days: int = 30,
     max_rows: int = 2000,
+    overwrite: bool = False,
 ) -> AuditRun:
     """Audit a stored snapshot, store its findings, and write the reports to ``out_dir``.
 
@@ -115,14 +140,37 @@ def audit_store(
 
     The previous stored audit feeds the incident ledger (new / ongoing / regressed /
     resolved); the last ``history_days`` nights feed the report's trend chart.
+
+    History is never silently rewritten: the first audit stored for a snapshot is the
+    night's own. A later audit of it with another ``as_of`` or config (:func:`config_hash`)
+    writes its reports but not the stored findings and ledger, unless ``overwrite``;
+    re-running the same audit rewrites them (idempotent). ``as_of`` before the snapshot's
+    time raises :class:`AuditRefusedError`.
     """
     config = config or AuditConfig()
     snapshot = load_snapshot(store, which)
+    if as_of < snapshot.snapshot_at:
+        raise AuditRefusedError(
+            f"--as-of {as_of.isoformat()} is before snapshot {snapshot.snapshot_id} was taken "
+            f"({snapshot.snapshot_at.isoformat()}): ages would be negative"
+        )
     previous = previous_findings(store, snapshot.snapshot_id)
     result = audit_snapshot(
         snapshot, config=config, as_of=as_of, previous=previous, snoozes=snoozes
     )
-    write_findings(store, result)
+    digest = config_hash(config)
+    stored, not_stored = True, ""
+    own = stored_audit(store, snapshot.snapshot_id)
+    if own is None or overwrite or same_audit(own, as_of, digest):
+        write_findings(store, result, config_hash=digest, overwrite=overwrite)
+    else:
+        stored = False
+        not_stored = (
+            f"snapshot {snapshot.snapshot_id} keeps its own audit (as_of {own.get('as_of')}, "
+            f"config {own.get('config_hash') or 'unknown'}); this audit (as_of "
+            f"{as_of.isoformat()}, config {digest}) was not stored (use overwrite to replace)"
+        )
+        log.warning("findings not stored: %s", not_stored)
     fleet = fleet_info(snapshot, as_of)
     refreshes = _refresh_outcomes(store, snapshot)
     paths = None
@@ -139,7 +187,13 @@ def audit_store(
             write_csv(refreshes[list(REFRESH_OUTCOME_COLUMNS)], Path(out_dir) / REFRESHES_CSV)
         log.info("reports written to %s", Path(out_dir))
     return AuditRun(
-        snapshot=snapshot, result=result, reports=paths, fleet=fleet, refreshes=refreshes
+        snapshot=snapshot,
+        result=result,
+        reports=paths,
+        fleet=fleet,
+        refreshes=refreshes,
+        stored=stored,
+        not_stored=not_stored,
     )
 
 

@@ -101,7 +101,11 @@ def test_audit_command_takes_every_selector(store: Path, tmp_path: Path) -> None
     base = ["audit", "--store", str(store), "--as-of", "2024-05-04T06:00:00Z"]
     for which, audited in (("previous", "n1b"), ("2024-05-01", "n0"), ("latest", "n2")):
         out = tmp_path / f"out-{which}"
-        result = runner.invoke(app, [*base, "--snapshot", which, "--out", str(out)])
+        # --overwrite: these nights were audited before at another as-of (issue 12: a re-audit
+        # keeps the night's own audit unless asked), and the check is which night is written.
+        result = runner.invoke(
+            app, [*base, "--snapshot", which, "--out", str(out), "--overwrite"]
+        )
         assert result.exit_code == 0, result.output
         meta = json.loads((select_snapshot(store, audited).path / "findings.json").read_text())
         assert meta["as_of"] == "2024-05-04T06:00:00+00:00"

@@ -22,8 +22,8 @@ from auditor.cli.options import (
 )
 from auditor.config import ConfigError
 from auditor.logs import configure_logging
-from auditor.pipeline import audit_store
-from auditor.store import SnapshotNotFoundError
+from auditor.pipeline import AuditRefusedError, audit_store
+from auditor.store import SnapshotNotFoundError, StoreError
 
 __all__ = ["DEFAULT_AUDIT_OUT", "audit"]
 
@@ -43,6 +43,13 @@ def audit(
         int, typer.Option("--max-rows", min=1, help="Findings shown inline in report.html.")
     ] = 2000,
     log_format: LogFormatOption = DEFAULT_LOG_FORMAT,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Replace the night's stored audit (findings, ledger) with this one.",
+        ),
+    ] = False,
 ) -> None:
     """Audit a stored snapshot and write report.html and the CSVs.
 
@@ -65,8 +72,9 @@ def audit(
             snoozes=settings.snoozes,
             out_dir=settings.out,
             max_rows=max_rows,
+            overwrite=overwrite,
         )
-    except (SnapshotNotFoundError, ConfigError, OSError) as exc:
+    except (SnapshotNotFoundError, ConfigError, OSError, StoreError, AuditRefusedError) as exc:
         echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     echo_summary(run.result)
@@ -74,6 +82,8 @@ def audit(
     assert run.reports is not None
     echo(f"report:   {run.reports.report_html}")
     echo(f"findings: {run.reports.findings_csv}")
+    if not run.stored:
+        echo(f"not stored: {run.not_stored}")
     if run.result.incomplete:
         for failure in run.result.rule_failures:
             echo(f"error: {failure.describe()}", err=True)

@@ -29,7 +29,13 @@ from auditor.cli.options import (
 from auditor.codat import CodatClient, CodatError, RateLimitPolicy
 from auditor.logs import configure_logging
 from auditor.remediation import DEFAULT_REFRESH_RULES, apply_refreshes, plan_refreshes
-from auditor.store import SnapshotNotFoundError, load_findings, load_snapshot, write_refreshes
+from auditor.store import (
+    SnapshotNotFoundError,
+    StoreError,
+    load_findings,
+    load_snapshot,
+    write_refreshes,
+)
 
 __all__ = ["refresh"]
 
@@ -81,10 +87,10 @@ def refresh(
     selected = tuple(rules) if rules else DEFAULT_REFRESH_RULES
     try:
         snap = load_snapshot(store_dir, snapshot)
-    except SnapshotNotFoundError as exc:
+        findings = load_findings(store_dir, snap.snapshot_id)
+    except (SnapshotNotFoundError, StoreError) as exc:
         echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    findings = load_findings(store_dir, snap.snapshot_id)
     if findings is None:
         echo(f"error: snapshot {snap.snapshot_id} has not been audited yet", err=True)
         raise typer.Exit(2)

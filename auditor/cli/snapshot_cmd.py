@@ -32,6 +32,7 @@ from auditor.collector import (
     parse_shard,
 )
 from auditor.logs import configure_logging
+from auditor.store import StoreCorruptionError
 
 __all__ = ["snapshot"]
 
@@ -122,6 +123,9 @@ def snapshot(
                 transport=transport,
             )
         )
+    except StoreCorruptionError as exc:  # the store is damaged: a failure of the run itself
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     except (CodatError, LookupError, ValueError, OSError, RuntimeError) as exc:
         echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -57,10 +57,13 @@ from auditor.snapshot import SCHEMAS, Snapshot
 from auditor.store import (
     SnapshotWriter,
     canonical,
+    complete_stranded,
     frame_from_tables,
     list_snapshots,
     load_snapshot,
 )
+from auditor.store._integrity import completable
+from auditor.store._snapshots import finished_shard
 
 __all__ = [
     "CollectClient",
@@ -496,7 +499,7 @@ def _unfinished(store: Path, shard: tuple[int, int]) -> pd.Series:
     keep = []
     for row in todo.itertuples(index=False):
         done = Path(str(row.path)) / "_shards" / f"s{shard[0]}of{shard[1]}.json"
-        keep.append(not done.exists())
+        keep.append(not done.exists() or completable(Path(str(row.path))))
     return todo.loc[keep, "snapshot_id"] if keep else todo["snapshot_id"]
 
 
@@ -522,6 +525,38 @@ def _previous_pull_operations(
         previous,
     )
     return known
+
+
+def _finished_run(root: Path, sid: str, shard: tuple[int, int]) -> StoreRun | None:
+    """This shard of ``sid`` already finished (a run killed after its shard record): nothing
+    to collect; the snapshot is completed if every shard has finished."""
+    done = finished_shard(root, sid, shard)
+    if done is None:
+        return None
+    path, complete, meta = done
+
+    def count(key: str) -> int:
+        value = meta.get(key, 0)
+        return int(value) if isinstance(value, int | float) else 0
+
+    log.info(
+        "snapshot %s shard %d/%d had already finished; %s",
+        sid,
+        shard[0],
+        shard[1],
+        "completed its manifest" if complete else "waiting for the other shards",
+    )
+    return StoreRun(
+        snapshot_id=sid,
+        path=path,
+        complete=complete,
+        shard=shard,
+        companies_collected=0,
+        companies_skipped=count("companies_collected") + count("companies_skipped"),
+        companies_with_errors=count("companies_with_errors"),
+        requests=0,
+        elapsed_seconds=0.0,
+    )
 
 
 async def collect_to_store(
@@ -565,6 +600,10 @@ async def collect_to_store(
             raise LookupError(f"no unfinished snapshot to resume in {root}")
         snapshot_id = str(candidates.iloc[-1])
     sid = snapshot_id or default_snapshot_id(at, shard)
+    finished = _finished_run(root, sid, k_n)
+    if finished is not None:
+        return finished
+    complete_stranded(root)  # other nights killed between their last shard record and manifest
     writer = SnapshotWriter.open(root, snapshot_id=sid, snapshot_at=at, shard=k_n, resume=True)
     try:
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from auditor.store._canonical import canonical
 from auditor.store._findings import FINDINGS_META, history, load_findings, prune, write_findings
+from auditor.store._integrity import FindingsConflictError, StoreCorruptionError, StoreError
 from auditor.store._layout import frame_from_tables
 from auditor.store._refreshes import REFRESHES_FILE, load_refreshes, write_refreshes
 from auditor.store._select import (
@@ -27,6 +28,7 @@ from auditor.store._select import (
 from auditor.store._snapshots import (
     SnapshotNotFoundError,
     SnapshotWriter,
+    complete_stranded,
     list_snapshots,
     write_snapshot,
 )
@@ -35,10 +37,14 @@ __all__ = [
     "FINDINGS_META",
     "REFRESHES_FILE",
     "SNAPSHOT_SELECTORS",
+    "FindingsConflictError",
     "SnapshotNotFoundError",
     "SnapshotRef",
     "SnapshotWriter",
+    "StoreCorruptionError",
+    "StoreError",
     "canonical",
+    "complete_stranded",
     "frame_from_tables",
     "history",
     "is_selector",

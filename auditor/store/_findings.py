@@ -6,25 +6,31 @@ import logging
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 
 from auditor.findings import SEVERITIES, conform_findings
 from auditor.result import EXPIRED_SNOOZE_COLUMNS, AuditResult
+from auditor.store._integrity import (
+    FindingsConflictError,
+    StoreCorruptionError,
+    checksum_of,
+    read_parts,
+    read_record,
+)
 from auditor.store._layout import (
     FORMAT_VERSION,
     MANIFEST,
     atomic_write_json,
     iter_snapshot_dirs,
-    read_parquet_files,
     utc_now,
     write_parquet,
 )
 from auditor.store._select import resolve_snapshot_dir, select_snapshot
 from auditor.store._snapshots import SnapshotNotFoundError, StorePath, list_snapshots
 
-__all__ = ["history", "load_findings", "prune", "write_findings"]
+__all__ = ["history", "load_findings", "prune", "stored_audit", "write_findings"]
 
 log = logging.getLogger("auditor.store")
 
@@ -36,35 +42,99 @@ FINDINGS_META = "findings.json"
 HISTORY_COLUMNS = ("snapshot_date", "snapshot_id", "severity", "count")
 
 
-def write_findings(store: StorePath, result: AuditResult) -> Path:
+def stored_audit(store: StorePath, snapshot_id: str) -> dict[str, Any] | None:
+    """The identity of the audit stored with ``snapshot_id`` (the night's own audit): its
+    ``findings.json`` (``as_of``, ``config_hash``, counts; written last), or None if it has
+    none.
+    An unreadable ``findings.json`` is :class:`~auditor.store.StoreCorruptionError`."""
+    path = resolve_snapshot_dir(store, snapshot_id)
+    meta = path / FINDINGS_META
+    if not meta.exists():  # none, or an audit killed before its findings.json (uncommitted)
+        return None
+    doc = read_record(meta)
+    if not isinstance(doc.get("as_of"), str):
+        raise StoreCorruptionError(meta, "has no 'as_of'")
+    return doc
+
+
+def same_audit(stored: dict[str, Any], as_of: datetime, config_hash: str | None) -> bool:
+    """Whether ``stored`` (a :func:`stored_audit`) is the audit at ``as_of`` with the config
+    ``config_hash`` (re-running it is idempotent)."""
+    try:
+        then = datetime.fromisoformat(str(stored["as_of"]))
+    except ValueError:
+        return False
+    return then == as_of and stored.get("config_hash") == config_hash
+
+
+def write_findings(
+    store: StorePath,
+    result: AuditResult,
+    *,
+    config_hash: str | None = None,
+    overwrite: bool = False,
+) -> Path:
     """Store an audit's findings (and resolved, expired snoozes) next to its snapshot.
 
     Writes ``findings.parquet``, ``resolved.parquet``, ``expired_snoozes.parquet`` and
-    ``findings.json`` (``as_of``, counts; written last) into the snapshot's directory;
-    a re-audit of the same snapshot replaces them. Returns the findings file.
+    ``findings.json`` (``as_of``, ``config_hash``, counts; written last) into the snapshot's
+    directory. The first audit stored for a snapshot is the night's own; storing a different
+    one (another ``as_of`` or ``config_hash``) raises
+    :class:`~auditor.store.FindingsConflictError` unless ``overwrite`` (history is never
+    silently rewritten); the same audit again is rewritten (idempotent). Returns the
+    findings file.
     """
     path = resolve_snapshot_dir(store, result.snapshot_id)
+    stored = stored_audit(store, result.snapshot_id)
+    replaces: dict[str, Any] | None = None
+    if stored is not None and not same_audit(stored, result.as_of, config_hash):
+        if not overwrite:
+            raise FindingsConflictError(
+                f"snapshot {result.snapshot_id} already has its own audit (as_of "
+                f"{stored.get('as_of')}, config {stored.get('config_hash') or 'unknown'}); "
+                "not replacing it with a different one without overwrite"
+            )
+        replaces = {k: stored.get(k) for k in ("as_of", "config_hash", "written_at")}
     findings = conform_findings(result.findings)
     resolved = conform_findings(result.resolved)
     expired = result.expired_snoozes
     for col in EXPIRED_SNOOZE_COLUMNS:
         if col not in expired.columns:
             expired = expired.assign(**{col: pd.Series([None] * len(expired), dtype="string")})
+    # Uncommit the stored audit first: a kill below leaves no findings.json (no audit, the
+    # next one is stored), never a findings.json whose checksums disagree with the files.
+    (path / FINDINGS_META).unlink(missing_ok=True)
     write_parquet(path / FINDINGS_FILE, findings)
     write_parquet(path / RESOLVED_FILE, resolved)
     write_parquet(path / EXPIRED_FILE, _stringify_objects(expired))
+    checksums = {n: checksum_of(path / n) for n in (FINDINGS_FILE, RESOLVED_FILE, EXPIRED_FILE)}
     atomic_write_json(
         path / FINDINGS_META,
         {
             "format": FORMAT_VERSION,
             "snapshot_id": result.snapshot_id,
             "as_of": result.as_of.astimezone(UTC).isoformat(),
+            "config_hash": config_hash,
             "findings": len(findings),
             "resolved": len(resolved),
+            "checksums": checksums,
             "written_at": utc_now().isoformat(),
+            **({"replaces": replaces} if replaces is not None else {}),
         },
     )
     return path / FINDINGS_FILE
+
+
+def _read_stored(path: Path, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """A stored findings table, verified against ``findings.json``'s checksums (when it has
+    them); damage is :class:`~auditor.store.StoreCorruptionError` naming the file."""
+    checksums = None
+    if (path / FINDINGS_META).exists():
+        recorded = read_record(path / FINDINGS_META).get("checksums")
+        if recorded is not None and not isinstance(recorded, dict):
+            raise StoreCorruptionError(path / FINDINGS_META, "'checksums' is not an object")
+        checksums = recorded
+    return read_parts(path, [name], checksums=checksums, columns=columns)
 
 
 def _stringify_objects(frame: pd.DataFrame) -> pd.DataFrame:
@@ -103,7 +173,7 @@ def load_findings(
     file = path / {"findings": FINDINGS_FILE, "resolved": RESOLVED_FILE}.get(kind, EXPIRED_FILE)
     if not file.exists():
         return None
-    frame = read_parquet_files([file])
+    frame = _read_stored(path, file.name)
     if kind == "expired_snoozes":
         return frame
     return conform_findings(frame)
@@ -126,7 +196,7 @@ def history(store: StorePath, days: int = 30, *, as_of: datetime | None = None) 
     rows: list[dict[str, object]] = []
     for snap in snaps.itertuples(index=False):
         file = Path(str(snap.path)) / FINDINGS_FILE
-        frame = read_parquet_files([file], columns=["severity", "snoozed"])
+        frame = _read_stored(file.parent, FINDINGS_FILE, columns=["severity", "snoozed"])
         active = frame.loc[~frame["snoozed"].fillna(False).astype(bool)]
         counts = active["severity"].astype("string").value_counts()
         severities = list(SEVERITIES) + sorted(set(counts.index) - set(SEVERITIES))

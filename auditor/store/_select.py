@@ -24,12 +24,11 @@ import pandas as pd
 
 from auditor.snapshot import FRAME_NAMES, SCHEMAS, Snapshot
 from auditor.store._canonical import canonical
+from auditor.store._integrity import read_manifest, read_parts
 from auditor.store._layout import (
     MANIFEST,
     check_snapshot_id,
     iter_snapshot_dirs,
-    read_json,
-    read_parquet_files,
 )
 from auditor.store._snapshots import SnapshotNotFoundError, StorePath, list_snapshots
 
@@ -199,14 +198,20 @@ def load_snapshot(
     if unknown:
         raise ValueError(f"unknown frame(s) {unknown}; choose from {list(FRAME_NAMES)}")
     path = select_snapshot(store, which).path
-    manifest = read_json(path / MANIFEST)
+    manifest = read_manifest(path)  # validated: a corrupt night raises, never falls back
     out: dict[str, pd.DataFrame] = {}
     for name in frames:
-        files = [path / rel for rel in manifest["files"].get(name, [])]
+        files = manifest["files"].get(name, [])
         schema = SCHEMAS[name]
         dictionary = [c for c, kind in schema.items() if kind == "category"]
         raw = (
-            read_parquet_files(files, dictionary=dictionary)
+            read_parts(  # each part checked: present, size, sha256, readable, row count
+                path,
+                files,
+                checksums=manifest.get("checksums"),
+                dictionary=dictionary,
+                expected_rows=manifest["rows"].get(name),
+            )
             if files
             else pd.DataFrame({c: [] for c in schema})
         )

@@ -25,10 +25,19 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
 from filelock import FileLock
 
 from auditor.snapshot import FRAME_NAMES, Snapshot
+from auditor.store._integrity import (
+    StoreCorruptionError,
+    checksum_of,
+    completable,
+    count_rows,
+    listing_manifest,
+    read_parts,
+    read_record,
+    shard_checksums,
+)
 from auditor.store._layout import (
     FORMAT_VERSION,
     MANIFEST,
@@ -39,7 +48,6 @@ from auditor.store._layout import (
     find_snapshot_dir,
     iter_snapshot_dirs,
     read_json,
-    read_parquet_files,
     shard_key,
     snapshot_dir,
     utc_now,
@@ -50,6 +58,8 @@ __all__ = [
     "BATCH_FRAMES",
     "SnapshotNotFoundError",
     "SnapshotWriter",
+    "complete_stranded",
+    "finished_shard",
     "list_snapshots",
     "write_snapshot",
 ]
@@ -105,6 +115,8 @@ class SnapshotWriter:
     _lock: FileLock
     _rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FRAME_NAMES, 0))
     _batches: int = 0
+    #: Size and SHA-256 of each part this process wrote (by path relative to ``path``).
+    _checksums: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def open(
@@ -142,7 +154,7 @@ class SnapshotWriter:
                 raise ValueError(f"shard {k}/{n} of snapshot {snapshot_id} already finished")
             run_file = path / RUN_FILE
             if run_file.exists():
-                run = read_json(run_file)
+                run = read_record(run_file)
                 if int(run.get("shards", 1)) != n:
                     raise ValueError(
                         f"snapshot {snapshot_id} was started with {run.get('shards')} shards, "
@@ -202,9 +214,9 @@ class SnapshotWriter:
                 frame = frame.loc[frame["company_id"].notna()].reset_index(drop=True)
             if frame_name != "companies" and frame.empty:
                 continue
-            self._rows[frame_name] += write_parquet(
-                self.path / frame_name / name, frame, plain=PLAIN_ON_DISK
-            )
+            target = self.path / frame_name / name
+            self._rows[frame_name] += write_parquet(target, frame, plain=PLAIN_ON_DISK)
+            self._checksums[f"{frame_name}/{name}"] = checksum_of(target)
         self._next_seq += 1
         self._batches += 1
 
@@ -215,12 +227,17 @@ class SnapshotWriter:
         target = self.path / "sync_settings" / _PROFILE_SETTINGS
         if not target.exists():
             write_parquet(target, profile)
+            self._checksums[f"sync_settings/{_PROFILE_SETTINGS}"] = checksum_of(target)
 
     def finish(self, meta: Mapping[str, Any] | None = None) -> bool:
         """Mark this shard finished; write the manifest if every shard has. True if complete."""
         try:
             files = {name: _shard_files(self.path, name, self.key) for name in FRAME_NAMES}
             rows = {name: _count_rows(f) for name, f in files.items()}
+            rels = {n: [str(p.relative_to(self.path)) for p in f] for n, f in files.items()}
+            checksums = shard_checksums(
+                self.path, [r for rs in rels.values() for r in rs], self._checksums
+            )
             atomic_write_json(
                 self.path / SHARDS_DIR / f"{self.key}.json",
                 {
@@ -229,10 +246,9 @@ class SnapshotWriter:
                     "shards": self.shards,
                     "snapshot_id": self.snapshot_id,
                     "finished_at": utc_now().isoformat(),
-                    "files": {
-                        n: [str(p.relative_to(self.path)) for p in f] for n, f in files.items()
-                    },
+                    "files": rels,
                     "rows": rows,
+                    "checksums": checksums,
                     "meta": dict(meta or {}),
                 },
             )
@@ -274,9 +290,9 @@ def _recover(path: Path, k: int, n: int) -> tuple[set[str], int]:
                 p.unlink(missing_ok=True)
     done: set[str] = set()
     seqs = [int(name.rsplit("-", 1)[1].split(".")[0]) for name in committed]
-    files = [path / "companies" / name for name in sorted(committed)]
+    files = [f"companies/{name}" for name in sorted(committed)]
     if files:
-        ids = read_parquet_files(files, columns=["company_id"])["company_id"]
+        ids = read_parts(path, files, columns=["company_id"])["company_id"]
         done = set(ids.dropna().astype(str))
     return done, (max(seqs) + 1 if seqs else 0)
 
@@ -293,7 +309,7 @@ def _shard_files(path: Path, frame: str, key: str) -> list[Path]:
 
 
 def _count_rows(files: list[Path]) -> int:
-    return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    return count_rows(files)
 
 
 def _try_complete(path: Path) -> bool:
@@ -301,23 +317,23 @@ def _try_complete(path: Path) -> bool:
     with FileLock(str(path / ".lock-manifest")):
         if (path / MANIFEST).exists():
             return True
-        run = read_json(path / RUN_FILE)
+        run = read_record(path / RUN_FILE)
         n = int(run.get("shards", 1))
         shard_files = [path / SHARDS_DIR / f"{shard_key(k, n)}.json" for k in range(n)]
         if not all(p.exists() for p in shard_files):
             return False
-        shard_docs = [read_json(p) for p in shard_files]
+        shard_docs = [_shard_record(p) for p in shard_files]
         files: dict[str, list[str]] = {name: [] for name in FRAME_NAMES}
         for doc in shard_docs:
             for name in FRAME_NAMES:
                 for rel in doc["files"].get(name, []):
                     if rel not in files[name]:
                         files[name].append(rel)
+        checksums = _verified_checksums(path, shard_docs, files)
         rows = {name: _count_rows([path / r for r in rels]) for name, rels in files.items()}
-        company_files = [path / r for r in files["companies"]]
         companies = 0
-        if company_files:
-            ids = read_parquet_files(company_files, columns=["company_id"])["company_id"]
+        if files["companies"]:
+            ids = read_parts(path, files["companies"], columns=["company_id"])["company_id"]
             companies = int(ids.nunique())
         meta: dict[str, Any] = {}
         for doc in shard_docs:
@@ -337,12 +353,80 @@ def _try_complete(path: Path) -> bool:
                 "companies": companies,
                 "rows": rows,
                 "files": files,
+                "checksums": checksums,
                 "meta": meta,
                 "started_at": run.get("started_at"),
                 "completed_at": utc_now().isoformat(),
             },
         )
         return True
+
+
+def _shard_record(path: Path) -> dict[str, Any]:
+    """A shard record, validated (its ``files`` lists are what the manifest is built from)."""
+    doc = read_record(path)
+    files = doc.get("files")
+    if not isinstance(files, dict) or not all(isinstance(v, list) for v in files.values()):
+        raise StoreCorruptionError(path, "'files' is not an object of frame -> file list")
+    if "checksums" in doc and not isinstance(doc["checksums"], dict):
+        raise StoreCorruptionError(path, "'checksums' is not an object")
+    return doc
+
+
+def _verified_checksums(
+    path: Path, shard_docs: list[dict[str, Any]], files: Mapping[str, list[str]]
+) -> dict[str, dict[str, Any]]:
+    """Checksums for the manifest: each part verified against its shard record's checksum
+    (a part altered since its shard finished is corruption, not a new truth); parts of shard
+    records written before checksums existed are hashed now."""
+    recorded: dict[str, dict[str, Any]] = {}
+    for doc in shard_docs:
+        recorded.update(doc.get("checksums") or {})
+    out: dict[str, dict[str, Any]] = {}
+    for rel in (r for rels in files.values() for r in rels):
+        part = path / rel
+        if not part.exists():
+            raise StoreCorruptionError(part, "listed in a shard record but missing")
+        actual = checksum_of(part)
+        want = recorded.get(rel)
+        if want is not None and dict(want) != actual:
+            raise StoreCorruptionError(
+                part, f"does not match its shard record (now {actual}, recorded {dict(want)})"
+            )
+        out[rel] = actual
+    return out
+
+
+def complete_stranded(store: StorePath, snapshot_id: str | None = None) -> list[Path]:
+    """Write the manifest of every snapshot (or of ``snapshot_id`` only) whose shards have
+    all finished but that has no manifest: a run killed after its last shard record and
+    before the manifest. Returns the directories completed. Idempotent."""
+    done: list[Path] = []
+    for path in iter_snapshot_dirs(Path(store)):
+        if snapshot_id is not None and path.name != snapshot_id:
+            continue
+        if completable(path) and _try_complete(path):
+            log.info("completed snapshot %s from its shard records", path.name)
+            done.append(path)
+    return done
+
+
+def finished_shard(
+    store: StorePath, snapshot_id: str, shard: tuple[int, int]
+) -> tuple[Path, bool, dict[str, Any]] | None:
+    """If shard ``(K, N)`` of ``snapshot_id`` already finished (its shard record exists) and
+    the snapshot has no manifest yet: complete the snapshot if every shard has finished (a run
+    killed between the last shard record and the manifest). Returns ``(path, complete, the
+    shard record's meta)``; None if the shard has not finished (or the snapshot is complete,
+    or absent), so it is written as usual."""
+    path = find_snapshot_dir(Path(store), snapshot_id)
+    if path is None or (path / MANIFEST).exists():
+        return None
+    record = path / SHARDS_DIR / f"{shard_key(*shard)}.json"
+    if not record.exists():
+        return None
+    meta = dict(_shard_record(record).get("meta") or {})
+    return path, _try_complete(path), meta
 
 
 def write_snapshot(store: StorePath, snapshot: Snapshot) -> Path:
@@ -371,7 +455,7 @@ _RESERVED_META = frozenset({"snapshot_id", "snapshot_at", "files", "rows", "shar
 def _manifest_row(path: Path) -> dict[str, Any]:
     manifest = path / MANIFEST
     if manifest.exists():
-        doc = read_json(manifest)
+        doc = listing_manifest(path)  # a corrupt manifest is listed (and raises on load)
         rows = doc.get("rows", {})
         return {
             "snapshot_id": doc["snapshot_id"],
