@@ -14,6 +14,7 @@ _MODULES = (
     "auditor.cli.run_cmd",
     "auditor.cli.refresh_cmd",
     "auditor.cli.prune_cmd",
+    "auditor.cli.listen_cmd",
 )
 
 for _name in _MODULES:
