@@ -356,6 +356,7 @@ class ListenerServer:
                 **self.counts,
                 "known_ids": self.events.known_ids,
                 "in_flight": self.events.in_flight,
+                "batches": self.events.batches,
             },
             status=200 if healthy else 503,
         )
