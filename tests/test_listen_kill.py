@@ -30,8 +30,18 @@ pytestmark = pytest.mark.slow
 def start_listener(store: Path, log: Path) -> tuple[subprocess.Popen[str], str]:
     env = {**os.environ, "CODAT_WEBHOOK_SECRET": SECRET}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "auditor", "listen", "--store", str(store), "--port", "0"]
-        + ["--log-format", "json"],
+        [
+            sys.executable,
+            "-m",
+            "auditor",
+            "listen",
+            "--store",
+            str(store),
+            "--port",
+            "0",
+            "--log-format",
+            "json",
+        ],
         stdout=subprocess.PIPE,
         stderr=log.open("a"),
         env=env,
@@ -85,7 +95,7 @@ async def deliver(
                 ) as response:
                     if response.status == 200:
                         acked[i] = (await response.json())["status"]
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 continue  # not acknowledged: Codat would redeliver it
             if kill is not None and len(acked) >= KILL_AFTER and kill.poll() is None:
                 os.kill(kill.pid, signal.SIGKILL)
@@ -125,5 +135,6 @@ def test_kill_9_mid_stream_loses_no_acknowledged_event(tmp_path: Path) -> None:
     assert len(on_disk) == EVENTS
     assert set(on_disk.values()) == {1}
     events = load_events(store)
-    assert events["event_id"].is_unique and len(events) == EVENTS
+    assert events["event_id"].is_unique
+    assert len(events) == EVENTS
     assert SECRET.removeprefix("whsec_") not in log.read_text()
