@@ -75,6 +75,12 @@ _STATUS: Final = {
 }
 
 
+_ACK: Final = {
+    "stored": b'{"status": "stored"}',
+    "duplicate": b'{"status": "duplicate"}',
+}
+
+
 class ListenerBusyError(RuntimeError):
     """Another listener already writes into this store's event log."""
 
@@ -345,7 +351,7 @@ class ListenerServer:
             self.counts["duplicates"] += 1
             log.debug("duplicate delivery %s", _short(webhook_id))
         self.metrics.ack_latency.observe(time.perf_counter() - started)
-        return web.json_response({"status": outcome, "id": webhook_id})
+        return web.Response(body=_ACK[outcome], content_type="application/json")
 
     async def _health(self, request: web.Request) -> web.Response:
         healthy = self.events.failure is None
