@@ -393,3 +393,29 @@ def test_cli_compact_only(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["listen", "--store", str(tmp_path), "--compact-only"])
     assert result.exit_code == 0, result.output
     assert "compacted 2026-01-02: 2 events" in result.output
+
+
+async def test_the_listener_compacts_closed_days_itself(tmp_path: Path) -> None:
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    write_day(tmp_path, yesterday, ["a", "b"])
+    server = ListenerServer(
+        tmp_path, SECRET, port=0, options=ListenerOptions(compact_interval_seconds=0.05)
+    )
+    await server.start()
+    try:
+        day_dir = tmp_path / "events" / f"date={yesterday}"
+        assert [p.name for p in day_dir.iterdir()] == ["part-00000.parquet"]  # at start
+        write_day(tmp_path, yesterday, ["c"], name="late")  # e.g. a clock stepped back
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if not list(day_dir.glob("log-*")):
+                break
+        assert sorted(load_events(tmp_path)["event_id"]) == ["a", "b", "c"]
+        assert not list(day_dir.glob("log-*"))  # hourly (here: 50 ms) compaction
+        assert server.events.is_known("a")
+        # While it runs, nobody else compacts the store.
+        result = CliRunner().invoke(app, ["listen", "--store", str(tmp_path), "--compact-only"])
+        assert result.exit_code == 2
+        assert "a listener is running" in result.output
+    finally:
+        await server.stop()

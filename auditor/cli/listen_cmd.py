@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from filelock import FileLock, Timeout
 
 from auditor.cli._app import app
 from auditor.listen import (
     DEFAULT_MAX_BODY,
+    EVENTS_DIR,
     ListenerBusyError,
     ListenerOptions,
     ListenerServer,
@@ -66,7 +68,18 @@ def listen(
         run_id=f"listen-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}", fmt=log_format
     )
     if compact_only:
-        for day, events in compact(store).items():
+        lock_path = store / EVENTS_DIR / ".listen.lock"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with FileLock(str(lock_path), timeout=0):
+                done = compact(store)
+        except Timeout:
+            typer.echo(
+                "error: a listener is running on this store (it compacts closed days itself)",
+                err=True,
+            )
+            raise typer.Exit(2) from None
+        for day, events in done.items():
             typer.echo(f"compacted {day}: {events} events")
         return
     secret = os.environ.get(SECRET_ENV, "")

@@ -434,12 +434,18 @@ def compact_day(day_dir: Path) -> int:
     return int(table.num_rows)
 
 
-def compact(store: Path | str, *, before: date | None = None) -> dict[str, int]:
-    """Compact every partition older than ``before`` (default: today, UTC) that has segments."""
+def compact(
+    store: Path | str, *, before: date | None = None, skip: Iterable[date | None] = ()
+) -> dict[str, int]:
+    """Compact every partition older than ``before`` (default: today, UTC) that has segments,
+    except the days in ``skip`` (the running listener's open segment). Only one process may
+    write into a store's event log at a time: the listener, or ``auditor listen
+    --compact-only``, both under the store's listener lock."""
     before = before or datetime.now(UTC).date()
+    skipped = set(skip)
     done = {}
     for day, day_dir in _partitions(Path(store)):
-        if day < before and _segments(day_dir):
+        if day < before and day not in skipped and _segments(day_dir):
             done[day.isoformat()] = compact_day(day_dir)
     return done
 
@@ -527,6 +533,12 @@ class EventLog:
     @property
     def known_ids(self) -> int:
         return len(self._seen)
+
+    @property
+    def open_day(self) -> date | None:
+        """The day of the segment being written (never compacted while open)."""
+        segment = self._segment
+        return segment.day if segment is not None else None
 
     @property
     def in_flight(self) -> int:

@@ -19,6 +19,7 @@ reason and the (attacker-controlled, so truncated) ``webhook-id`` only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -110,6 +111,7 @@ class ListenerOptions:
     max_body_bytes: int = DEFAULT_MAX_BODY
     dedup_days: int = 7
     stats_interval_seconds: float = 60.0
+    compact_interval_seconds: float = 3600.0
 
 
 class _Metrics:
@@ -172,6 +174,7 @@ class ListenerServer:
         self.started_at: datetime | None = None
         self._runner: web.AppRunner | None = None
         self._stats_task: asyncio.Task[None] | None = None
+        self._compact_task: asyncio.Task[None] | None = None
         self._lock: FileLock | None = None
         self.failed = asyncio.Event()
         self.counts = {"received": 0, "rejected": 0, "stored": 0, "duplicates": 0}
@@ -223,6 +226,7 @@ class ListenerServer:
         self.port = int(address[1])
         self.started_at = datetime.now(UTC)
         self._stats_task = asyncio.create_task(self._log_stats())
+        self._compact_task = asyncio.create_task(self._compact_closed_days())
         log.info("listening on %s", self.url)
 
     @property
@@ -231,8 +235,11 @@ class ListenerServer:
 
     async def stop(self) -> None:
         """Stop taking requests, let the ones in flight finish, sync and close the log."""
-        if self._stats_task is not None:
-            self._stats_task.cancel()
+        for task in (self._stats_task, self._compact_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         if self._runner is not None:
             await self._runner.shutdown()
             await self.events.close()
@@ -243,6 +250,18 @@ class ListenerServer:
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+
+    async def _compact_closed_days(self) -> None:
+        """Every hour, fold the days that closed (not the open segment's) into Parquet."""
+        while True:
+            await asyncio.sleep(self.options.compact_interval_seconds)
+            try:
+                done = await asyncio.to_thread(compact, self.store, skip=[self.events.open_day])
+            except Exception as exc:  # compaction is an optimisation: keep listening
+                log.warning("compaction failed (segments kept; retried later): %s", exc)
+                continue
+            if done:
+                log.info("compacted closed days: %s", done, extra={"compacted": done})
 
     async def _log_stats(self) -> None:
         while True:
