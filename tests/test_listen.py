@@ -419,3 +419,25 @@ async def test_the_listener_compacts_closed_days_itself(tmp_path: Path) -> None:
         assert "a listener is running" in result.output
     finally:
         await server.stop()
+
+
+async def test_a_graceful_stop_acknowledges_only_what_it_stored(
+    tmp_path: Path, session: aiohttp.ClientSession
+) -> None:
+    server = ListenerServer(tmp_path, SECRET, port=0)
+    await server.start()
+    body = read_completed()
+
+    async def one(i: int) -> str | None:
+        try:
+            status, _ = await post(session, server, body, signed_headers(SECRET, f"g{i}", body))
+        except aiohttp.ClientError:
+            return None
+        return f"g{i}" if status == 200 else None
+
+    sends = [asyncio.create_task(one(i)) for i in range(60)]
+    await asyncio.sleep(0.02)
+    await server.stop()
+    acked = {i for i in await asyncio.gather(*sends) if i is not None}
+    assert acked <= set(stored_ids(tmp_path))
+    assert len(stored_ids(tmp_path)) == len(set(stored_ids(tmp_path)))

@@ -218,7 +218,9 @@ class ListenerServer:
             scan.torn_tails,
             scan.damaged_lines,
         )
-        self._runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            self.make_app(), access_log=None, handle_signals=False, shutdown_timeout=20
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()
@@ -241,12 +243,11 @@ class ListenerServer:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         if self._runner is not None:
-            await self._runner.shutdown()
-            await self.events.close()
+            # Closes the socket, then waits for the requests in flight (whose events the
+            # writer, still running, syncs and acknowledges), then the writer drains and stops.
             await self._runner.cleanup()
             self._runner = None
-        else:
-            await self.events.close()
+        await self.events.close()
         if self._lock is not None:
             self._lock.release()
             self._lock = None
