@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -138,7 +139,6 @@ class Bench:
         self.latencies: list[float] = []
         self.lags: list[float] = []
         self.failures = 0
-        self.retries = 0
         self.url = ""
         self.proc: subprocess.Popen[str] | None = None
         self.server_cpu = 0.0
@@ -164,7 +164,6 @@ class Bench:
             except (TimeoutError, aiohttp.ClientError):
                 pass
             self.failures += 1
-            self.retries += 1
             await asyncio.sleep(0.5)
 
     async def kill_and_restart(self) -> None:
@@ -187,26 +186,15 @@ class Bench:
         bodies = [event_body(i) for i in range(self.total)]
         signed = [signed_headers(SECRET, f"msg_{i:07d}", b) for i, b in enumerate(bodies)]
         self.proc, self.url = start_listener(self.store, self.log)
-        connector = aiohttp.TCPConnector(limit=self.args.connections)
-        timeout = aiohttp.ClientTimeout(total=15)
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-            killer = asyncio.create_task(self.kill_and_restart()) if self.args.kill else None
-            tasks = []
-            t0 = time.perf_counter() + 0.2
-            for i, body in enumerate(bodies):
-                due = t0 + i / self.args.rate
-                delay = due - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                self.lags.append(max(0.0, time.perf_counter() - due))
-                tasks.append(
-                    asyncio.create_task(self.send(session, f"msg_{i:07d}", body, signed[i]))
-                )
-            sent_in = time.perf_counter() - t0
-            await asyncio.gather(*tasks)
-            done_in = time.perf_counter() - t0
-            if killer is not None:
-                await killer
+        t0 = time.perf_counter() + 0.2
+        killer = asyncio.create_task(self.kill_and_restart()) if self.args.kill else None
+        if self.args.client == "raw":
+            sent_in, done_in = await self.run_raw(bodies, signed, t0)
+        else:
+            sent_in, done_in = await self.run_aiohttp(bodies, signed, t0)
+        if killer is not None:
+            await killer
+        async with aiohttp.ClientSession() as session:
             async with session.get(self.url + "/healthz") as response:
                 health = await response.json()
             async with session.get(self.url + "/metrics") as response:
@@ -218,6 +206,92 @@ class Bench:
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(60)
         self.report(sent_in, done_in, health)
+
+    async def schedule(self, count: int, t0: float) -> AsyncIterator[tuple[int, float]]:
+        """Yield event numbers at their due time (open loop: t0 + i/rate)."""
+        for i in range(count):
+            due = t0 + i / self.args.rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self.lags.append(max(0.0, time.perf_counter() - due))
+            yield i, due
+
+    async def run_aiohttp(
+        self, bodies: list[str], signed: list[dict[str, str]], t0: float
+    ) -> tuple[float, float]:
+        connector = aiohttp.TCPConnector(limit=self.args.connections)
+        timeout = aiohttp.ClientTimeout(total=15)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            tasks = []
+            async for i, _due in self.schedule(len(bodies), t0):
+                tasks.append(
+                    asyncio.create_task(self.send(session, f"msg_{i:07d}", bodies[i], signed[i]))
+                )
+            sent_in = time.perf_counter() - t0
+            await asyncio.gather(*tasks)
+        return sent_in, time.perf_counter() - t0
+
+    async def run_raw(
+        self, bodies: list[str], signed: list[dict[str, str]], t0: float
+    ) -> tuple[float, float]:
+        """The same load from hand-written HTTP/1.1 on keep-alive connections (a fraction of
+        aiohttp's client CPU): shows the listener's own latency when the client is not the
+        bottleneck of a crowded machine."""
+        queue: asyncio.Queue[tuple[str, bytes, float] | None] = asyncio.Queue()
+        workers = [
+            asyncio.create_task(self.raw_worker(queue)) for _ in range(self.args.connections)
+        ]
+        async for i, due in self.schedule(len(bodies), t0):
+            headers = "".join(f"{k}: {v}\r\n" for k, v in signed[i].items() if k != "content-type")
+            body = bodies[i].encode()
+            request = (
+                f"POST /webhooks/codat HTTP/1.1\r\nHost: bench\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                f"{headers}\r\n"
+            ).encode() + body
+            queue.put_nowait((f"msg_{i:07d}", request, due))
+        sent_in = time.perf_counter() - t0
+        for _ in workers:
+            queue.put_nowait(None)
+        await asyncio.gather(*workers)
+        return sent_in, time.perf_counter() - t0
+
+    async def raw_worker(self, queue: asyncio.Queue[tuple[str, bytes, float] | None]) -> None:
+        reader: asyncio.StreamReader | None = None
+        writer: asyncio.StreamWriter | None = None
+        while (item := await queue.get()) is not None:
+            webhook_id, request, started = item
+            while True:
+                try:
+                    if writer is None or reader is None:
+                        host, port = self.url.removeprefix("http://").rsplit(":", 1)
+                        reader, writer = await asyncio.open_connection(host, int(port))
+                    writer.write(request)
+                    status_line = await reader.readline()
+                    length = 0
+                    while (line := await reader.readline()) not in (b"\r\n", b""):
+                        if line.lower().startswith(b"content-length:"):
+                            length = int(line.split(b":", 1)[1])
+                    answer = await reader.readexactly(length)
+                    status = int(status_line.split()[1])
+                    if status == 200:
+                        self.latencies.append(time.perf_counter() - started)
+                        outcome = "duplicate" if b"duplicate" in answer else "stored"
+                        self.acked.setdefault(webhook_id, outcome)
+                        break
+                    if status < 500:
+                        raise SystemExit(f"{webhook_id}: rejected {status}")
+                except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
+                    pass
+                if writer is not None:
+                    writer.close()
+                reader = writer = None
+                self.failures += 1
+                await asyncio.sleep(0.5)
+                started = time.perf_counter()
+        if writer is not None:
+            writer.close()
 
     def report(self, sent_in: float, done_in: float, health: dict[str, object]) -> None:
         on_disk = collections.Counter(iter_segment_ids(self.store))
@@ -273,6 +347,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1000.0, help="events per second")
     parser.add_argument("--seconds", type=float, default=30.0, help="length of the burst")
     parser.add_argument("--connections", type=int, default=256, help="client connection pool")
+    parser.add_argument(
+        "--client",
+        choices=("aiohttp", "raw"),
+        default="aiohttp",
+        help="aiohttp's client, or hand-written HTTP/1.1 (cheaper: the listener's own figures)",
+    )
     parser.add_argument("--kill", action="store_true", help="kill -9 halfway, restart")
     parser.add_argument("--store", type=Path, help="store directory (default: a temp dir)")
     args = parser.parse_args()
