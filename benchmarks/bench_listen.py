@@ -142,6 +142,7 @@ class Bench:
         self.url = ""
         self.proc: subprocess.Popen[str] | None = None
         self.server_cpu = 0.0
+        self.server_cpu_split = (0.0, 0.0)
         self.server_buckets: list[tuple[float, float]] = []
         self.client_cpu = 0.0
 
@@ -202,6 +203,7 @@ class Bench:
         assert self.proc is not None
         cpu = psutil.Process(self.proc.pid).cpu_times()
         self.server_cpu = cpu.user + cpu.system
+        self.server_cpu_split = (cpu.user, cpu.system)
         self.client_cpu = time.process_time()
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(60)
@@ -332,7 +334,8 @@ class Bench:
                 f"({stored_by_last / batches:.1f} per fsync)"
             )
         print(
-            f"CPU seconds:            listener {self.server_cpu:.1f} (last run), "
+            f"CPU seconds:            listener {self.server_cpu:.1f} (last run; user "
+            f"{self.server_cpu_split[0]:.1f}, system {self.server_cpu_split[1]:.1f}), "
             f"client {self.client_cpu:.1f}; machine load {os.getloadavg()[0]:.1f} "
             f"on {os.cpu_count()} CPUs"
         )
