@@ -441,3 +441,18 @@ async def test_a_graceful_stop_acknowledges_only_what_it_stored(
     acked = {i for i in await asyncio.gather(*sends) if i is not None}
     assert acked <= set(stored_ids(tmp_path))
     assert len(stored_ids(tmp_path)) == len(set(stored_ids(tmp_path)))
+
+
+async def test_too_many_events_waiting_for_the_disk_get_503(
+    tmp_path: Path, session: aiohttp.ClientSession
+) -> None:
+    server = ListenerServer(tmp_path, SECRET, port=0, options=ListenerOptions(max_in_flight=0))
+    await server.start()
+    try:
+        body = read_completed()
+        status, answer = await post(session, server, body, signed_headers(SECRET, "o1", body))
+    finally:
+        await server.stop()
+    assert (status, answer["reason"]) == (503, "overloaded")
+    assert not server.failed.is_set()
+    assert stored_ids(tmp_path) == []

@@ -6,7 +6,8 @@ acknowledges each one only once it is durable in the store's event log.
     ``200 {"status": "stored"}`` or ``200 {"status": "duplicate"}`` once the event is on disk;
     ``400`` missing/invalid ``webhook-*`` headers or a body that is not a JSON event object,
     ``401`` bad signature or a timestamp outside the 5-minute tolerance (replay),
-    ``413`` body over the cap, ``503`` the event log failed (Codat retries).
+    ``413`` body over the cap, ``503`` the event log failed or too many events are waiting for
+    the disk (Codat retries).
 ``GET /healthz``
     ``200`` with counters while the event log takes events, ``503`` once it failed.
 ``GET /metrics``
@@ -63,6 +64,7 @@ REJECT_REASONS: Final = (
     "stale_timestamp",
     "oversize",
     "malformed",
+    "overloaded",
     "unavailable",
 )
 _STATUS: Final = {
@@ -72,6 +74,7 @@ _STATUS: Final = {
     "stale_timestamp": 401,
     "oversize": 413,
     "malformed": 400,
+    "overloaded": 503,
     "unavailable": 503,
 }
 
@@ -112,6 +115,9 @@ class ListenerOptions:
     dedup_days: int = 7
     stats_interval_seconds: float = 60.0
     compact_interval_seconds: float = 3600.0
+    # Events waiting for their sync beyond which new ones get 503 (Codat retries them later)
+    # rather than piling up in memory when the disk stalls.
+    max_in_flight: int = 10_000
 
 
 class _Metrics:
@@ -358,6 +364,8 @@ class ListenerServer:
             return self._reject("malformed", webhook_id, "body is not JSON")
         if not isinstance(event, dict) or not isinstance(event.get("eventType"), str):
             return self._reject("malformed", webhook_id, "not a Codat event (no eventType)")
+        if self.events.in_flight >= self.options.max_in_flight:
+            return self._reject("overloaded", webhook_id, "too many events waiting for the disk")
         try:
             outcome = await self.events.append(webhook_id, received_at, text)
         except EventLogError:
