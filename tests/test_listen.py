@@ -456,3 +456,17 @@ async def test_too_many_events_waiting_for_the_disk_get_503(
     assert (status, answer["reason"]) == (503, "overloaded")
     assert not server.failed.is_set()
     assert stored_ids(tmp_path) == []
+
+
+def test_the_dedup_window_is_bounded(tmp_path: Path) -> None:
+    today = datetime.now(UTC).date()
+    write_day(tmp_path, (today - timedelta(days=10)).isoformat(), ["old"])
+    write_day(tmp_path, (today - timedelta(days=1)).isoformat(), ["recent"])
+    log = EventLog(tmp_path, dedup_days=3)
+    log.load()
+    assert log.is_known("recent")
+    assert not log.is_known("old")  # outside the window: not held in memory
+    log._remember(today + timedelta(days=3), ["later"])  # days pass while running
+    assert log.is_known("later")
+    assert not log.is_known("recent")
+    assert log.known_ids == 1

@@ -453,13 +453,15 @@ def compact(
 # --------------------------------------------------------------------------- writing
 
 
-def _recent_ids(store: Path, days: int, today: date) -> tuple[set[str], LogScan]:
+def _recent_ids(store: Path, days: int, today: date) -> tuple[dict[date, set[str]], LogScan]:
+    """The ids stored in each partition of the last ``days`` days, and what the scan skipped."""
     scan = LogScan()
-    ids: set[str] = set()
+    by_day: dict[date, set[str]] = {}
     first = today - timedelta(days=days)
     for day, day_dir in _partitions(store):
         if day < first:
             continue
+        ids = by_day.setdefault(day, set())
         for part in sorted(day_dir.glob("part-*.parquet")):
             ids.update(pq.read_table(part, columns=["event_id"]).column(0).to_pylist())
         day_scan = LogScan()
@@ -468,7 +470,7 @@ def _recent_ids(store: Path, days: int, today: date) -> tuple[set[str], LogScan]
         ids.update(r["id"] for r in day_scan.records)
         scan.torn_tails += day_scan.torn_tails
         scan.damaged_lines += day_scan.damaged_lines
-    return ids, scan
+    return by_day, scan
 
 
 class _Segment:
@@ -518,7 +520,9 @@ class EventLog:
     def __init__(self, store: Path | str, *, dedup_days: int = 7) -> None:
         self.store = Path(store)
         self.dedup_days = dedup_days
-        self._seen: set[str] = set()
+        # Stored ids by partition day; days older than dedup_days are dropped as they age,
+        # so a listener running for months holds only the window.
+        self._seen: dict[date, set[str]] = {}
         self._pending: dict[str, asyncio.Future[None]] = {}
         self._queue: list[tuple[str, bytes, asyncio.Future[None]]] = []
         self._wake: asyncio.Event | None = None
@@ -532,7 +536,7 @@ class EventLog:
 
     @property
     def known_ids(self) -> int:
-        return len(self._seen)
+        return sum(len(ids) for ids in self._seen.values())
 
     @property
     def open_day(self) -> date | None:
@@ -568,12 +572,19 @@ class EventLog:
             self._segment = None
 
     def is_known(self, webhook_id: str) -> bool:
-        return webhook_id in self._seen
+        """Whether ``webhook_id`` is stored (within the de-duplication window)."""
+        return any(webhook_id in ids for ids in self._seen.values())
+
+    def _remember(self, day: date, ids: Iterable[str]) -> None:
+        self._seen.setdefault(day, set()).update(ids)
+        first = day - timedelta(days=self.dedup_days)
+        for old in [d for d in self._seen if d < first]:
+            del self._seen[old]
 
     async def append(self, webhook_id: str, received_at: datetime, body: str) -> Outcome:
         if self.failure is not None or self._wake is None or self._closing:
             raise EventLogError("the event log is not accepting events")
-        if webhook_id in self._seen:
+        if self.is_known(webhook_id):
             return "duplicate"
         pending = self._pending.get(webhook_id)
         if pending is not None:
@@ -611,8 +622,9 @@ class EventLog:
                     self._fail([*batch, *self._queue])
                     self._queue = []
                     return
+                assert self._segment is not None
+                self._remember(self._segment.day, (webhook_id for webhook_id, _, _ in batch))
                 for webhook_id, _, future in batch:
-                    self._seen.add(webhook_id)
                     del self._pending[webhook_id]
                     if not future.done():
                         future.set_result(None)

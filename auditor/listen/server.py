@@ -369,6 +369,8 @@ class ListenerServer:
         try:
             outcome = await self.events.append(webhook_id, received_at, text)
         except EventLogError:
+            if self.events.failure is None:  # stopping: Codat redelivers it to the next run
+                return self._reject("unavailable", webhook_id, "stopping")
             self.failed.set()
             return self._reject("unavailable", webhook_id, "event log failed")
         if outcome == "stored":
