@@ -421,7 +421,10 @@ def compact_day(day_dir: Path) -> int:
     if not segments:
         return 0
     table = _read_day(day_dir).sort_by([("received_at", "ascending"), ("event_id", "ascending")])
-    tmp = day_dir / f".{COMPACTED}.tmp"
+    tmp = day_dir / f".{COMPACTED}.{os.getpid()}.tmp"
+    for stale in day_dir.glob(".part-*.tmp"):  # left by a compaction that crashed
+        if stale != tmp:
+            stale.unlink(missing_ok=True)
     with tmp.open("wb") as fh:
         pq.write_table(table, fh, compression="zstd")
         fh.flush()

@@ -183,6 +183,7 @@ class ListenerServer:
         self._compact_task: asyncio.Task[None] | None = None
         self._lock: FileLock | None = None
         self.failed = asyncio.Event()
+        self._stopping = asyncio.Event()
         self.counts = {"received": 0, "rejected": 0, "stored": 0, "duplicates": 0}
 
     # ------------------------------------------------------------------ lifecycle
@@ -243,11 +244,15 @@ class ListenerServer:
 
     async def stop(self) -> None:
         """Stop taking requests, let the ones in flight finish, sync and close the log."""
-        for task in (self._stats_task, self._compact_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        self._stopping.set()
+        if self._compact_task is not None:
+            # Not cancelled: a compaction under way finishes before the lock is released.
+            with contextlib.suppress(Exception):
+                await self._compact_task
+        if self._stats_task is not None:
+            self._stats_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._stats_task
         if self._runner is not None:
             # Closes the socket, then waits for the requests in flight (whose events the
             # writer, still running, syncs and acknowledges), then the writer drains and stops.
@@ -261,7 +266,13 @@ class ListenerServer:
     async def _compact_closed_days(self) -> None:
         """Every hour, fold the days that closed (not the open segment's) into Parquet."""
         while True:
-            await asyncio.sleep(self.options.compact_interval_seconds)
+            try:
+                await asyncio.wait_for(
+                    self._stopping.wait(), timeout=self.options.compact_interval_seconds
+                )
+                return
+            except TimeoutError:
+                pass
             try:
                 done = await asyncio.to_thread(compact, self.store, skip=[self.events.open_day])
             except Exception as exc:  # compaction is an optimisation: keep listening
