@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from auditor.config import AuditConfig, ConfigError, load_config
     from auditor.demo import run_demo
     from auditor.findings import FINDINGS_COLUMNS
+    from auditor.listen import ListenerServer, load_events
     from auditor.nightly import RunFailedError, crosses_fail_level, run_nightly
     from auditor.pipeline import AuditRun, audit_store
     from auditor.remediation import apply_refreshes, plan_refreshes
@@ -110,6 +111,9 @@ _EXPORTS: Final[dict[str, str]] = {
     "SandboxServer": "auditor.sandbox",
     "generate_fleet": "auditor.sandbox",
     "load_fleet": "auditor.sandbox",
+    # webhooks
+    "ListenerServer": "auditor.listen",
+    "load_events": "auditor.listen",
 }
 
 __all__ = [
@@ -122,6 +126,7 @@ __all__ = [
     "CodatClient",
     "ConfigError",
     "FindingsNotFoundError",
+    "ListenerServer",
     "RateLimitPolicy",
     "Rule",
     "RunFailedError",
@@ -145,6 +150,7 @@ __all__ = [
     "history",
     "list_snapshots",
     "load_config",
+    "load_events",
     "load_findings",
     "load_fleet",
     "load_snapshot",

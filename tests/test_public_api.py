@@ -31,6 +31,7 @@ EXPECTED = {
     "CodatClient",
     "ConfigError",
     "FindingsNotFoundError",
+    "ListenerServer",
     "RateLimitPolicy",
     "Rule",
     "RunFailedError",
@@ -54,6 +55,7 @@ EXPECTED = {
     "history",
     "list_snapshots",
     "load_config",
+    "load_events",
     "load_findings",
     "load_fleet",
     "load_snapshot",
@@ -78,6 +80,7 @@ CLI_TO_API = {
     "refresh": ["plan_refreshes", "apply_refreshes", "write_refreshes"],
     "prune": ["prune"],
     "snapshots": ["list_snapshots"],
+    "listen": ["ListenerServer", "load_events"],
 }
 
 
