@@ -11,7 +11,7 @@ import typer
 
 from auditor.cli._app import app
 from auditor.cli._common import api_key_or_exit
-from auditor.codat import CodatClient, CodatError, RateLimitPolicy
+from auditor.codat import CodatAuthError, CodatClient, CodatError, RateLimitPolicy
 from auditor.collector import (
     ProgressMode,
     StoreRun,
@@ -115,6 +115,9 @@ def snapshot(
                 transport=transport,
             )
         )
+    except CodatAuthError as exc:  # the README's exit 2: authentication failed
+        typer.echo(f"error: Codat refused the API key: {exc}", err=True)
+        raise typer.Exit(2) from None
     except (CodatError, LookupError, ValueError, OSError, RuntimeError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -126,6 +129,12 @@ def snapshot(
         + f", with errors: {result.companies_with_errors:,}"
         + f", requests: {result.requests:,}, {result.elapsed_seconds:,.1f}s"
     )
+    malformed, skipped = result.malformed_fields, result.skipped_records
+    if malformed or skipped:
+        typer.echo(
+            f"  unreadable from Codat: {sum(malformed.values()):,} fields left missing, "
+            f"{sum(skipped.values()):,} records skipped (see the manifest's meta)"
+        )
 
 
 async def _run(

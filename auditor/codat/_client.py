@@ -101,7 +101,7 @@ MAX_PAGE_SIZE: Final = 5000
 #: Default cap on one answer's body, decompressed (a page of 5,000 companies is ~10 MB).
 MAX_RESPONSE_BYTES: Final = 64 * 1024 * 1024
 #: Default cap on the pages of one listing when ``totalResults`` does not bound it.
-MAX_PAGES: Final = 10_000
+MAX_PAGES: Final = 5_000
 
 _log = logging.getLogger("auditor.codat")
 
@@ -735,10 +735,11 @@ class CodatClient:
 
         Bounded, so that a listing always ends (else :class:`CodatPaginationError`):
 
-        * a page whose items were all seen already (by ``id``, else by content) is a loop;
-        * ``totalResults`` bounds the pages: at most ``ceil(total / page_size)`` plus 10 %
-          and 2 of slack for companies added while listing, ``total`` being the largest
-          announced;
+        * a page most of whose items were listed already (by ``id``, else by content) is a
+          loop (changing ``next`` links, the same page again and again): a few repeats,
+          from companies added while listing shifting the offsets, are fine;
+        * pages past ``totalResults``: at most ``2 * ceil(total / n) + 2`` pages, ``total``
+          the largest announced and ``n`` the largest page received;
         * whatever ``totalResults`` says, at most ``max_pages`` pages.
         """
         if not 1 <= page_size <= MAX_PAGE_SIZE:
@@ -754,6 +755,7 @@ class CodatClient:
         visited: set[str] = set()
         keys: set[Any] = set()
         announced = 0
+        longest = 0
         pages = 0
 
         def fail(why: str) -> CodatPaginationError:
@@ -783,8 +785,12 @@ class CodatClient:
                 if key not in keys:
                     keys.add(key)
                     new += 1
-            if results and not new:
-                raise fail(f"page {pages} repeats items already listed")
+            if results and 2 * new < len(results):
+                raise fail(
+                    f"page {pages} repeats items already listed ({len(results) - new:,} of "
+                    f"{len(results):,})"
+                )
+            longest = max(longest, len(results))
             for item in results:
                 yield item
             seen += len(results)
@@ -793,9 +799,10 @@ class CodatClient:
                 return
             if type(total) is int:
                 announced = max(announced, total)
-                cap = -(-announced // page_size)
-                if pages >= cap + max(2, cap // 10):
-                    raise fail(f"{pages} pages and totalResults is {announced:,}")
+                if pages >= 2 * -(-announced // longest) + 2:
+                    raise fail(
+                        f"{pages} pages of at most {longest:,} and totalResults is {announced:,}"
+                    )
             if pages >= self.max_pages:
                 raise fail(f"the cap of {self.max_pages:,} pages is reached")
             nxt = self._next_link(body, path)

@@ -106,7 +106,7 @@ def parse_codat_datetime(value: Any) -> datetime | None:
     return dt
 
 
-UtcDateTime = Annotated[datetime, BeforeValidator(parse_codat_datetime)]
+UtcDateTime = Annotated[datetime | None, BeforeValidator(parse_codat_datetime)]
 
 
 #: An identifier: a non-empty string (a record without one cannot be identified).
