@@ -190,7 +190,7 @@ def _segment(value: str) -> str:
     """
     if not value:
         raise ValueError("a path parameter must not be empty")
-    if value.isalnum():
+    if value.isascii() and value.isalnum():
         return value
     encoded = quote(value, safe="")
     if not encoded.strip("."):
