@@ -27,6 +27,8 @@ from auditor.codat import (
     RetryPolicy,
 )
 from auditor.collector import BatchBuilder, collect, collect_to_store
+from auditor.engine import audit
+from auditor.report import write_reports
 from auditor.snapshot import STATUS_SCHEMA
 from auditor.store import list_snapshots, load_snapshot
 
@@ -183,6 +185,16 @@ async def test_a_hostile_fleet_is_snapshotted_whole_into_the_store(tmp_path: Pat
     meta: Any = snap.meta["meta"]
     assert meta["malformed_fields"] == expected_malformed
     assert meta["skipped_records"] == expected_skipped
+
+
+async def test_a_hostile_snapshot_audits_and_reports(tmp_path: Path) -> None:
+    # Null names, null times and the new columns go through every rule and the reports.
+    async with client_for(hostile_fleet()) as client:
+        snap = await collect(client, snapshot_at=AT)
+    result = audit(snap, as_of=AT)
+    assert set(result.findings["company_id"].dropna()) <= set(snap.company_ids)
+    paths = write_reports(result, tmp_path)
+    assert paths.report_html.exists()
 
 
 def test_the_status_schema_documents_the_unreadable_columns() -> None:

@@ -226,13 +226,13 @@ def _with_list(
     else:
         return parse_record(model, data, kind, issues, essential=essential)
     items = data.get(list_key)
-    children: list[Any] = []
+    record = parse_record(model, {**data, list_key: []}, kind, issues, essential=essential)
+    if record is None:  # skipped as a whole: its children are not counted on their own
+        return None
     bad_list = items is not None and not isinstance(items, list)
+    children: list[Any] = []
     if isinstance(items, list):
         children = _records(child, items, child_kind, issues, child_essential)
-    record = parse_record(model, {**data, list_key: []}, kind, issues, essential=essential)
-    if record is None:
-        return None
     if bad_list:
         if issues is not None:
             issues.malformed_fields[f"{kind}.{list_key}"] += 1
