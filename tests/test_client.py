@@ -348,11 +348,16 @@ async def test_unreadable_data_status_entries_keep_the_rest() -> None:
         with pytest.raises(DataStatusEntryError) as info:
             await c.get_data_status("c1")
     exc = info.value
-    assert set(exc.statuses) == {"invoices"}
-    assert set(exc.invalid) == {"bills", "payments", "customers"}
-    assert "lastSuccessfulSync" in exc.invalid["bills"]
+    # A field that cannot be read costs that field; only an entry that is not an object
+    # is unreadable as a whole (issue 12, item 3).
+    assert set(exc.statuses) == {"invoices", "bills", "customers"}
+    assert set(exc.invalid) == {"payments"}
+    assert exc.statuses["bills"].last_successful_sync is None
+    assert exc.statuses["bills"].unreadable == {"lastSuccessfulSync": "not a date"}
+    assert exc.statuses["customers"].current_status is None
+    assert exc.statuses["customers"].unreadable == {"currentStatus": "42"}
     assert exc.endpoint == "get-company-data-status"
-    assert "3 unreadable dataStatus entries" in str(exc)
+    assert "1 unreadable dataStatus entry" in str(exc)
     assert exc.attempts == 1  # a shape problem is not retried
 
 

@@ -246,14 +246,13 @@ def test_parse_codat_datetime_gives_utc_or_value_error(value: Any) -> None:
     try:
         result = parse_codat_datetime(value)
     except ValueError:
-        assert isinstance(value, str)
+        # A string that is not a time, a time out of range, or not a string at all (a
+        # number would otherwise be read as Unix seconds).
+        assert value is not None
         return
-    if isinstance(value, str):
-        assert result is None or (
-            isinstance(result, datetime) and result.utcoffset() == timedelta(0)
-        )
-    else:
-        assert result is value
+    assert isinstance(value, str) or value is None
+    assert result is None or (isinstance(result, datetime) and result.utcoffset() == timedelta(0))
+    assert result is None or datetime(1677, 9, 22, tzinfo=UTC) <= result
 
 
 def test_any_codat_error_is_the_only_escape() -> None:

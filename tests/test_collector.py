@@ -181,11 +181,19 @@ async def test_malformed_entry_keeps_the_others(
     server = sandbox_server(Fleet([record], now=FLEET_NOW))
     async with connect(server) as client:
         snap = await collect(client, snapshot_at=AT)
-    good = {k for k, v in broken.items() if v is not None and k not in (bad_type, "bills")}
+    # The entry with an unreadable time is kept, that time null and its raw text kept;
+    # only the entry that is not an object is lost (one error row).
+    good = {k for k, v in broken.items() if v is not None and k != "bills"}
     assert set(snap.status["data_type"].astype(str)) == good
-    assert len(snap.errors) == 2
-    assert snap.errors["error"].str.contains("unreadable dataStatus entry").all()
+    row = snap.status.loc[snap.status["data_type"].astype(str) == bad_type].iloc[0]
+    assert pd.isna(row["last_successful_sync"])
+    assert row["last_successful_sync_raw"] == "not a date"
+    assert row["unreadable_fields"] == "lastSuccessfulSync"
+    assert len(snap.errors) == 1
+    assert snap.errors["error"].str.contains("unreadable dataStatus entry 'bills'").all()
     assert set(snap.companies["company_id"]) == {base.id}
+    assert snap.meta["malformed_fields"] == {"data_status.lastSuccessfulSync": 1}
+    assert snap.meta["skipped_records"] == {"data_status": 1}
 
 
 async def test_sharding_splits_the_fleet(

@@ -22,7 +22,7 @@ from auditor.cli.options import (
     RateLimitOption,
     StoreOption,
 )
-from auditor.codat import CodatClient, CodatError, RateLimitPolicy, RetryPolicy
+from auditor.codat import CodatAuthError, CodatClient, CodatError, RateLimitPolicy, RetryPolicy
 from auditor.collector import (
     ProgressMode,
     StoreRun,
@@ -124,11 +124,14 @@ def snapshot(
             )
         )
     except StoreCorruptionError as exc:  # the store is damaged: a failure of the run itself
-        typer.echo(f"error: {exc}", err=True)
+        echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except CodatAuthError as exc:  # the README's exit 2: authentication failed
+        echo(f"error: Codat refused the API key: {exc}", err=True)
         raise typer.Exit(2) from None
     except (CodatError, LookupError, ValueError, OSError, RuntimeError) as exc:
-        echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        echo(f"error: {exc}", err=True)  # the command failed: exit 2, as every command
+        raise typer.Exit(2) from None
     state = "complete" if result.complete else "shard done; waiting for the other shards"
     echo(f"snapshot {result.snapshot_id} ({state}): {result.path}")
     echo(
@@ -137,6 +140,12 @@ def snapshot(
         + f", with errors: {result.companies_with_errors:,}"
         + f", requests: {result.requests:,}, {result.elapsed_seconds:,.1f}s"
     )
+    malformed, skipped = result.malformed_fields, result.skipped_records
+    if malformed or skipped:
+        echo(
+            f"  unreadable from Codat: {sum(malformed.values()):,} fields left missing, "
+            f"{sum(skipped.values()):,} records skipped (see the manifest's meta)"
+        )
 
 
 async def _run(

@@ -9,16 +9,26 @@ See ``docs/client.md``. The public surface::
 
 from __future__ import annotations
 
-from auditor.codat._client import DEFAULT_BASE_URL, MAX_PAGE_SIZE, ClientStats, CodatClient
+from auditor.codat._client import (
+    DEFAULT_BASE_URL,
+    MAX_PAGE_SIZE,
+    MAX_PAGES,
+    MAX_RESPONSE_BYTES,
+    ClientStats,
+    CodatClient,
+)
 from auditor.codat._config import RateLimitPolicy, RetryPolicy
 from auditor.codat._exceptions import (
     CodatAuthError,
     CodatConnectError,
+    CodatDeadlineError,
     CodatError,
     CodatHTTPError,
     CodatNotFoundError,
+    CodatPaginationError,
     CodatRateLimitError,
     CodatResponseError,
+    CodatResponseTooLargeError,
     CodatServerError,
     CodatTimeoutError,
     CodatTransportError,
@@ -27,6 +37,8 @@ from auditor.codat._exceptions import (
 )
 from auditor.codat._limiter import RequestLimiter, parse_reset, parse_retry_after
 from auditor.codat._models import (
+    EARLIEST,
+    LATEST,
     Company,
     CompanySyncSettings,
     Connection,
@@ -37,22 +49,38 @@ from auditor.codat._models import (
     SyncSetting,
     SyncSettings,
     parse_codat_datetime,
-    parse_data_status_entry,
     parse_error_message,
+)
+from auditor.codat._parse import (
+    ParseIssues,
+    clean_text,
+    loads_json,
+    parse_company,
+    parse_connection,
+    parse_data_status_entry,
+    parse_pull_operation,
+    parse_sync_settings,
 )
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "EARLIEST",
+    "LATEST",
+    "MAX_PAGES",
     "MAX_PAGE_SIZE",
+    "MAX_RESPONSE_BYTES",
     "ClientStats",
     "CodatAuthError",
     "CodatClient",
     "CodatConnectError",
+    "CodatDeadlineError",
     "CodatError",
     "CodatHTTPError",
     "CodatNotFoundError",
+    "CodatPaginationError",
     "CodatRateLimitError",
     "CodatResponseError",
+    "CodatResponseTooLargeError",
     "CodatServerError",
     "CodatTimeoutError",
     "CodatTransportError",
@@ -64,15 +92,22 @@ __all__ = [
     "DatasetAlreadyInProgressError",
     "ErrorMessage",
     "Page",
+    "ParseIssues",
     "PullOperation",
     "RateLimitPolicy",
     "RequestLimiter",
     "RetryPolicy",
     "SyncSetting",
     "SyncSettings",
+    "clean_text",
+    "loads_json",
     "parse_codat_datetime",
+    "parse_company",
+    "parse_connection",
     "parse_data_status_entry",
     "parse_error_message",
+    "parse_pull_operation",
     "parse_reset",
     "parse_retry_after",
+    "parse_sync_settings",
 ]

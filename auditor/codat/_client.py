@@ -42,7 +42,7 @@ from typing import Any, Final, TypeVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -58,10 +58,13 @@ from tenacity.stop import stop_base
 from auditor.codat._config import RateLimitPolicy, RetryPolicy
 from auditor.codat._exceptions import (
     CodatConnectError,
+    CodatDeadlineError,
     CodatError,
     CodatHTTPError,
+    CodatPaginationError,
     CodatRateLimitError,
     CodatResponseError,
+    CodatResponseTooLargeError,
     CodatTimeoutError,
     CodatTransportError,
     DatasetAlreadyInProgressError,
@@ -78,8 +81,16 @@ from auditor.codat._models import (
     ErrorMessage,
     PullOperation,
     SyncSettings,
-    parse_data_status_entry,
     parse_error_message,
+)
+from auditor.codat._parse import (
+    ParseIssues,
+    loads_json,
+    parse_company,
+    parse_connection,
+    parse_data_status_entry,
+    parse_pull_operation,
+    parse_sync_settings,
 )
 from auditor.logs import register_secret
 
@@ -87,9 +98,12 @@ __all__ = ["DEFAULT_BASE_URL", "ClientStats", "CodatClient"]
 
 DEFAULT_BASE_URL = "https://api.codat.io"
 MAX_PAGE_SIZE: Final = 5000
+#: Default cap on one answer's body, decompressed (a page of 5,000 companies is ~10 MB).
+MAX_RESPONSE_BYTES: Final = 64 * 1024 * 1024
+#: Default cap on the pages of one listing when ``totalResults`` does not bound it.
+MAX_PAGES: Final = 5_000
 
 _log = logging.getLogger("auditor.codat")
-_M = TypeVar("_M", bound=BaseModel)
 
 _NOT_SENT: Final = (
     httpx.ConnectError,
@@ -98,6 +112,7 @@ _NOT_SENT: Final = (
     httpx.UnsupportedProtocol,
 )
 _QUEUE_SAFE_STATUSES: Final = frozenset({408, 429, 503})
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -146,7 +161,7 @@ class _Attempts:
 
 
 def _is_retryable_read(exc: BaseException) -> bool:
-    if isinstance(exc, DatasetAlreadyInProgressError):
+    if isinstance(exc, DatasetAlreadyInProgressError | CodatResponseTooLargeError):
         return False
     if isinstance(exc, CodatHTTPError):
         if exc.status_code >= 500:
@@ -166,11 +181,21 @@ def _is_retryable_queue(exc: BaseException) -> bool:
 
 
 def _segment(value: str) -> str:
-    """A path parameter, percent-encoded so it stays one path segment."""
-    return value if value.isalnum() or _PLAIN.issuperset(value) else quote(value, safe="")
+    """A path parameter, percent-encoded so it stays one path segment, the one named.
 
-
-_PLAIN: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+    Every character outside RFC 3986's unreserved set is encoded (``/``, ``?``, ``#``,
+    ``%``, spaces, non-ASCII). A segment made only of dots (``.``, ``..``) has its dots
+    encoded as ``%2E``: left as is, URL normalisation would remove it or climb a level
+    (``/companies/../dataStatus`` is ``/dataStatus``). An empty value is refused.
+    """
+    if not value:
+        raise ValueError("a path parameter must not be empty")
+    if value.isascii() and value.isalnum():
+        return value
+    encoded = quote(value, safe="")
+    if not encoded.strip("."):
+        return "%2E" * len(encoded)
+    return encoded
 
 
 class CodatClient:
@@ -183,6 +208,16 @@ class CodatClient:
     requests a minute and 10 in flight per company). At most ``max_in_flight`` requests
     (default 20, capped by ``max_connections``) are on the wire at once, whatever the number
     of tasks. ``transport`` replaces the network (tests pass an ``httpx.MockTransport``).
+
+    ``deadline`` (seconds; default 3 x the read timeout, at least 10 s) bounds each attempt
+    as a whole, headers and body: a body dripping a byte at a time never trips a read
+    timeout, it trips this (:class:`CodatDeadlineError`, retried like a read timeout).
+    ``max_response_bytes`` caps a body once decompressed (a gzip bomb stops there:
+    :class:`CodatResponseTooLargeError`, not retried). ``max_pages`` caps one listing's
+    pages when ``totalResults`` does not (see ``_iter_items``).
+
+    ``parse_issues`` counts what the parsers could not read (fields left missing, records
+    skipped): see :mod:`auditor.codat._parse`.
     """
 
     def __init__(
@@ -196,6 +231,9 @@ class CodatClient:
         rate_limit: RateLimitPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         max_in_flight: int = 20,
+        deadline: float | None = None,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        max_pages: int = MAX_PAGES,
     ) -> None:
         if not api_key:
             raise ValueError("an API key is required")
@@ -205,6 +243,15 @@ class CodatClient:
         if not isinstance(timeout, httpx.Timeout):
             # Waiting for a free pooled connection is our own queue, not Codat's slowness.
             timeout = httpx.Timeout(timeout, pool=None)
+        if deadline is None:
+            read = timeout.read if timeout.read is not None else 30.0
+            deadline = max(10.0, 3 * read)
+        if deadline <= 0 or max_response_bytes < 1 or max_pages < 1:
+            raise ValueError("deadline, max_response_bytes and max_pages must be positive")
+        self.deadline = float(deadline)
+        self.max_response_bytes = max_response_bytes
+        self.max_pages = max_pages
+        self.parse_issues = ParseIssues()
         self._http = httpx.AsyncClient(
             base_url=base_url,
             headers={"Authorization": f"Basic {token}", "Accept": "application/json"},
@@ -271,11 +318,19 @@ class CodatClient:
         query: str | None = None,
         order_by: str | None = None,
     ) -> AsyncIterator[Company]:
-        """Every company, with its ``dataConnections``, following the pages."""
+        """Every company, with its ``dataConnections``, following the pages.
+
+        Each company is read on its own: a field that cannot be read is left missing, a
+        company (or connection) without a usable ``id`` is skipped; both are counted in
+        :attr:`parse_issues`.
+        """
+        issues = self.parse_issues
         async for item in self._iter_items(
             "/companies", "list-companies", None, page_size, query, order_by
         ):
-            yield self._model(Company, item, "list-companies", "GET", "/companies")
+            company = parse_company(item, issues)
+            if company is not None:  # else: no usable id, skipped and counted
+                yield company
 
     async def list_companies(
         self,
@@ -294,7 +349,7 @@ class CodatClient:
         """``GET /companies/{companyId}``."""
         path = f"/companies/{_segment(company_id)}"
         body = await self._request("GET", path, "get-company", company_id)
-        return self._model(Company, body, "get-company", "GET", path)
+        return self._one(parse_company(body, self.parse_issues), "Company", "get-company", path)
 
     # ---------------------------------------------------------------- connections
 
@@ -308,10 +363,13 @@ class CodatClient:
     ) -> AsyncIterator[Connection]:
         """Every data connection of a company (``GET /companies/{id}/connections``, paged)."""
         path = f"/companies/{_segment(company_id)}/connections"
+        issues = self.parse_issues
         async for item in self._iter_items(
             path, "list-connections", company_id, page_size, query, order_by
         ):
-            yield self._model(Connection, item, "list-connections", "GET", path)
+            connection = parse_connection(item, issues)
+            if connection is not None:
+                yield connection
 
     async def list_connections(
         self,
@@ -335,7 +393,10 @@ class CodatClient:
         """``GET /companies/{id}/dataStatus``: data type -> status.
 
         Null entries are skipped; an entry without ``currentStatus`` has
-        ``current_status=None``. If some entries cannot be read, raises
+        ``current_status=None``. Each entry is read on its own: a field that cannot be read
+        (``lastSuccessfulSync: "yesterday"``, a time out of range, a wrong type) is None,
+        with its raw text in the entry's ``unreadable``, and counted in
+        :attr:`parse_issues`. If some entries are not objects at all, raises
         :class:`DataStatusEntryError` carrying the readable ones (``statuses``) and the
         reason for each unreadable data type (``invalid``): nothing is lost.
         """
@@ -364,8 +425,8 @@ class CodatClient:
             if value is None:
                 continue
             try:
-                out[key] = parse_data_status_entry(key, value)
-            except ValueError as exc:  # pydantic.ValidationError included
+                out[key] = parse_data_status_entry(key, value, self.parse_issues)
+            except ValueError as exc:
                 invalid[key] = _reason(exc)
         if invalid:
             listed = ", ".join(sorted(invalid)[:5]) + (" ..." if len(invalid) > 5 else "")
@@ -396,10 +457,13 @@ class CodatClient:
         field, ``-`` first for descending (``-requested``).
         """
         path = f"/companies/{_segment(company_id)}/data/history"
+        issues = self.parse_issues
         async for item in self._iter_items(
             path, "list-pull-operations", company_id, page_size, query, order_by
         ):
-            yield self._model(PullOperation, item, "list-pull-operations", "GET", path)
+            op = parse_pull_operation(item, issues)
+            if op is not None:
+                yield op
 
     async def list_pull_operations(
         self,
@@ -426,7 +490,8 @@ class CodatClient:
         """``GET /companies/{id}/data/history/{datasetId}``."""
         path = f"/companies/{_segment(company_id)}/data/history/{_segment(dataset_id)}"
         body = await self._request("GET", path, "get-pull-operation", company_id)
-        return self._model(PullOperation, body, "get-pull-operation", "GET", path)
+        op = parse_pull_operation(body, self.parse_issues)
+        return self._one(op, "PullOperation", "get-pull-operation", path)
 
     # -------------------------------------------------------------------- refresh
 
@@ -449,7 +514,8 @@ class CodatClient:
         body = await self._request(
             "POST", path, "refresh-data-type", company_id, params=params, queue=True
         )
-        return self._model(PullOperation, body, "refresh-data-type", "POST", path)
+        op = parse_pull_operation(body, self.parse_issues)
+        return self._one(op, "PullOperation", "refresh-data-type", path, method="POST")
 
     # -------------------------------------------------------------- sync settings
 
@@ -457,13 +523,17 @@ class CodatClient:
         """``GET /profile/syncSettings``: the client-wide sync settings."""
         path = "/profile/syncSettings"
         body = await self._request("GET", path, "get-profile-syncSettings", None)
-        return self._model(SyncSettings, body, "get-profile-syncSettings", "GET", path)
+        settings = parse_sync_settings(SyncSettings, body, self.parse_issues)
+        assert settings is None or isinstance(settings, SyncSettings)
+        return self._one(settings, "SyncSettings", "get-profile-syncSettings", path)
 
     async def get_company_sync_settings(self, company_id: str) -> CompanySyncSettings:
         """``GET /companies/{id}/syncSettings``: one company's sync settings."""
         path = f"/companies/{_segment(company_id)}/syncSettings"
         body = await self._request("GET", path, "get-company-syncSettings", company_id)
-        return self._model(CompanySyncSettings, body, "get-company-syncSettings", "GET", path)
+        own = parse_sync_settings(CompanySyncSettings, body, self.parse_issues)
+        assert own is None or isinstance(own, CompanySyncSettings)
+        return self._one(own, "CompanySyncSettings", "get-company-syncSettings", path)
 
     # ------------------------------------------------------------------ internals
 
@@ -477,7 +547,7 @@ class CodatClient:
         params: dict[str, Any] | None = None,
         queue: bool = False,
         expect_json: bool = True,
-        decode: Callable[[bytes], Any] = json.loads,
+        decode: Callable[[bytes], Any] = loads_json,
     ) -> Any:
         """Send with retries; the decoded body (None when ``expect_json`` is False).
 
@@ -512,15 +582,13 @@ class CodatClient:
         expect_json: bool,
         decode: Callable[[bytes], Any],
     ) -> Any:
-        """One attempt: limiter, request, status, JSON."""
+        """One attempt: limiter, request and body within the deadline, status, JSON."""
         limiter = self.limiter
         await limiter.acquire(company_id)
         try:
             self.stats.requests[endpoint] += 1
             async with self._in_flight:
-                response = await self._http.request(method, path, params=params)
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc, method, path, endpoint) from None
+                response, content = await self._exchange(method, path, params, endpoint)
         finally:
             limiter.release(company_id)
         headers = response.headers
@@ -528,19 +596,71 @@ class CodatClient:
             limiter.observe(headers)
         status = response.status_code
         if status >= 400:
-            raise self._http_error(response, method, path, endpoint)
+            raise self._http_error(response, content, method, path, endpoint)
         if not expect_json:
             return None
         try:
-            return decode(response.content)
+            return decode(content)
         except (ValueError, RecursionError):
             raise CodatResponseError(
-                f"malformed JSON in the answer to {endpoint} (HTTP {status}, "
-                f"{len(response.content)} bytes)",
+                f"malformed JSON in the answer to {endpoint} (HTTP {status}, {len(content)} bytes)",
                 method=method,
                 path=path,
                 endpoint=endpoint,
             ) from None
+
+    async def _exchange(
+        self, method: str, path: str, params: dict[str, Any] | None, endpoint: str
+    ) -> tuple[httpx.Response, bytes]:
+        """The response and its whole body (decompressed, at most ``max_response_bytes``),
+        all within ``deadline`` seconds."""
+        deadline = asyncio.timeout(self.deadline)
+        try:
+            async with deadline, self._http.stream(method, path, params=params) as response:
+                content = await self._read_body(response, method, path, endpoint)
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc, method, path, endpoint) from None
+        except TimeoutError:
+            if deadline.expired():
+                raise CodatDeadlineError(
+                    f"no complete answer within the {self.deadline:g} s request deadline",
+                    deadline=self.deadline,
+                    request_sent=True,
+                    method=method,
+                    path=path,
+                    endpoint=endpoint,
+                ) from None
+            raise CodatTimeoutError(
+                "timed out", request_sent=True, method=method, path=path, endpoint=endpoint
+            ) from None
+        return response, content
+
+    async def _read_body(
+        self, response: httpx.Response, method: str, path: str, endpoint: str
+    ) -> bytes:
+        limit = self.max_response_bytes
+
+        def too_large(size: str) -> CodatResponseTooLargeError:
+            return CodatResponseTooLargeError(
+                f"the answer to {endpoint} is larger than {limit:,} bytes ({size})",
+                limit=limit,
+                method=method,
+                path=path,
+                endpoint=endpoint,
+            )
+
+        declared = response.headers.get("content-length", "")
+        encoded = "content-encoding" in response.headers
+        if declared.isdigit() and not encoded and int(declared) > limit:
+            raise too_large(f"Content-Length {int(declared):,}")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():  # decompressed, chunk by chunk
+            size += len(chunk)
+            if size > limit:
+                raise too_large("stopped reading there")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def _transport_error(
         self, exc: httpx.HTTPError, method: str, path: str, endpoint: str
@@ -560,11 +680,11 @@ class CodatClient:
         return cls(message, request_sent=sent, method=method, path=path, endpoint=endpoint)
 
     def _http_error(
-        self, response: httpx.Response, method: str, path: str, endpoint: str
+        self, response: httpx.Response, content: bytes, method: str, path: str, endpoint: str
     ) -> CodatHTTPError:
         status = response.status_code
         try:
-            body: Any = json.loads(response.content) if response.content else None
+            body: Any = loads_json(content) if content else None
         except (ValueError, RecursionError):
             body = None
         error_message = self._scrub(parse_error_message(body))
@@ -611,7 +731,17 @@ class CodatClient:
         query: str | None,
         order_by: str | None,
     ) -> AsyncIterator[Any]:
-        """Every item of a paged list, following ``_links.next`` or ``pageNumber``."""
+        """Every item of a paged list, following ``_links.next`` or ``pageNumber``.
+
+        Bounded, so that a listing always ends (else :class:`CodatPaginationError`):
+
+        * a page most of whose items were listed already (by ``id``, else by content) is a
+          loop (changing ``next`` links, the same page again and again): a few repeats,
+          from companies added while listing shifting the offsets, are fine;
+        * pages past ``totalResults``: at most ``2 * ceil(total / n) + 2`` pages, ``total``
+          the largest announced and ``n`` the largest page received;
+        * whatever ``totalResults`` says, at most ``max_pages`` pages.
+        """
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
         base: dict[str, Any] = {}
@@ -623,8 +753,24 @@ class CodatClient:
         url, params = path, {**base, "page": page, "pageSize": page_size}
         seen = 0
         visited: set[str] = set()
+        keys: set[Any] = set()
+        announced = 0
+        longest = 0
+        pages = 0
+
+        def fail(why: str) -> CodatPaginationError:
+            return CodatPaginationError(
+                f"the listing {endpoint} does not end: {why} (after {pages} pages, "
+                f"{len(keys):,} distinct items)",
+                pages=pages,
+                method="GET",
+                path=path,
+                endpoint=endpoint,
+            )
+
         while True:
             body = await self._request("GET", url, endpoint, company_id, params=params)
+            pages += 1
             results = body.get("results") if isinstance(body, dict) else None
             if not isinstance(results, list):
                 raise CodatResponseError(
@@ -633,12 +779,32 @@ class CodatClient:
                     path=url,
                     endpoint=endpoint,
                 )
+            new = 0
+            for item in results:
+                key = _item_key(item)
+                if key not in keys:
+                    keys.add(key)
+                    new += 1
+            if results and 2 * new < len(results):
+                raise fail(
+                    f"page {pages} repeats items already listed ({len(results) - new:,} of "
+                    f"{len(results):,})"
+                )
+            longest = max(longest, len(results))
             for item in results:
                 yield item
             seen += len(results)
             total = body.get("totalResults")
             if not results or (type(total) is int and seen >= total):
                 return
+            if type(total) is int:
+                announced = max(announced, total)
+                if pages >= 2 * -(-announced // longest) + 2:
+                    raise fail(
+                        f"{pages} pages of at most {longest:,} and totalResults is {announced:,}"
+                    )
+            if pages >= self.max_pages:
+                raise fail(f"the cap of {self.max_pages:,} pages is reached")
             nxt = self._next_link(body, path)
             if nxt is not None and nxt[2] not in visited:
                 visited.add(nxt[2])
@@ -682,16 +848,19 @@ class CodatClient:
             return None
         return link_path, dict(url.params.multi_items()), href
 
-    def _model(self, model: type[_M], body: Any, endpoint: str, method: str, path: str) -> _M:
-        try:
-            return model.model_validate(body)
-        except ValidationError as exc:
+    def _one(
+        self, record: _T | None, name: str, endpoint: str, path: str, *, method: str = "GET"
+    ) -> _T:
+        """A single-record answer, or :class:`CodatResponseError` when it could not be
+        identified (not an object, no usable ``id``)."""
+        if record is None:
             raise CodatResponseError(
-                f"unexpected {model.__name__} in the answer to {endpoint}: {_reason(exc)}",
+                f"unexpected {name} in the answer to {endpoint}: not an object with an id",
                 method=method,
                 path=path,
                 endpoint=endpoint,
-            ) from None
+            )
+        return record
 
     def _redact(self, text: str) -> str:
         for secret in self._secrets:
@@ -719,14 +888,26 @@ class _Parsed:
 
 
 def _decode_data_statuses(content: bytes) -> Any:
-    """Fast path: validate the whole body from bytes in pydantic-core; on any problem other
-    than broken JSON, hand back the plain decoded body for entry-by-entry reading."""
+    """Fast path: validate the whole body from bytes in pydantic-core; on any problem, hand
+    back the decoded body (:func:`loads_json`: valid UTF-8) for entry-by-entry reading.
+    ``ValueError`` when it is not JSON."""
     try:
         return _Parsed(DATA_STATUSES.validate_json(content))
-    except ValidationError as exc:
-        if any(e["type"] == "json_invalid" for e in exc.errors(include_url=False)):
-            raise ValueError("not JSON") from None
-    return json.loads(content)
+    except ValidationError:
+        pass  # pydantic-core also refuses lone surrogates as "invalid JSON": not the end
+    return loads_json(content)
+
+
+def _item_key(item: Any) -> Any:
+    """What identifies a listed item, to see a page repeat: its id, else its content."""
+    if isinstance(item, dict):
+        ident = item.get("id")
+        if isinstance(ident, str) and ident:
+            return ident
+    try:
+        return ("content", json.dumps(item, sort_keys=True, default=str))
+    except (TypeError, ValueError, RecursionError):
+        return ("object", id(item))
 
 
 def _reason(exc: ValueError) -> str:

@@ -10,8 +10,13 @@ fields of Codat's ``ErrorMessage`` body. None of them ever carries the API key::
     │   │                               the request may have reached Codat)
     │   ├── CodatConnectError           could not connect: the request was never sent
     │   └── CodatTimeoutError           connect, write, read or pool timeout
+    │       └── CodatDeadlineError      the whole exchange (headers and body) overran the
+    │                                   per-request deadline: a body that drips
     ├── CodatResponseError              a 2xx answer we cannot read: not JSON, wrong shape
-    │   └── DataStatusEntryError        some dataStatus entries unreadable; carries the rest
+    │   ├── DataStatusEntryError        some dataStatus entries unreadable; carries the rest
+    │   ├── CodatResponseTooLargeError  a body larger (once decompressed) than the size cap
+    │   └── CodatPaginationError        a paged list that does not end (pages repeat, run
+    │                                   past totalResults or past the page cap)
     └── CodatHTTPError                  Codat answered with an error status (>= 400)
         ├── CodatAuthError              401, 403 (and 402: the key cannot do this)
         ├── CodatNotFoundError          404: unknown company, connection or dataset
@@ -23,8 +28,10 @@ fields of Codat's ``ErrorMessage`` body. None of them ever carries the API key::
                                         ``DatasetAlreadyInProgressException``), whatever the
                                         status code Codat used for it
 
-Retry decisions (see ``_client``) are made on these types: transport errors, 408, 429, 5xx
-and unreadable bodies are transient for reads; queue requests are retried only when the
+Retry decisions (see ``_client``) are made on these types: transport errors (a deadline
+overrun included, like a read timeout), 408, 429, 5xx and unreadable bodies are transient
+for reads, except a body over the size cap (it would be as large again) and a pagination
+error (raised after the pages were read, never retried); queue requests are retried only when the
 request provably did not queue anything.
 """
 
@@ -38,11 +45,14 @@ from auditor.codat._models import ErrorMessage
 __all__ = [
     "CodatAuthError",
     "CodatConnectError",
+    "CodatDeadlineError",
     "CodatError",
     "CodatHTTPError",
     "CodatNotFoundError",
+    "CodatPaginationError",
     "CodatRateLimitError",
     "CodatResponseError",
+    "CodatResponseTooLargeError",
     "CodatServerError",
     "CodatTimeoutError",
     "CodatTransportError",
@@ -111,8 +121,39 @@ class CodatTimeoutError(CodatTransportError):
     """A connect, write, read or pool timeout."""
 
 
+class CodatDeadlineError(CodatTimeoutError):
+    """The request's total deadline passed before the whole answer arrived.
+
+    Each read may have been quick (a body dripping a byte a second never trips the read
+    timeout): the deadline bounds the whole exchange. ``deadline`` is in seconds.
+    """
+
+    def __init__(self, message: str, *, deadline: float, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.deadline = deadline
+
+
 class CodatResponseError(CodatError):
     """A successful status whose body we cannot read (not JSON, or not the expected shape)."""
+
+
+class CodatResponseTooLargeError(CodatResponseError):
+    """The answer's body, decompressed, is larger than the client's ``max_response_bytes``
+    (``limit``); reading stopped there. Not retried."""
+
+    def __init__(self, message: str, *, limit: int, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.limit = limit
+
+
+class CodatPaginationError(CodatResponseError):
+    """A paged list that does not end: a page repeats items already seen, pages go on past
+    ``totalResults``, or the page cap is reached. The listing fails as a whole. ``pages``:
+    pages read."""
+
+    def __init__(self, message: str, *, pages: int, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.pages = pages
 
 
 class DataStatusEntryError(CodatResponseError):

@@ -14,38 +14,65 @@ All timestamps become timezone-aware UTC ``datetime`` objects.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from types import MappingProxyType
+from typing import Annotated, Any, Final
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+)
 
 __all__ = [
     "DATA_STATUSES",
+    "EARLIEST",
+    "LATEST",
     "Company",
     "CompanySyncSettings",
     "Connection",
     "DataStatus",
     "ErrorMessage",
+    "Id",
     "Page",
     "PullOperation",
     "SyncSetting",
     "SyncSettings",
     "UtcDateTime",
     "parse_codat_datetime",
-    "parse_data_status_entry",
     "parse_error_message",
 ]
 
+_NOTHING: Mapping[str, str] = MappingProxyType({})
 _FRACTION = re.compile(r"(\.\d{6})\d+")
 _ZERO = timedelta(0)
+#: The instants a snapshot can hold: pandas' ``datetime64[ns]`` covers 1677-09-21 to
+#: 2262-04-11. A time outside (``0001-01-01T00:00:00``, .NET's DateTime.MinValue, or
+#: ``9999-12-31T23:59:59.9999999Z``, its MaxValue) is not a real sync time: unreadable.
+EARLIEST: Final = datetime(1677, 9, 22, tzinfo=UTC)
+LATEST: Final = datetime(2262, 4, 11, tzinfo=UTC)
 
 
-def parse_codat_datetime(value: Any) -> Any:
-    """Parse Codat's ISO-8601 variants into an aware UTC datetime (other values pass through).
+def parse_codat_datetime(value: Any) -> datetime | None:
+    """Parse one of Codat's DateTime forms into an aware UTC datetime.
 
-    More than 6 fractional digits are truncated to microseconds; a missing zone means UTC;
-    an empty string is None. An unreadable string raises ``ValueError``.
+    Accepted (``docs/client.md``, "Times"): ``Z`` or a ``±hh:mm`` offset (converted to UTC);
+    no zone at all (taken as UTC, as Codat documents for its unqualified times); a date only
+    (``2026-11-17`` is 00:00 UTC); 0 to 7 (or more) fractional digits, truncated to
+    microseconds; surrounding spaces. ``None`` and an empty string are None.
+
+    Anything else raises ``ValueError``: a string that is not a time (``"yesterday"``), a
+    number, a boolean or a container (pydantic would read a number as Unix seconds), and a
+    time outside :data:`EARLIEST`..:data:`LATEST` (.NET's MinValue and MaxValue included).
     """
+    if value is None:
+        return None
     if isinstance(value, datetime):
         dt = value
     elif isinstance(value, str):
@@ -58,30 +85,52 @@ def parse_codat_datetime(value: Any) -> Any:
             text = _FRACTION.sub(r"\1", text)
             if text.endswith(("Z", "z")):
                 text = text[:-1] + "+00:00"
-            dt = datetime.fromisoformat(text)
+            try:
+                dt = datetime.fromisoformat(text)
+            except ValueError:
+                raise ValueError(f"not a time: {value[:40]!r}") from None
     else:
-        return value
+        raise ValueError(f"not a time: a {type(value).__name__}")
     if dt.tzinfo is None:
-        return dt.replace(tzinfo=UTC)
-    if dt.utcoffset() == _ZERO:
-        return dt if dt.tzinfo is UTC else dt.replace(tzinfo=UTC)
-    try:
-        return dt.astimezone(UTC)
-    except OverflowError:
-        raise ValueError(f"timestamp out of range: {value!r}") from None
+        dt = dt.replace(tzinfo=UTC)
+    elif dt.utcoffset() == _ZERO:
+        if dt.tzinfo is not UTC:
+            dt = dt.replace(tzinfo=UTC)
+    else:
+        try:
+            dt = dt.astimezone(UTC)
+        except OverflowError:
+            raise ValueError(f"time out of range: {value!r}") from None
+    if not EARLIEST <= dt <= LATEST:
+        raise ValueError(f"time out of range: {str(value)[:40]!r}")
+    return dt
 
 
-UtcDateTime = Annotated[datetime, BeforeValidator(parse_codat_datetime)]
+UtcDateTime = Annotated[datetime | None, BeforeValidator(parse_codat_datetime)]
+
+
+#: An identifier: a non-empty string (a record without one cannot be identified).
+Id = Annotated[str, StringConstraints(min_length=1)]
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
 
+    # Fields that could not be read (wire name -> raw text), set by the lenient parsers
+    # (``_parse``); None when every field was read. Private: no payload can set it.
+    _unreadable: dict[str, str] | None = PrivateAttr(default=None)
+
+    @property
+    def unreadable(self) -> Mapping[str, str]:
+        """Fields of the payload that could not be read and were left missing: wire name
+        (``lastSuccessfulSync``) -> the raw value as text (at most 200 characters)."""
+        return self._unreadable or _NOTHING
+
 
 class Connection(_Model):
     """A data connection (``Connection`` in the spec)."""
 
-    id: str
+    id: Id
     integration_id: str | None = Field(default=None, alias="integrationId")
     integration_key: str | None = Field(default=None, alias="integrationKey")
     source_id: str | None = Field(default=None, alias="sourceId")
@@ -96,8 +145,8 @@ class Connection(_Model):
 class Company(_Model):
     """A company (``Company`` in the spec), with its ``dataConnections``."""
 
-    id: str
-    name: str = ""
+    id: Id
+    name: str | None = None
     description: str | None = None
     created: UtcDateTime | None = None
     last_sync: UtcDateTime | None = Field(default=None, alias="lastSync")
@@ -117,7 +166,7 @@ class DataStatus(_Model):
 class PullOperation(_Model):
     """A pull operation (dataset): one sync of one data type."""
 
-    id: str
+    id: Id
     company_id: str | None = Field(default=None, alias="companyId")
     connection_id: str | None = Field(default=None, alias="connectionId")
     data_type: str | None = Field(default=None, alias="dataType")
@@ -229,17 +278,6 @@ class Page(_Model):
     page_size: int = Field(default=0, alias="pageSize")
     total_results: int = Field(default=0, alias="totalResults")
     links: dict[str, Any] | None = Field(default=None, alias="_links")
-
-
-def parse_data_status_entry(data_type: str, value: Any) -> DataStatus:
-    """One ``dataStatus`` entry as a :class:`DataStatus` whose ``data_type`` is ``data_type``
-    (the key it was found under, whatever the entry's own ``dataType`` says).
-
-    Raises ``ValueError`` (``pydantic.ValidationError`` is one) when it cannot be read.
-    """
-    if not isinstance(value, dict):
-        raise ValueError(f"entry is {type(value).__name__}, not an object")
-    return DataStatus.model_validate({**value, "dataType": data_type})
 
 
 DATA_STATUSES: TypeAdapter[dict[str, DataStatus | None]] = TypeAdapter(dict[str, DataStatus | None])

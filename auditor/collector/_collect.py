@@ -26,7 +26,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,11 +35,13 @@ import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
 
 from auditor.codat import (
+    CodatAuthError,
     CodatError,
     Company,
     CompanySyncSettings,
     DataStatus,
     DataStatusEntryError,
+    ParseIssues,
     PullOperation,
     SyncSettings,
 )
@@ -72,6 +74,7 @@ __all__ = [
     "collect_sync",
     "collect_to_store",
     "default_snapshot_id",
+    "is_fatal",
     "parse_shard",
     "shard_of",
 ]
@@ -141,6 +144,14 @@ def default_snapshot_id(snapshot_at: datetime, shard: tuple[int, int] | None = N
     return f"{at:%Y%m%dT%H%M%SZ}"
 
 
+def is_fatal(exc: BaseException) -> bool:
+    """An error that ends the whole run instead of costing one company: Codat refusing the
+    API key (401). Every later request would be refused too, and a snapshot of 100,000
+    "401" rows is not a night's data: the run stops, nothing is committed as complete, and
+    the error reaches the caller (the nightly job and ``auditor snapshot`` exit 2)."""
+    return isinstance(exc, CodatAuthError) and exc.status_code == 401
+
+
 def _error_row(company: Company | None, exc: BaseException, endpoint: str) -> ErrorRow:
     if isinstance(exc, CodatError):
         return ErrorRow(
@@ -200,6 +211,16 @@ class _Run:
         self._last_flush = time.monotonic()
         self.settings: SyncSettings | None = None
         self.settings_errors: list[ErrorRow] = []
+        found = getattr(client, "parse_issues", None)
+        self._issues: ParseIssues | None = found if isinstance(found, ParseIssues) else None
+        self._issues_before = self._issues.copy() if self._issues is not None else None
+
+    def parse_issues(self) -> ParseIssues:
+        """What the client's parsers could not read during this run (fields left missing,
+        records skipped); empty for a client that does not count them."""
+        if self._issues is None or self._issues_before is None:
+            return ParseIssues()
+        return self._issues.since(self._issues_before)
 
     async def run(self) -> None:
         reporter: asyncio.Task[None] | None = None
@@ -219,8 +240,11 @@ class _Run:
             try:
                 await asyncio.gather(*workers)
             except BaseException:
+                # A fatal error (see is_fatal) or a cancellation: stop every worker, and
+                # wait until they have stopped, before the error goes up.
                 for w in workers:
                     w.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
                 raise
             await self._flush(force=True)
         finally:
@@ -234,6 +258,8 @@ class _Run:
             self.stats.requests += 1
             self.settings = await self.client.get_sync_settings()
         except Exception as exc:  # the run goes on without them
+            if is_fatal(exc):
+                raise
             log.warning("could not read sync settings: %s", exc)
             self.settings_errors.append(_error_row(None, exc, EP_SYNC_SETTINGS))
             self.stats.errors += 1
@@ -295,6 +321,8 @@ class _Run:
                     )
                 )
         except Exception as exc:  # never lose the run over one company
+            if is_fatal(exc):
+                raise
             errors.append(_error_row(company, exc, EP_DATA_STATUS))
         pulls: list[PullOperation] = []
         if statuses and self.opt.pull_operations:
@@ -313,6 +341,8 @@ class _Run:
             try:
                 own = await self.client.get_company_sync_settings(company.id)
             except Exception as exc:
+                if is_fatal(exc):
+                    raise
                 errors.append(_error_row(company, exc, EP_COMPANY_SYNC_SETTINGS))
         if errors:
             self.stats.errors += 1
@@ -339,6 +369,8 @@ class _Run:
                     max_results=_LIST_PAGE,
                 )
             except Exception as exc:
+                if is_fatal(exc):
+                    raise
                 log.debug("listing pull operations of %s failed: %s", company.id, exc)
                 page = []
             found = [op for op in page if op.id in wanted]
@@ -353,8 +385,10 @@ class _Run:
             for result in results:
                 if isinstance(result, PullOperation):
                     found.append(result)
-                elif isinstance(result, Exception):
+                elif isinstance(result, Exception) and not is_fatal(result):
                     errors.append(_error_row(company, result, EP_PULL_OPERATION))
+                elif isinstance(result, Exception):
+                    raise result
                 else:
                     raise result
         return found
@@ -378,6 +412,16 @@ class _Run:
 
 def _meta(run: _Run) -> dict[str, Any]:
     stats = run.stats
+    issues = run.parse_issues()
+    if issues.malformed_fields or issues.skipped_records:
+        log.warning(
+            "Codat sent data that could not be read: %d fields left missing (%s), "
+            "%d records skipped (%s)",
+            issues.malformed_fields.total(),
+            _top(issues.malformed_fields),
+            issues.skipped_records.total(),
+            _top(issues.skipped_records),
+        )
     return {
         "companies_listed": stats.listed,
         "companies_collected": stats.done,
@@ -386,7 +430,16 @@ def _meta(run: _Run) -> dict[str, Any]:
         "requests": stats.requests,
         "pull_operations_reused": stats.pulls_reused,
         "elapsed_seconds": round(stats.elapsed, 3),
+        # What could not be read (docs/collector.md): {"company.name": 3, ...} and
+        # {"company": 1, ...}; empty mappings on a clean night.
+        **issues.as_meta(),
     }
+
+
+def _top(counts: Mapping[str, int], n: int = 5) -> str:
+    items = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    text = ", ".join(f"{k}: {v}" for k, v in items[:n])
+    return text + (", ..." if len(items) > n else "") if text else "none"
 
 
 async def collect(
@@ -406,7 +459,9 @@ async def collect(
     """Snapshot every company (of ``shard`` = ``(K, N)``, if given) into memory.
 
     ``concurrency`` worker tasks share the client's rate limiter. A company whose requests
-    fail after the client's retries becomes a row of the ``errors`` frame; the run goes on.
+    fail after the client's retries becomes a row of the ``errors`` frame; the run goes on,
+    except when Codat refuses the API key (401, see :func:`is_fatal`): every worker stops and
+    the :class:`~auditor.codat.CodatAuthError` is raised (nothing is committed as complete).
     ``company_sync_settings`` also reads each company's own sync settings (one request more
     per company) and keeps those that override the defaults.
     ``known_pull_operations`` (``{company_id: {dataset_id: PullOperation}}``, or a
@@ -491,6 +546,10 @@ class StoreRun:
     requests: int
     elapsed_seconds: float
     pull_operations_reused: int = 0
+    #: Fields Codat sent that could not be read and were left missing, by ``kind.field``.
+    malformed_fields: Mapping[str, int] = field(default_factory=dict)
+    #: Records skipped because they could not be identified (no usable id), by kind.
+    skipped_records: Mapping[str, int] = field(default_factory=dict)
 
 
 def _unfinished(store: Path, shard: tuple[int, int]) -> pd.Series:
@@ -656,4 +715,6 @@ async def collect_to_store(
         requests=run.stats.requests,
         elapsed_seconds=round(run.stats.elapsed, 3),
         pull_operations_reused=run.stats.pulls_reused,
+        malformed_fields=meta["malformed_fields"],
+        skipped_records=meta["skipped_records"],
     )

@@ -11,12 +11,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
 
 from auditor.codat import (
+    EARLIEST,
+    LATEST,
     Company,
     CompanySyncSettings,
     Connection,
@@ -152,10 +154,23 @@ class ErrorRow:
 
 
 def _timestamps(values: list[Any]) -> pd.Series:
-    """Aware datetimes / None -> ``datetime64[ns, UTC]`` (out-of-range values become NaT)."""
+    """Aware datetimes / None -> ``datetime64[ns, UTC]`` (out-of-range values become NaT).
+
+    The client's parsers already refuse times outside the nanosecond range (see
+    ``auditor.codat.EARLIEST``); this keeps one that got here otherwise from failing the
+    batch: pandas would read it at a coarser unit and refuse the cast to nanoseconds.
+    """
     if not values:
         return pd.Series([], dtype="datetime64[ns, UTC]")
-    return pd.Series(pd.to_datetime(values, utc=True, errors="coerce"), dtype="datetime64[ns, UTC]")
+    parsed = pd.Series(pd.to_datetime(values, utc=True, errors="coerce"))
+    if parsed.dtype != _NS_UTC:
+        parsed = parsed.where((parsed >= _EARLIEST) & (parsed <= _LATEST)).dt.as_unit("ns")
+    return parsed.astype(_NS_UTC)
+
+
+_NS_UTC: Final = pd.DatetimeTZDtype("ns", "UTC")
+_EARLIEST: Final = pd.Timestamp(EARLIEST)
+_LATEST: Final = pd.Timestamp(LATEST)
 
 
 def _frame(columns: Mapping[str, Any], schema: Mapping[str, ColumnKind], n: int) -> pd.DataFrame:
@@ -228,10 +243,12 @@ class BatchBuilder:
             s["connection_status"],
         )
         st_col, dt_col, cs_col = s["source_type"], s["data_type"], s["current_status"]
-        lss_col, lsi_col, lssi_col = (
+        lss_col, lsi_col, lssi_col, bad_col, raw_col = (
             s["last_successful_sync"],
             s["latest_sync_id"],
             s["latest_successful_sync_id"],
+            s["unreadable_fields"],
+            s["last_successful_sync_raw"],
         )
         req_col = self._requested
         for data_type, status in statuses.items():
@@ -247,6 +264,13 @@ class BatchBuilder:
             lss_col.append(status.last_successful_sync)
             lsi_col.append(status.latest_sync_id)
             lssi_col.append(status.latest_successful_sync_id)
+            bad = status.unreadable
+            if bad:
+                bad_col.append(",".join(sorted(bad)))
+                raw_col.append(bad.get("lastSuccessfulSync"))
+            else:
+                bad_col.append(None)
+                raw_col.append(None)
             req_col.append(
                 requested.get(status.latest_sync_id)
                 if requested and status.latest_sync_id

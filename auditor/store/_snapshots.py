@@ -340,6 +340,16 @@ def _try_complete(path: Path) -> bool:
             for k, v in dict(doc.get("meta") or {}).items():
                 if isinstance(v, int | float) and not isinstance(v, bool):
                     meta[k] = meta.get(k, 0) + v
+                elif (
+                    isinstance(v, dict)
+                    and isinstance(meta.get(k, {}), dict)
+                    and all(type(n) is int for n in v.values())
+                ):
+                    # Counters by name (malformed_fields, skipped_records): summed too.
+                    merged = dict(meta.get(k, {}))
+                    for name, n in v.items():
+                        merged[name] = merged.get(name, 0) + n
+                    meta[k] = merged
                 else:
                     meta.setdefault(k, v)
         atomic_write_json(
