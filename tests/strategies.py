@@ -154,6 +154,7 @@ class SchemaResolver:
 
 # --------------------------------------------------------------------------- values
 
+
 def _codat_time(moment: datetime, style: int) -> str:
     """``moment`` in one of the ISO-8601 variants Codat documents."""
     if style == 0:
@@ -167,9 +168,9 @@ def _codat_time(moment: datetime, style: int) -> str:
 
 codat_times = st.builds(
     _codat_time,
-    st.datetimes(
-        min_value=datetime(2018, 1, 1), max_value=datetime(2024, 5, 1, 5, 59)
-    ).map(lambda d: d.replace(tzinfo=UTC)),
+    st.datetimes(min_value=datetime(2018, 1, 1), max_value=datetime(2024, 5, 1, 5, 59)).map(
+        lambda d: d.replace(tzinfo=UTC)
+    ),
     st.integers(0, 3),
 )
 codat_uuids = st.uuids().map(str)
@@ -208,7 +209,7 @@ WEIRD_TEXT: tuple[str, ...] = (
     "Z\u0351\u0345a\u0353l\u0362g\u0349o\u0315",
     "ctrl\x00\x01\x07\x1b[31m\r\n\t",
     "<script>alert(1)</script>&amp;\"'",
-    "=HYPERLINK(\"http://x\")",
+    '=HYPERLINK("http://x")',
     "\ud800 lone",
     "\udfff",
     " ",
@@ -242,10 +243,7 @@ class FleetCase:
 
     def __repr__(self) -> str:  # the fleet itself may weigh megabytes
         ids = [_short(e["company"].get("id", "<missing>")) for e in self.entries]
-        return (
-            f"FleetCase(companies={len(self.entries)}, ids={ids}, "
-            f"mutations={self.mutations!r})"
-        )
+        return f"FleetCase(companies={len(self.entries)}, ids={ids}, mutations={self.mutations!r})"
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # hypothesis' printer
         printer.text(repr(self))
@@ -369,9 +367,7 @@ def schema_strategy(schema: Any) -> st.SearchStrategy[Any]:
             return CUSTOM_FORMATS[fmt]
         if "pattern" in schema:
             return st.from_regex(schema["pattern"], fullmatch=True)
-        return st.text(
-            min_size=schema.get("minLength", 0), max_size=schema.get("maxLength", 40)
-        )
+        return st.text(min_size=schema.get("minLength", 0), max_size=schema.get("maxLength", 40))
     if kind == "integer":
         return st.integers(schema.get("minimum", -(2**31)), schema.get("maximum", 2**31))
     if kind == "number":

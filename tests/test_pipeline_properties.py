@@ -276,8 +276,7 @@ def _check_budgets(case: FleetCase, night: Night) -> None:
         for where, body in (("report.html", report_text), ("digest HTML", html),
                             ("digest text", text)):  # fmt: skip
             assert HUGE_WINDOW not in body, (
-                f"a 200 KB field from Codat shows more than {FIELD_BUDGET:,} characters in "
-                f"{where}"
+                f"a 200 KB field from Codat shows more than {FIELD_BUDGET:,} characters in {where}"
             )
 
 
