@@ -41,14 +41,8 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-import pytest
-
-pytest.importorskip(
-    "hypothesis_jsonschema",
-    reason="hypothesis-jsonschema is a dev dependency: pip install -e '.[dev]'",
-)
-
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import HealthCheck, Phase, given, note, settings
 from pydantic import SecretStr
 from strategies import (
