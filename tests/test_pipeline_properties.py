@@ -81,7 +81,7 @@ _SLOW_CHECKS = [
 # falsifying example still lists its mutations; run the long profile to get a minimal one.
 settings.register_profile(
     "ci",
-    max_examples=12,
+    max_examples=10,
     deadline=None,
     suppress_health_check=_SLOW_CHECKS,
     print_blob=True,
