@@ -305,7 +305,7 @@ async def test_path_parameters_are_escaped() -> None:
 # --------------------------------------------------------------------------- dataStatus
 
 
-async def test_data_status_skips_nulls_and_keeps_types_never_synced() -> None:
+async def test_data_status_reads_nulls_as_never_synced_and_keeps_unknown_types() -> None:
     body = {
         "invoices": {
             "dataType": "invoices",
@@ -320,7 +320,10 @@ async def test_data_status_skips_nulls_and_keeps_types_never_synced() -> None:
     }
     async with client(Script(httpx.Response(200, json=body))) as c:
         statuses = await c.get_data_status("c1")
-    assert set(statuses) == {"invoices", "suppliers", "someNewType"}
+    # A null entry is the never-synced form: the type is there with no status (a company whose
+    # entries were all null used to vanish from the audit without an error).
+    assert set(statuses) == {"invoices", "suppliers", "bills", "someNewType"}
+    assert statuses["bills"].current_status is None
     assert statuses["invoices"].last_successful_sync == datetime(
         2019, 6, 11, 13, 26, 54, 688470, tzinfo=UTC
     )

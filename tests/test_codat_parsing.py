@@ -149,10 +149,12 @@ def test_data_status_bodies_end_in_statuses_or_a_typed_error(body: dict[str, Any
         # Exactly the entries that cannot be read on their own are reported.
         for key in outcome.invalid:
             assert not readable(key, body[key]), f"{key} was readable"
-    # Every readable, non-null entry is there, keyed and typed by its key, times in UTC.
+    # Every readable entry is there, keyed and typed by its key, times in UTC; a null entry is
+    # the never-synced form (the type, no status).
     for key, value in body.items():
         if value is None:
-            assert key not in statuses
+            assert statuses[key].data_type == key
+            assert statuses[key].current_status is None
             continue
         try:
             expected = parse_data_status_entry(key, value)

@@ -406,12 +406,14 @@ class CodatClient:
         out: dict[str, DataStatus] = {}
         if isinstance(body, _Parsed):  # fast path: the whole body was valid
             for key, value in body.value.items():
-                if value is not None:
-                    out[key] = (
-                        value
-                        if value.data_type == key
-                        else value.model_copy(update={"data_type": key})
-                    )
+                if value is None:  # read as the never-synced form {"dataType": key}
+                    out[key] = parse_data_status_entry(key, {}, self.parse_issues)
+                    continue
+                out[key] = (
+                    value
+                    if value.data_type == key
+                    else value.model_copy(update={"data_type": key})
+                )
             return out
         if not isinstance(body, dict):
             raise CodatResponseError(
@@ -422,10 +424,11 @@ class CodatClient:
             )
         invalid: dict[str, str] = {}
         for key, value in body.items():
-            if value is None:
-                continue
             try:
-                out[key] = parse_data_status_entry(key, value, self.parse_issues)
+                # A null entry is read as the never-synced form {"dataType": key}: the type is
+                # there with no status (a row the rules judge), never silently dropped.
+                out[key] = parse_data_status_entry(key, {} if value is None else value,
+                                                   self.parse_issues)
             except ValueError as exc:
                 invalid[key] = _reason(exc)
         if invalid:

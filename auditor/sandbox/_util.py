@@ -23,8 +23,16 @@ def hash_unit(*parts: object) -> float:
 
 
 def dumps(obj: Any) -> bytes:
-    """Compact JSON bytes, as the sandbox sends them."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    """Compact JSON bytes, as the sandbox sends them.
+
+    UTF-8; a body holding a lone surrogate (a fleet file may, as Codat's JSON can carry
+    ``"\\ud800"``) cannot be UTF-8 and goes out ASCII-escaped instead.
+    """
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=True).encode()
 
 
 class LRU:
