@@ -264,8 +264,10 @@ class ReportView:
     appendix: tuple[RuleSection, ...]
     filters: FilterOptions
     csv_files: Mapping[str, str] = field(default_factory=dict)
-    #: What makes tonight's audit incomplete (:func:`build_notices`), shown first.
+    #: What makes tonight's audit incomplete or partial (:func:`build_notices`), shown first.
     notices: tuple[str, ...] = ()
+    #: A rule failed or a fleet-wide input is missing (the run exits 2).
+    incomplete: bool = False
 
     @property
     def open_total(self) -> int:
@@ -517,4 +519,5 @@ def build_view(
         ),
         csv_files=dict(csv_files or {}),
         notices=build_notices(result, fleet),
+        incomplete=result.incomplete,
     )
