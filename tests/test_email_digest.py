@@ -308,3 +308,33 @@ def test_write_eml_roundtrip(tmp_path: Path) -> None:
 
 def test_scope_everything_by_default() -> None:
     assert Scope().everything
+
+
+def test_a_digest_that_cannot_be_built_sends_none_of_the_night(
+    plain_server: tuple[Inbox, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three routes; building the second digest fails: nobody gets half of tonight's mail."""
+    import auditor.report._email_send as email_send
+
+    inbox, port = plain_server
+    settings = EmailSettings.model_validate(
+        {"to": ["ops@example.com"], "severity": {"error": ["oncall@example.com"]},
+         "platform": {"Xero": ["xero@example.com"]}}
+    )
+    built = 0
+    real_build = email_send.build_digest
+
+    def flaky_build(*args: Any, **kwargs: Any) -> EmailMessage:
+        nonlocal built
+        built += 1
+        if built == 2:
+            raise ValueError("a bug in the second digest")
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(email_send, "build_digest", flaky_build)
+    with pytest.raises(ValueError, match="second digest"):
+        deliver_digests(
+            tiny_result(as_of=AS_OF), tmp_path, email=settings,
+            smtp=_smtp(port, security="none", allow_plaintext=True),
+        )
+    assert inbox.messages == []
