@@ -17,9 +17,39 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-__all__ = ["LogFormat", "configure_logging", "redact", "register_secret"]
+__all__ = [
+    "LOG_LEVELS",
+    "LogFormat",
+    "LogLevel",
+    "configure_logging",
+    "redact",
+    "register_secret",
+    "set_cli_defaults",
+]
 
 LogFormat = Literal["human", "json"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+LOG_LEVELS: Final[dict[str, int]] = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+#: What ``auditor --log-level/--quiet`` set for every command of this process.
+_CLI: dict[str, int | bool] = {"level": logging.INFO, "quiet": False}
+
+
+def set_cli_defaults(*, level: LogLevel | None = None, quiet: bool = False) -> None:
+    """The global ``--log-level`` and ``--quiet`` of the CLI: the level every later
+    :func:`configure_logging` uses (``--quiet`` alone means warnings and errors only)."""
+    _CLI["quiet"] = quiet
+    _CLI["level"] = LOG_LEVELS[level] if level else (logging.WARNING if quiet else logging.INFO)
+
+
+def cli_quiet() -> bool:
+    """``--quiet`` was given: commands print errors only."""
+    return bool(_CLI["quiet"])
 
 _SECRETS: set[str] = set()
 _RESERVED: Final[frozenset[str]] = frozenset(
@@ -99,9 +129,11 @@ def _redacted(value: Any) -> Any:
 
 
 def configure_logging(
-    *, run_id: str, fmt: LogFormat = "human", level: int = logging.INFO
+    *, run_id: str, fmt: LogFormat = "human", level: int | None = None
 ) -> logging.Handler:
-    """Send ``auditor`` logs to stderr in ``fmt``, each line stamped with ``run_id``."""
+    """Send ``auditor`` logs to stderr in ``fmt``, each line stamped with ``run_id``; at
+    ``level`` (default: the CLI's ``--log-level``/``--quiet``, else INFO)."""
+    level = int(_CLI["level"]) if level is None else level
     handler = _StderrHandler(sys.stderr)
     handler.addFilter(_Context(run_id))
     if fmt == "json":

@@ -163,3 +163,34 @@ def test_store_option_reads_the_environment(tmp_path: Path) -> None:
     empty = CliRunner().invoke(app, ["snapshots", "--store", str(tmp_path / "none")])
     assert empty.exit_code == 0
     assert "no snapshots" in empty.output
+
+
+def test_quiet_and_log_level_apply_to_every_command(tmp_path: Path) -> None:
+    import logging
+
+    from auditor.logs import configure_logging, set_cli_defaults
+
+    runner = CliRunner()
+    try:
+        loud = runner.invoke(app, ["snapshots", "--store", str(tmp_path)])
+        quiet = runner.invoke(app, ["--quiet", "snapshots", "--store", str(tmp_path)])
+        assert loud.exit_code == quiet.exit_code
+        assert loud.stdout.strip()
+        assert quiet.stdout == ""  # --quiet: errors only, the exit code still tells
+        missing = runner.invoke(app, ["-q", "audit", "--store", str(tmp_path / "none")])
+        assert missing.exit_code == 2
+        assert "error:" in missing.stderr  # errors are never silenced
+        runner.invoke(app, ["--log-level", "debug", "snapshots", "--store", str(tmp_path)])
+        configure_logging(run_id="t")
+        assert logging.getLogger("auditor").level == logging.DEBUG
+        bad = runner.invoke(app, ["--log-level", "loud", "snapshots"])
+        assert bad.exit_code == 2
+    finally:
+        set_cli_defaults()
+
+
+def test_no_color_is_honoured_by_the_progress_bar(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rich.console import Console
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert Console(stderr=True).no_color

@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from auditor.logs import LogLevel, set_cli_defaults
+
 __all__ = ["app"]
 
 app = typer.Typer(
@@ -36,5 +38,25 @@ def _main(
             "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
         ),
     ] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", envvar="AUDITOR_QUIET",
+            help="Print errors only (log warnings and errors); the exit code still tells.",
+        ),
+    ] = False,
+    log_level: Annotated[
+        LogLevel | None,
+        typer.Option(
+            "--log-level", envvar="AUDITOR_LOG_LEVEL", case_sensitive=False,
+            help="Log level of every command: debug, info (default), warning or error.",
+        ),
+    ] = None,
 ) -> None:
-    """Audit the data freshness of a fleet of companies connected through Codat."""
+    """Audit the data freshness of a fleet of companies connected through Codat.
+
+    Global options go before the command (auditor --quiet run ...). Output is plain text;
+    the progress bar follows NO_COLOR (https://no-color.org) and is off when stderr is not a
+    terminal.
+    """
+    set_cli_defaults(level=log_level, quiet=quiet)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import typer
 
-from auditor.logs import redact
+from auditor.logs import cli_quiet, redact
 from auditor.safe_text import terminal_safe
 
 __all__ = ["echo", "field"]
@@ -23,6 +23,10 @@ def field(value: object) -> str:
 
 
 def echo(message: object = "", *, err: bool = False, nl: bool = True) -> None:
-    """``typer.echo`` with control characters escaped (newlines kept) and secrets redacted."""
+    """``typer.echo`` with control characters escaped (newlines kept) and secrets redacted.
+
+    With ``auditor --quiet`` only what goes to stderr (errors) is printed."""
+    if cli_quiet() and not err:
+        return
     lines = str(message).split("\n")
     typer.echo(redact("\n".join(terminal_safe(line) for line in lines)), err=err, nl=nl)
