@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import copy
 import json
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,17 +27,11 @@ from typing import Any
 from urllib.parse import unquote
 
 from hypothesis import strategies as st
+from oas import OAS_HINT, PLATFORM_SPEC, find_oas_dir
 
 from auditor.sandbox import CompanyRecord, Fleet
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-PLATFORM_SPEC = "Codat-Platform.json"
-OAS_HINT = (
-    "Codat's OpenAPI spec (Codat-Platform.json) was not found: set CODAT_OAS_DIR to the "
-    "folder holding it, or lay shared/codat-oas/ beside the repository (../shared/codat-oas/ "
-    "from the repo root; a git worktree elsewhere needs CODAT_OAS_DIR)."
-)
-
 #: The moment generated fleets describe (and the audit's ``as_of``).
 FLEET_NOW = datetime(2024, 5, 1, 6, 0, tzinfo=UTC)
 
@@ -56,17 +49,6 @@ _DROP_KEYS = frozenset(
 _SIZE_CAP_STRING = 40
 _SIZE_CAP_ARRAY = 3
 _SIZE_CAP_OBJECT = 3
-
-
-def find_oas_dir() -> Path | None:
-    """The folder of ``Codat-Platform.json``, or None when it is nowhere to be found."""
-    env = os.environ.get("CODAT_OAS_DIR")
-    candidates = [Path(env)] if env else []
-    candidates.append(REPO_ROOT.parent / "shared" / "codat-oas")
-    for folder in candidates:
-        if (folder / PLATFORM_SPEC).is_file():
-            return folder
-    return None
 
 
 class SchemaResolver:

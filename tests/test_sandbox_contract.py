@@ -22,11 +22,11 @@ import copy
 import json
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from oas import SPEC_PATH, requires_spec
 from openapi_core import Config, OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 from openapi_core.validation.response.exceptions import InvalidData
@@ -34,11 +34,7 @@ from openapi_core.validation.response.exceptions import InvalidData
 from auditor.constants import ALL_STATUSES, IN_PROGRESS_STATUSES
 from auditor.sandbox import ALREADY_IN_PROGRESS_STATUS, OPERATION_IDS, Fleet, SandboxServer
 
-SPEC_PATH = Path("/work/shared/codat-oas/Codat-Platform.json")
-if not SPEC_PATH.exists():  # a checkout next to the shared folder
-    SPEC_PATH = Path(__file__).resolve().parents[2] / "shared" / "codat-oas" / "Codat-Platform.json"
-
-pytestmark = pytest.mark.skipif(not SPEC_PATH.exists(), reason="Codat OpenAPI spec not found")
+pytestmark = requires_spec
 
 SPEC_SERVER = "https://api.codat.io"
 QUIRKY_SMALL_FLEET_COMPANY = "Quirky Coffee GmbH"

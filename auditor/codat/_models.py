@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import Annotated, Any, Final
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -109,8 +110,15 @@ def parse_codat_datetime(value: Any) -> datetime | None:
 UtcDateTime = Annotated[datetime | None, BeforeValidator(parse_codat_datetime)]
 
 
-#: An identifier: a non-empty string (a record without one cannot be identified).
-Id = Annotated[str, StringConstraints(min_length=1)]
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("blank id")
+    return value
+
+
+#: An identifier: a string that is not blank (a record without one cannot be identified:
+#: ``" "`` would be audited under an id no request can address).
+Id = Annotated[str, StringConstraints(min_length=1), AfterValidator(_not_blank)]
 
 
 class _Model(BaseModel):
