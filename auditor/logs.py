@@ -86,9 +86,28 @@ class _Context(logging.Filter):
         return True
 
 
+#: Characters kept of a log message (text from Codat can be any size: one error body was
+#: 200 KB) and of a traceback; the rest is cut with a note of how much was left out.
+MAX_MESSAGE_CHARS: Final = 2_000
+MAX_TRACEBACK_CHARS: Final = 20_000
+
+
+def _bounded(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [{len(text) - limit:,} more characters]"
+
+
 class _HumanFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
+        line = _bounded(redact(record.getMessage()), MAX_MESSAGE_CHARS)
+        saved = record.msg, record.args
+        record.msg, record.args = line, None
+        try:
+            out = super().format(record)
+        finally:
+            record.msg, record.args = saved
+        return _bounded(redact(out), MAX_MESSAGE_CHARS + MAX_TRACEBACK_CHARS)
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -106,13 +125,13 @@ class _JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "run_id": getattr(record, "run_id", None),
-            "message": redact(record.getMessage()),
+            "message": _bounded(redact(record.getMessage()), MAX_MESSAGE_CHARS),
         }
         for key, value in record.__dict__.items():
             if key not in _RESERVED and not key.startswith("_"):
                 payload[key] = value
         if record.exc_info:
-            payload["exc"] = self.formatException(record.exc_info)
+            payload["exc"] = _bounded(self.formatException(record.exc_info), MAX_TRACEBACK_CHARS)
         # Values are redacted before encoding (JSON escaping would hide a secret with a quote
         # or a backslash from a search of the encoded line) and the line once more after.
         return redact(json.dumps(_redacted(payload), default=lambda v: redact(str(v))))
@@ -120,7 +139,7 @@ class _JsonFormatter(logging.Formatter):
 
 def _redacted(value: Any) -> Any:
     if isinstance(value, str):
-        return redact(value)
+        return _bounded(redact(value), MAX_MESSAGE_CHARS)
     if isinstance(value, dict):
         return {redact(str(k)): _redacted(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set):

@@ -42,3 +42,14 @@ def test_a_secret_containing_another_is_removed_whole() -> None:
     register_secret("abc")
     register_secret("xxabcxx")
     assert redact("key xxabcxx") == "key ***"
+
+
+@pytest.mark.parametrize("fmt", ["human", "json"])
+def test_a_huge_message_from_codat_is_cut(fmt: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    configure_logging(run_id="r2", fmt=fmt)  # type: ignore[arg-type]
+    logging.getLogger("auditor.test").warning("giving up: HTTP 500: %s", "x" * 200_000)
+    out = stream.getvalue()
+    assert len(out) < 3_000
+    assert "more characters]" in out
