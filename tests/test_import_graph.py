@@ -157,3 +157,60 @@ def test_rules_read_only_the_rule_contract_and_helpers() -> None:
         imported = {target for target, _ in _imports(module)} - {module}
         allowed = RULE_MAY_IMPORT if module != "auditor.vectors" else frozenset()
         assert imported <= allowed, f"{module} imports {sorted(imported - allowed)}"
+
+
+# ------------------------------------------------------------------------ layers
+
+
+def imports_of(module: str, *, type_checking: bool = False) -> set[str]:
+    """The ``auditor`` modules ``module`` imports (``type_checking``: annotations too)."""
+    return {t for t, only in _imports(module) if type_checking or not only} - {module}
+
+
+def _packages(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The graph between packages (``auditor.report``, ...); the root re-exports lazily and is
+    nobody's layer."""
+    out: dict[str, set[str]] = {}
+
+    def unit(m: str) -> str:
+        return ".".join(m.split(".")[:2])
+
+    for module, targets in graph.items():
+        a = unit(module)
+        out.setdefault(a, set())
+        out[a] |= {unit(t) for t in targets if unit(t) not in (a, "auditor") and a != "auditor"}
+    return out
+
+
+@pytest.mark.parametrize("typing_imports", [False, True], ids=["runtime", "with-type-checking"])
+def test_no_cycle_between_packages(typing_imports: bool) -> None:
+    assert _cycles(_packages(_graph(typing_imports=typing_imports))) == []
+
+
+def test_config_and_report_do_not_import_each_other() -> None:
+    config = imports_of("auditor.config", type_checking=True)
+    assert not {m for m in config if m.startswith("auditor.report")}
+    report = {m for m in MODULES if m.startswith("auditor.report")}
+    assert not {m for r in report for m in imports_of(r) if m.startswith("auditor.config")}
+
+
+#: Modules that import nothing of ``auditor``: what a leaf may build on.
+LEAVES = ("auditor.logs", "auditor.safe_text")
+
+
+def test_the_email_settings_are_a_leaf() -> None:
+    # The findings' severities, secret registration (the SMTP password) and one-line text
+    # validation: each a leaf itself, so config and report still meet only here.
+    assert imports_of("auditor.email_settings", type_checking=True) == {
+        "auditor.findings", *LEAVES
+    }
+    for leaf in LEAVES:
+        assert imports_of(leaf, type_checking=True) == set(), leaf
+
+
+def test_nothing_the_auditor_runs_imports_the_fakes() -> None:
+    product = {m for m in MODULES if not m.startswith("auditor.testing")}
+    assert not {
+        (m, t) for m in product for t in imports_of(m, type_checking=True)
+        if t.startswith("auditor.testing")
+    }
