@@ -15,8 +15,8 @@ What it flags
     but only when nothing else explains the wait: the sync is still waiting on the platform
     (Initial, Queued, Fetching) and Codat gave no ``statusDescription``. It is the root cause
     of the ``stale`` finding of the same data type (and of a ``cross-type-skew`` whose oldest
-    member it is): those are left out, the message says so, and a warning is raised to error when the stale data it explains
-    is an error.
+    member it is): those are left out, the message says so, and a warning is raised to error
+    when the stale data it explains is an error.
 
 When it is not raised
     A pull operation whose ``statusDescription`` says it is paused until a time (``Paused
