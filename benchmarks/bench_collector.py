@@ -216,6 +216,14 @@ def bench_1(folder: Path, companies: int = 1000) -> None:
             f"{pulls:,}; pull operations reused from the previous snapshot "
             f"{run.pull_operations_reused:,}"
         )
+        info = load_snapshot(store, run.snapshot_id, frames=()).meta.get("meta", {})
+        fetched = int(info.get("error_details_fetched", 0))
+        print(
+            f"    sync errors: error pull operations fetched {fetched:,} "
+            f"({fetched / n:.4f} requests per company), carried from the previous night "
+            f"{int(info.get('error_details_carried', 0)):,}, over the budget "
+            f"{int(info.get('error_details_over_budget', 0)):,}"
+        )
         sys.stdout.flush()
 
 

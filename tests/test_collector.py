@@ -13,7 +13,7 @@ import pytest
 
 from auditor.codat import CodatClient, RateLimitPolicy, RetryPolicy
 from auditor.collector import collect, collect_sync, collect_to_store, parse_shard, shard_of
-from auditor.constants import IN_PROGRESS_STATUSES, source_type_of
+from auditor.constants import FAILED_AFTER_SUCCESS_STATUSES, IN_PROGRESS_STATUSES, source_type_of
 from auditor.sandbox import (
     CompanyRecord,
     Fleet,
@@ -134,11 +134,20 @@ async def test_in_progress_types_are_timed(
     ops = {op["id"]: op for r in fleet for op in r.pull_operations}
     for row in with_id.itertuples(index=False):
         assert row.latest_sync_requested == pd.Timestamp(ops[row.latest_sync_id]["requested"])
-    assert set(snap.pull_operations["dataset_id"]) == set(with_id["latest_sync_id"])
-    # Nothing in progress elsewhere: no requested time.
+    errored = snap.status.loc[
+        snap.status["current_status"].isin(FAILED_AFTER_SUCCESS_STATUSES)
+        & snap.status["latest_sync_id"].notna()
+    ]
+    # In-progress types, plus the error pull operations fetched for their text.
+    assert set(snap.pull_operations["dataset_id"]) == set(with_id["latest_sync_id"]) | set(
+        errored["latest_sync_id"]
+    )
+    # Nothing in progress elsewhere: no requested time (but the sync errors fetched).
     assert (
         snap.status.loc[
-            ~snap.status["current_status"].isin(IN_PROGRESS_STATUSES), "latest_sync_requested"
+            ~snap.status["current_status"].isin(IN_PROGRESS_STATUSES)
+            & ~snap.status["latest_sync_id"].isin(errored["latest_sync_id"]),
+            "latest_sync_requested",
         ]
         .isna()
         .all()
@@ -158,15 +167,20 @@ async def test_about_one_request_per_company(
     assert by["get-profile-syncSettings"] == 1
     assert server.stats.total / n <= 1.05  # 120 + 3 pages + 1 settings
 
-    # With pull operations: at most one more request per company with a sync running.
+    # With pull operations: at most one more request per company with a sync running, plus
+    # one per sync error (an empty store: every incident is new) within the budget.
     server.stats.reset()
     async with connect(server, retry=RetryPolicy(max_attempts=1)) as client:
-        await collect(client, snapshot_at=AT)
+        snap = await collect(client, snapshot_at=AT, error_details_budget=2)
     running = sum(1 for r in fleet if r.data_status_error is None and _in_progress(r))
+    errors = sum(len(_errored(r)) for r in fleet if r.data_status_error is None)
+    fetched = min(2, errors)
     extra = by_pull = server.stats.by_endpoint
     pulls = by_pull.get("get-pull-operation", 0) + by_pull.get("list-pull-operations", 0)
-    assert pulls == running, extra
-    assert server.stats.total == n + 2 + running
+    assert pulls == running + fetched, extra
+    assert server.stats.total == n + 2 + running + fetched
+    assert snap.meta["error_details_fetched"] == fetched
+    assert snap.meta["error_details_over_budget"] == errors - fetched
 
 
 async def test_malformed_entry_keeps_the_others(
@@ -269,7 +283,11 @@ async def test_second_night_reuses_known_pull_operations(
         clock[0] = at
         server.stats.reset()
         async with connect(server, retry=RetryPolicy(max_attempts=1)) as client:
-            runs.append(await collect_to_store(client, tmp_path, snapshot_at=at, progress="off"))
+            runs.append(
+                await collect_to_store(
+                    client, tmp_path, snapshot_at=at, progress="off", error_details_budget=0
+                )
+            )
         by = server.stats.by_endpoint
         pulls = by.get("get-pull-operation", 0) + by.get("list-pull-operations", 0)
         expected = len(first) if at == nights[0] else need_request
@@ -301,9 +319,75 @@ async def test_second_night_reuses_known_pull_operations(
     server.stats.reset()
     async with connect(server, retry=RetryPolicy(max_attempts=1)) as client:
         again = await collect_to_store(
-            client, tmp_path, snapshot_at=clock[0], progress="off", reuse_pull_operations=False
+            client,
+            tmp_path,
+            snapshot_at=clock[0],
+            progress="off",
+            reuse_pull_operations=False,
+            error_details_budget=0,
         )
     assert again.pull_operations_reused == 0
     by = server.stats.by_endpoint
     pulls = by.get("get-pull-operation", 0) + by.get("list-pull-operations", 0)
     assert pulls == len(running(clock[0]))
+
+
+def _errored(record: CompanyRecord) -> dict[str, str]:
+    """``{dataType: latestSyncId}`` of the record's data types in a (non-auth) sync error."""
+    return {
+        t: str(v["latestSyncId"])
+        for t, v in record.data_status.items()
+        if isinstance(v, dict)
+        and v.get("currentStatus") in FAILED_AFTER_SUCCESS_STATUSES
+        and v.get("latestSyncId")
+    }
+
+
+async def test_error_text_is_fetched_for_new_incidents_only_within_the_budget(
+    sandbox_server: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    """Night 1 fetches the error pull operations up to the budget; night 2 carries those of
+    incidents still open (no request) and fetches only the new ones (and those left over)."""
+    fleet = generate_fleet(200, seed=11, now=FLEET_NOW)
+    clock = [FLEET_NOW]
+    server = sandbox_server(fleet, clock=lambda: clock[0])
+    nights = [FLEET_NOW, FLEET_NOW + timedelta(days=1)]
+    errored = [
+        {r.id: e for i, r in enumerate(fleet) if r.data_status_error is None
+         and (e := _errored(fleet.record_at(i, at)))}
+        for at in nights
+    ]  # fmt: skip
+    total = [sum(len(v) for v in night.values()) for night in errored]
+    assert total[0] > 3
+    budget = total[0] - 2
+    runs, snaps = [], []
+    for at in nights:
+        clock[0] = at
+        async with connect(server, retry=RetryPolicy(max_attempts=1)) as client:
+            run = await collect_to_store(
+                client, tmp_path, snapshot_at=at, progress="off", error_details_budget=budget
+            )
+        runs.append(run)
+        snaps.append(load_snapshot(tmp_path, run.snapshot_id))
+    meta = [s.meta["meta"] for s in snaps]
+    assert meta[0]["error_details_fetched"] == budget  # type: ignore[index]
+    assert meta[0]["error_details_over_budget"] == 2  # type: ignore[index]
+    assert meta[0]["error_details_carried"] == 0  # type: ignore[index]
+    first_ops = snaps[0].pull_operations.set_index("dataset_id")
+    fetched = set(first_ops.index) & {i for e in errored[0].values() for i in e.values()}
+    assert len(fetched) == budget
+    assert first_ops.loc[sorted(fetched), "error_message"].notna().all()
+    # Night 2: an incident open on night 1 with its text is carried, not fetched again.
+    still_open = sum(
+        1
+        for c, types in errored[1].items()
+        for t in types
+        if t in errored[0].get(c, {}) and errored[0][c][t] in fetched
+    )
+    assert meta[1]["error_details_carried"] >= still_open  # type: ignore[index]
+    assert (
+        meta[1]["error_details_fetched"] + meta[1]["error_details_carried"]  # type: ignore[index]
+        + meta[1]["error_details_over_budget"]  # type: ignore[index]
+        == total[1]
+    )
+    assert meta[1]["error_details_fetched"] <= total[1] - still_open  # type: ignore[index]

@@ -9,7 +9,11 @@ Requests per run:
 * ``GET /companies/{id}/data/history/{latestSyncId}`` only for data types whose current
   status is a sync in progress (so that a stuck sync can be timed), and only when that pull
   operation is not already known: :func:`collect_to_store` reuses the pull operations of the
-  previous complete snapshot (a stuck sync keeps its ``latestSyncId`` for days).
+  previous complete snapshot (a stuck sync keeps its ``latestSyncId`` for days);
+* the same request for the latest pull operation of a data type in a sync error, for the
+  text ``failed-after-success`` and ``first-sync-failed`` quote: only for incidents new
+  tonight, within a nightly budget (``error_details_budget``); an incident still open carries
+  the pull operation stored with it (see ``auditor.collector._errors``).
 
 A fixed pool of worker tasks (``concurrency``) pulls companies from one iterator; the
 client's shared rate limiter decides when each request may start, so the limiter stays busy
@@ -45,6 +49,7 @@ from auditor.codat import (
     PullOperation,
     SyncSettings,
 )
+from auditor.collector._errors import ErrorDetails, default_budget
 from auditor.collector._frames import (
     BatchBuilder,
     ErrorRow,
@@ -182,6 +187,8 @@ class _Options:
     pull_operations: bool = True
     company_sync_settings: bool = False
     progress: ProgressMode = "auto"
+    #: Error-detail requests allowed tonight (None: 3 % of the companies, at least 50; 0: off).
+    error_details_budget: int | None = None
 
 
 class _Run:
@@ -205,6 +212,7 @@ class _Run:
         self.sink = sink
         self.opt = options
         self.known_pulls: KnownPullOperations = known_pulls or {}
+        self.error_details = ErrorDetails.start(self.known_pulls, 0)
         self.stats = CollectStats()
         self._builder = BatchBuilder(snapshot_at)
         self._flush_lock = asyncio.Lock()
@@ -231,6 +239,10 @@ class _Run:
             finally:
                 await settings
             self.stats.total = len(companies)
+            budget = self.opt.error_details_budget
+            self.error_details.budget = max(
+                0, default_budget(len(companies)) if budget is None else budget
+            )
             reporter = asyncio.create_task(report_progress(self.stats, self.opt.progress))
             it = iter(companies)
             workers = [
@@ -335,6 +347,7 @@ class _Run:
                     self.stats.pulls_reused += len(pulls)
                 if ids:
                     pulls += await self._pull_operations(company, ids, errors)
+            pulls += await self._error_pull_operations(company, statuses, errors)
         own: CompanySyncSettings | None = None
         if self.opt.company_sync_settings:
             self.stats.requests += 1
@@ -347,6 +360,28 @@ class _Run:
         if errors:
             self.stats.errors += 1
         self._builder.add_company(company, statuses, pulls, errors, own)
+
+    async def _error_pull_operations(
+        self, company: Company, statuses: Mapping[str, DataStatus], errors: list[ErrorRow]
+    ) -> list[PullOperation]:
+        """The latest pull operations of the data types in a sync error: carried from the
+        previous snapshot, or fetched (one request each) within the night's budget."""
+        plan = self.error_details.plan(company.id, statuses)
+        found = list(plan.carried)
+        if plan.fetch:
+            self.stats.requests += len(plan.fetch)
+            results = await asyncio.gather(
+                *(self.client.get_pull_operation(company.id, i) for i in plan.fetch),
+                return_exceptions=True,
+            )
+            for result in results:
+                if isinstance(result, PullOperation):
+                    found.append(result)
+                elif isinstance(result, Exception) and not is_fatal(result):
+                    errors.append(_error_row(company, result, EP_PULL_OPERATION))
+                else:
+                    raise result
+        return found
 
     async def _pull_operations(
         self, company: Company, ids: list[str], errors: list[ErrorRow]
@@ -429,6 +464,9 @@ def _meta(run: _Run) -> dict[str, Any]:
         "companies_with_errors": stats.errors,
         "requests": stats.requests,
         "pull_operations_reused": stats.pulls_reused,
+        "error_details_fetched": run.error_details.fetched,
+        "error_details_carried": run.error_details.carried,
+        "error_details_over_budget": run.error_details.over_budget,
         "elapsed_seconds": round(stats.elapsed, 3),
         # What could not be read (docs/collector.md): {"company.name": 3, ...} and
         # {"company": 1, ...}; empty mappings on a clean night.
@@ -455,6 +493,7 @@ async def collect(
     company_sync_settings: bool = False,
     progress: ProgressMode = "off",
     known_pull_operations: KnownPullOperations | pd.DataFrame | None = None,
+    error_details_budget: int | None = None,
 ) -> Snapshot:
     """Snapshot every company (of ``shard`` = ``(K, N)``, if given) into memory.
 
@@ -467,7 +506,10 @@ async def collect(
     ``known_pull_operations`` (``{company_id: {dataset_id: PullOperation}}``, or a
     ``pull_operations`` frame such as the previous snapshot's): a data type in progress whose
     ``latestSyncId`` is known takes its ``requested`` time from there, and the operation is
-    carried into this snapshot's ``pull_operations``, without a request.
+    carried into this snapshot's ``pull_operations``, without a request; so is the error pull
+    operation of a data type still in error. ``error_details_budget``: how many pull
+    operations of sync errors new tonight may be fetched for their error text (None: 3 % of
+    the companies, at least 50; 0: none).
     Frames come back in canonical form (see :func:`auditor.store.canonical`).
     """
     if snapshot_at.tzinfo is None:
@@ -504,6 +546,7 @@ async def collect(
             pull_operations=pull_operations,
             company_sync_settings=company_sync_settings,
             progress=progress,
+            error_details_budget=error_details_budget,
         ),
     )
     await run.run()
@@ -634,6 +677,7 @@ async def collect_to_store(
     company_sync_settings: bool = False,
     progress: ProgressMode = "auto",
     reuse_pull_operations: bool = True,
+    error_details_budget: int | None = None,
 ) -> StoreRun:
     """Snapshot the fleet into ``store`` batch by batch; resumable and shardable.
 
@@ -648,7 +692,10 @@ async def collect_to_store(
     * ``reuse_pull_operations``: take the pull operations of the previous complete snapshot
       (its ``pull_operations`` frame) as known, so that a sync still in progress with the
       same ``latestSyncId`` (a stuck sync) costs no request; only syncs that started since
-      then are fetched.
+      then are fetched; the error pull operations of incidents still open are carried
+      the same way.
+    * ``error_details_budget``: pull operations of sync errors new tonight fetched for their
+      error text (None: 3 % of the companies, at least 50; 0: none).
     """
     root = Path(store)
     k_n = shard if shard is not None else (0, 1)
@@ -688,6 +735,7 @@ async def collect_to_store(
                 pull_operations=pull_operations,
                 company_sync_settings=company_sync_settings,
                 progress=progress,
+                error_details_budget=error_details_budget,
             ),
         )
         await run.run()

@@ -7,14 +7,18 @@ What it flags
     ``AuthError`` is left to ``needs-relink``; an error with no successful sync ever is
     ``first-sync-failed``. It is the root cause of the ``stale`` finding of the same data
     type and of a ``cross-type-skew`` whose oldest member it is: those are left out and the
-    message says so.
+    message says so. The message quotes what Codat said about the failed sync: the
+    ``errorMessage`` (else ``statusDescription``) of the data type's latest pull operation,
+    when the collector has it (it fetches it for incidents new tonight, within a nightly
+    budget, and carries it while the incident stays open; see docs/collector.md).
 
 Why it matters
     Codat keeps serving the data of the last successful sync, so everything looks normal to
     the people reading it while it silently ages. The message gives the age of what is served.
 
 How to fix
-    Read the latest pull operation (``latestSyncId``) for its error message, fix the cause
+    Read the quoted error (or the latest pull operation, ``latestSyncId``, when none is
+    quoted), fix the cause
     (the remedy names the usual one for each status), then queue a new sync of the data type.
 """
 
@@ -23,7 +27,7 @@ from __future__ import annotations
 import pandas as pd
 
 from auditor.rules._base import Rule, RuleContext, RuleOptions, status_columns
-from auditor.rules._shared import error_rows, remedy_for
+from auditor.rules._shared import error_rows, error_text, remedy_for
 from auditor.vectors import concat, fmt_hours, fmt_ts, hours_since, text
 
 __all__ = ["RULE", "check"]
@@ -41,6 +45,7 @@ def check(ctx: RuleContext) -> pd.DataFrame:
         " (",
         fmt_hours(age),
         " h old).",
+        error_text(ctx, rows),
     )
     return pd.DataFrame(
         {

@@ -3,7 +3,13 @@
 What it flags
     Each company x data type whose ``currentStatus`` is an error other than ``AuthError``
     and that has no ``lastSuccessfulSync``. Severity error. (``AuthError`` is
-    ``needs-relink``; errors after an earlier success are ``failed-after-success``.)
+    ``needs-relink``; errors after an earlier success are ``failed-after-success``.) The
+    message quotes the ``errorMessage`` (else ``statusDescription``) of the data type's latest
+    pull operation when the collector has it, as ``failed-after-success`` does.
+
+When it is not raised
+    A ``lastSuccessfulSync`` that was sent but could not be read (``"yesterday"``) is not
+    "never synced": that row is left to ``unknown-status``.
 
 Why it matters
     Nothing of this type can be read for the company: a lending decision or a report that
@@ -20,7 +26,7 @@ from __future__ import annotations
 import pandas as pd
 
 from auditor.rules._base import Rule, RuleContext, RuleOptions, status_columns
-from auditor.rules._shared import error_rows, remedy_for
+from auditor.rules._shared import error_rows, error_text, remedy_for
 
 __all__ = ["RULE", "check"]
 
@@ -35,6 +41,7 @@ def check(ctx: RuleContext) -> pd.DataFrame:
         + " and has never synced successfully: the company has no "
         + rows["data_type"].astype("string")
         + " data."
+        + error_text(ctx, rows)
     )
     return pd.DataFrame(
         {

@@ -7,7 +7,9 @@ What it flags
     wins over the client's), or ``[rules.never-synced] expected_data_types`` lists it. A type is
     only expected from a company with a Linked connection of its source type (accounting,
     ``banking-*``, ``commerce-*``; a connection with no source type counts as accounting).
-    Companies whose data status could not be collected are left to ``not-collected``. Warning;
+    Companies whose data status could not be collected are left to ``not-collected``; a
+    ``lastSuccessfulSync`` that was sent but could not be read is not "never synced" (it is
+    left to ``unknown-status``). Warning;
     ``age_hours`` is the time since the connection was created, when known.
 
 Why it matters
@@ -28,6 +30,7 @@ from pydantic import Field
 
 from auditor.constants import source_type_of
 from auditor.rules._base import Rule, RuleContext, RuleOptions
+from auditor.rules._shared import unreadable_sync_time
 from auditor.vectors import hours_since, isin, map_values, text
 
 __all__ = ["RULE", "NeverSyncedOptions", "check", "expected_types"]
@@ -77,10 +80,11 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     codes, company_index = ctx.company_codes
     sources = sorted(set(wanted["source_type"]) | set(linked["source_type"].unique()))
     source_code = {name: i for i, name in enumerate(sources)}
-    present = (
-        status["current_status"].notna().to_numpy()
-        | status["last_successful_sync"].notna().to_numpy()
-    ) & isin(status["data_type"], expected)
+    # A lastSuccessfulSync sent but unreadable is not "never synced" (unknown-status).
+    synced = status["last_successful_sync"].notna().to_numpy() | unreadable_sync_time(status)
+    present = (status["current_status"].notna().to_numpy() | synced) & isin(
+        status["data_type"], expected
+    )
     present_source = map_values(
         status.loc[present, "data_type"],
         {t: source_code[source_type_of(t)] for t in expected},
@@ -128,7 +132,7 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     found = at < len(status)
     where = np.minimum(at, max(len(status) - 1, 0))
     no_status = status["current_status"].isna().to_numpy()
-    no_sync = status["last_successful_sync"].isna().to_numpy()
+    no_sync = ~synced
     empty = found & no_status[where] & no_sync[where] if len(status) else found
     hit = ~found | empty
     hits = pairs.reset_index(drop=True).loc[hit]

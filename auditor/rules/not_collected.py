@@ -1,14 +1,22 @@
 """A company's data status could not be collected in this snapshot.
 
 What it flags
-    One finding per company in the snapshot's collection-errors frame (its ``dataStatus`` or
-    another request about it failed after retries), with the HTTP status, the error text, the
-    number of attempts and Codat's correlation id. Severity error.
+    One finding per company in the snapshot's collection-errors frame (its ``dataStatus``, an
+    entry of it, or its own sync settings could not be read after retries), saying exactly
+    what could not be read, with the HTTP status, the error text, the number of attempts and
+    Codat's correlation id. Severity error. A company whose dataStatus was partly read is
+    audited with what was read, and the message says so.
 
     A fleet-wide input that could not be read (the client's sync settings,
     ``GET /profile/syncSettings``) is one fleet-level finding (no company) that names the input
     and says what the audit fell back to: thresholds taken from sync schedules are the rules'
     defaults tonight. The nightly run exits 2 when there is one: the audit is not "all clear".
+
+When it is not raised
+    A pull operation that could not be read (``get-pull-operation``, ``list-pull-operations``;
+    fetched to time a sync in progress or to quote a sync error) is not "not collected": the
+    company's dataStatus was read and it is audited with it (a sync whose request time is
+    unknown is not timed, an error is reported without Codat's text).
 
 Why it matters
     Nothing else can be said about the company tonight: its findings from last night may be
@@ -71,10 +79,24 @@ def _fleet_inputs(errors: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+#: What each per-company request reads, for the message (by the errors frame's endpoint).
+COMPANY_INPUTS: dict[str, str] = {
+    "get-company-data-status": "its data status (GET /companies/{id}/dataStatus)",
+    "get-company-syncSettings": "its own sync settings (GET /companies/{id}/syncSettings)",
+}
+#: Requests about one pull operation: the company was audited with its dataStatus.
+PULL_OPERATION_ENDPOINTS: frozenset[str] = frozenset(
+    {"get-pull-operation", "list-pull-operations"}
+)
+
+
 def check(ctx: RuleContext) -> pd.DataFrame:
     """One finding per company that could not be collected, one per fleet input unread."""
     fleet = _fleet_inputs(ctx.errors)
-    errors = ctx.errors.loc[ctx.errors["company_id"].notna()]
+    errors = ctx.errors.loc[
+        ctx.errors["company_id"].notna().to_numpy()
+        & ~ctx.errors["endpoint"].astype("string").isin(PULL_OPERATION_ENDPOINTS).to_numpy()
+    ]
     if errors.empty:
         return fleet
     counts = errors.groupby("company_id", sort=False).size()
@@ -91,9 +113,15 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     detail = first["error"].astype("string").fillna("unknown error")
     attempts = first["attempts"].astype("string").fillna("?")
     correlation = first["correlation_id"].astype("string")
+    endpoint = first["endpoint"].astype("string")
+    what = endpoint.map(lambda e: COMPANY_INPUTS.get(str(e), str(e))).astype("string")
+    read = pd.Series(
+        first["company_id"].isin(ctx.status["company_id"].dropna().unique()).to_numpy(),
+        index=first.index,
+    )
     message = (
         "Could not collect "
-        + first["endpoint"].astype("string").fillna("the data status")
+        + what.where(endpoint.notna(), "its data status")
         + ": HTTP "
         + code
         + " "
@@ -103,7 +131,9 @@ def check(ctx: RuleContext) -> pd.DataFrame:
         + " attempt(s)"
         + ("; correlation id " + correlation).fillna("")
         + ("; and " + more.astype("string") + " more failed request(s)").where(more > 0, "")
-        + "."
+        + pd.Series(
+            "; what was read of the company is audited as usual.", index=first.index
+        ).where(read, ".")
     )
     companies_out = pd.DataFrame(
         {

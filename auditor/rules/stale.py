@@ -13,7 +13,10 @@ Thresholds
     ``syncSchedule`` S hours for that data type (the company's own setting wins over the
     client's), warning after ``schedule_warn_factor`` x S (2 x S) and error after
     ``schedule_error_factor`` x S (4 x S); with no schedule, S = 168 h (Codat's recommended
-    weekly sync).
+    weekly sync; ``default_schedule_hours``). A data type whose sync frequency is None
+    (``syncSchedule`` 0 or empty in its setting) is measured the same way against the default,
+    and the message says that Codat does not refresh it by itself
+    (docs.codat.io/core-concepts/data-type-settings: None disables the synchronization).
 
 When it is not raised
     A stale data type whose staleness another finding explains is left out, and that finding
@@ -32,7 +35,8 @@ Why it matters
 How to fix
     Queue a sync of the data type (``POST /companies/{id}/data/queue/{dataType}``) and watch its
     pull operation. If the data type is also in an error state, follow that finding's remedy
-    first; if syncs are simply not scheduled, check the sync schedule in the Codat portal.
+    first; if syncs are simply not scheduled (schedule None), set a sync schedule in the Codat
+    portal or queue the syncs yourself.
 """
 
 from __future__ import annotations
@@ -84,6 +88,10 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     )
     age = hours_since(status["last_successful_sync"], ctx.as_of)
     schedule = ctx.setting(status, "sync_schedule_hours").astype("float64")
+    # Codat's sync frequency "None" (syncSchedule 0 or null on a data type that has a
+    # setting): Codat never queues it by itself.
+    has_setting = isin(status["data_type"], ctx.sync_settings["data_type"].dropna().unique())
+    unscheduled = has_setting & ~(schedule > 0).fillna(False).to_numpy(dtype=bool)
     schedule = schedule.where(schedule > 0).fillna(opts.default_schedule_hours)
     warn, error = resolve_thresholds(
         status,
@@ -97,6 +105,7 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     is_error = is_error[flagged]
     age = age[flagged]
     threshold = crossed(is_error, warn[flagged], error[flagged])
+    no_schedule = pd.Series(unscheduled[flagged], index=rows.index)
     severity = severity_of(is_error, rows.index)
     data_type = text(rows["data_type"])
     message = concat(
@@ -110,7 +119,12 @@ def check(ctx: RuleContext) -> pd.DataFrame:
         " after ",
         fmt_hours(threshold),
         " h).",
-    )
+    ) + pd.Series(
+        " Its sync schedule is None: Codat does not refresh it by itself (measured against the "
+        f"default schedule of {opts.default_schedule_hours:g} h).",
+        index=rows.index,
+        dtype="string",
+    ).where(no_schedule, "")
     remedy = concat(
         "Queue a sync of ",
         data_type,
@@ -119,6 +133,18 @@ def check(ctx: RuleContext) -> pd.DataFrame:
         "/data/queue/",
         data_type,
         ") and check its pull operation; if it keeps failing, fix the error it reports.",
+    )
+    remedy = remedy.where(
+        ~no_schedule,
+        concat(
+            "Set a sync schedule (sync frequency) for ",
+            data_type,
+            " in the Codat portal, or queue its syncs yourself (POST /companies/",
+            text(rows["company_id"]),
+            "/data/queue/",
+            data_type,
+            "): with none, Codat never refreshes it.",
+        ),
     )
     return rows.assign(
         severity=severity,

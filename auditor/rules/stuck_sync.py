@@ -3,15 +3,25 @@
 What it flags
     Each company x data type whose ``currentStatus`` is in progress (Initial, Queued, Fetching,
     MapQueued, Mapping, ProcessingQueued, Processing, ValidationQueued, Validating) and whose
-    pull operation (``latestSyncId``) was requested more than 6 h before ``as_of`` (warning) or
-    24 h (error). Thresholds: ``warn_after``/``error_after``, per platform and per data type as
-    for ``stale``. The request time comes from the pull operation the collector fetched; a data
-    type whose request time is unknown is not flagged. For an on-premise integration
-    (``on_premise_platforms``, matched on the platform name or integration key) the message
-    says the connector is probably offline. It is the root cause of the ``stale`` finding of
-    the same data type (and of a ``cross-type-skew`` whose oldest member it is): those are left
-    out, the message says so, and a warning is raised to error when the stale data it explains
-    is an error.
+    pull operation (``latestSyncId``) was requested more than 12 h before ``as_of`` (warning)
+    or 24 h (error). Thresholds: ``warn_after``/``error_after``, per platform and per data type
+    as for ``stale``. The warning waits 12 h because Codat retries a failing sync up to 10 times
+    over 12 hours before it flags an error (docs.codat.io, enterprise/tech-implementation/
+    multiple-use-cases): a sync younger than that may be retrying normally. The request time
+    comes from the pull operation the collector fetched; a data type whose request time is
+    unknown is not flagged. The message quotes the pull operation's ``statusDescription`` when
+    there is one. For an on-premise integration (``on_premise_platforms``, matched on the
+    platform name or integration key) the message says the connector is probably offline,
+    but only when nothing else explains the wait: the sync is still waiting on the platform
+    (Initial, Queued, Fetching) and Codat gave no ``statusDescription``. It is the root cause
+    of the ``stale`` finding of the same data type (and of a ``cross-type-skew`` whose oldest
+    member it is): those are left out, the message says so, and a warning is raised to error
+    when the stale data it explains is an error.
+
+When it is not raised
+    A pull operation whose ``statusDescription`` says it is paused until a time (``Paused
+    until 2022-10-23T00:00:00.000Z``, the spec's example) is not stuck before that time;
+    after it, it is timed from its request as usual and the message says when the pause ended.
 
 Why it matters
     While a sync is stuck, no new sync of that data type can start: the data ages silently and
@@ -41,6 +51,7 @@ from auditor.rules._base import (
     status_columns,
     tier,
 )
+from auditor.rules._shared import nonblank, pull_operation_of
 from auditor.vectors import fmt_hours, fmt_ts, hours_since, isin, text
 
 __all__ = ["RULE", "StuckSyncOptions", "check"]
@@ -50,7 +61,9 @@ class StuckSyncOptions(TieredOptions):
     """``[rules.stuck-sync]``: thresholds and the on-premise integrations."""
 
     warn_after: Hours | None = Field(
-        default=6.0, description="Warning when the sync was requested over this many hours ago."
+        default=12.0,
+        description="Warning when the sync was requested over this many hours ago (Codat "
+        "retries a failing sync up to 10 times over 12 hours before it errors).",
     )
     error_after: Hours | None = Field(
         default=24.0, description="Error when the sync was requested over this many hours ago."
@@ -70,27 +83,25 @@ class StuckSyncOptions(TieredOptions):
     )
 
 
-def _requested(ctx: RuleContext, rows: pd.DataFrame) -> pd.Series:
-    requested = rows["latest_sync_requested"]
-    missing = requested.isna() & rows["latest_sync_id"].notna()
-    ops = ctx.pull_operations
-    if not missing.any() or ops.empty:
-        return requested
-    ops = ops.loc[ops["requested"].notna(), ["company_id", "dataset_id", "requested"]]
-    ops = ops.astype({"company_id": "string", "dataset_id": "string"})
-    keys = rows.loc[missing, ["company_id", "latest_sync_id"]].astype("string")
-    found = keys.merge(
-        ops.drop_duplicates(["company_id", "dataset_id"]),
-        left_on=["company_id", "latest_sync_id"],
-        right_on=["company_id", "dataset_id"],
-        how="left",
-    )
+#: Statuses in which a sync waits on the platform (for an on-premise integration: on the
+#: connector on the customer's machine). Later stages run at Codat, with the data fetched.
+_WAITING_ON_PLATFORM = ("Initial", "Queued", "Fetching")
+_PAUSED_UNTIL = r"(?i)\bpaused until\s+(\S+)"
+
+
+def _utc(values: pd.Series, index: pd.Index, *, iso: bool = False) -> pd.Series:
     # A merge where no key matched gives an all-missing column of no time dtype: keep UTC times.
-    filled = pd.Series(
-        pd.DatetimeIndex(pd.to_datetime(found["requested"], utc=True, errors="coerce")),
-        index=keys.index,
+    parsed = pd.to_datetime(
+        values.to_numpy(), utc=True, errors="coerce", format="ISO8601" if iso else None
     )
-    return requested.fillna(filled.reindex(requested.index))
+    return pd.Series(pd.DatetimeIndex(parsed), index=index)
+
+
+def _paused_until(description: pd.Series) -> pd.Series:
+    """The time in a ``statusDescription`` such as ``Paused until 2022-10-23T00:00:00.000Z``
+    (NaT where there is none or it cannot be read)."""
+    found = text(description).str.extract(_PAUSED_UNTIL, expand=False)
+    return _utc(found.str.rstrip(".,;"), description.index, iso=True)
 
 
 def check(ctx: RuleContext) -> pd.DataFrame:
@@ -99,19 +110,34 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     status = ctx.status
     columns = [*STATUS_COLUMNS, "integration_key", "latest_sync_id", "latest_sync_requested"]
     rows = status.loc[isin(status["current_status"], IN_PROGRESS_STATUSES), columns]
-    requested = _requested(ctx, rows)
+    op = pull_operation_of(ctx, rows, ["requested", "status_description"])
+    requested = rows["latest_sync_requested"].fillna(_utc(op["requested"], rows.index))
+    description = nonblank(op["status_description"])
+    paused_until = _paused_until(description)
     age = hours_since(requested, ctx.as_of)
     warn, error = resolve_thresholds(rows, opts, float("nan"), float("nan"))
     flagged, is_error = tier(age, warn, error)
+    flagged &= ~(paused_until > ctx.as_of).fillna(False).to_numpy(dtype=bool)
     rows, requested, age = rows.loc[flagged], requested[flagged], age[flagged]
+    description, paused_until = description[flagged], paused_until[flagged]
     is_error = is_error[flagged]
     threshold = crossed(is_error, warn[flagged], error[flagged])
     on_prem_names = {p.casefold() for p in opts.on_premise_platforms}
     on_prem = text(rows["platform"]).str.casefold().isin(on_prem_names) | text(
         rows["integration_key"]
     ).str.casefold().isin(on_prem_names)
-    on_prem = on_prem.fillna(False).astype(bool)
+    # The connector is the likely cause only while the sync waits on the platform and nothing
+    # Codat said explains the wait.
+    on_prem = (
+        on_prem.fillna(False).astype(bool)
+        & isin(rows["current_status"], _WAITING_ON_PLATFORM)
+        & description.isna().to_numpy()
+    )
     platform = text(rows["platform"]).fillna("the platform")
+    said = ('; Codat says: "' + description.str.slice(0, 300) + '"').fillna("")
+    said = said + ("; the pause ended at " + fmt_ts(paused_until)).where(
+        paused_until.notna(), ""
+    )
     message = (
         text(rows["data_type"])
         + " has been "
@@ -121,6 +147,7 @@ def check(ctx: RuleContext) -> pd.DataFrame:
         + " ("
         + fmt_hours(age)
         + " h ago)"
+        + said
         + (
             "; "
             + platform

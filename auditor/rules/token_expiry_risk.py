@@ -5,7 +5,11 @@ What it flags
     types it serves is older than 25 days (warning, ``warn_after = 600`` h) or 30 days (error,
     ``error_after = 720`` h; per platform under ``[rules.token-expiry-risk.platforms.<name>]``).
     The message gives the date by which a sync must succeed (newest sync +
-    ``token_lifetime_hours``, 30 days). Connections with no successful sync at all are left to
+    ``token_lifetime_hours``, 30 days, per platform under the same ``platforms`` table:
+    Codat says some platforms revoke access after 60 to 100 days without a sync,
+    docs.codat.io/configure/portal/companies); once that date has passed, it says the token has
+    probably expired and since when (never a deadline in the past). Connections with no
+    successful sync at all are left to
     ``never-synced``.
 
 When it is not raised
@@ -16,8 +20,10 @@ When it is not raised
     of them is an error; its message says how many it explains.
 
 Why it matters
-    Codat's access to the platform lapses when a connection goes about a month without a
-    successful sync; then the customer has to relink, which many never do.
+    Codat's access to the platform lapses when a connection goes too long without a
+    successful sync (Codat recommends syncing at least one data type monthly so that the token
+    does not expire, docs.codat.io/using-the-api/queueing-data-syncs); then the customer has
+    to relink, which many never do.
 
 How to fix
     Queue a sync of the company's data now (``POST /companies/{id}/data/all``) and check that
@@ -32,7 +38,6 @@ import pandas as pd
 from pydantic import Field
 
 from auditor.rules._base import (
-    HOUR,
     Hours,
     Rule,
     RuleContext,
@@ -44,7 +49,18 @@ from auditor.rules._base import (
 )
 from auditor.vectors import fmt_hours, fmt_ts, hours_since, isin, map_values, text
 
-__all__ = ["RULE", "TokenExpiryOptions", "check"]
+__all__ = ["RULE", "PlatformTokenOptions", "TokenExpiryOptions", "check"]
+
+
+class PlatformTokenOptions(Thresholds):
+    """``[rules.token-expiry-risk.platforms.<name>]``: thresholds and token lifetime of one
+    platform (Codat: some platforms revoke access after 60 to 100 days without a sync)."""
+
+    token_lifetime_hours: Hours | None = Field(
+        default=None,
+        description="How long this platform's token lasts without a successful sync (unset: "
+        "the rule's token_lifetime_hours).",
+    )
 
 
 class TokenExpiryOptions(RuleOptions):
@@ -62,9 +78,10 @@ class TokenExpiryOptions(RuleOptions):
         default=720.0,
         description="How long a token lasts without a successful sync (gives the deadline).",
     )
-    platforms: dict[str, Thresholds] = Field(
+    platforms: dict[str, PlatformTokenOptions] = Field(
         default_factory=dict,
-        description="Thresholds per platform (by platform name), one table per platform.",
+        description="Thresholds and token lifetime per platform (by platform name), one table "
+        "per platform.",
     )
 
 
@@ -105,7 +122,16 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     flagged, is_error = tier(age, warn, error)
     rows, age, is_error = rows.loc[flagged], age[flagged], is_error[flagged]
     threshold = crossed(is_error, warn[flagged], error[flagged])
-    deadline = rows["last_successful_sync"] + opts.token_lifetime_hours * HOUR
+    lifetime = pd.Series(opts.token_lifetime_hours, index=rows.index, dtype="float64")
+    per_platform = {
+        k: v.token_lifetime_hours
+        for k, v in opts.platforms.items()
+        if v.token_lifetime_hours is not None
+    }
+    if per_platform:
+        lifetime.update(map_values(rows["platform"], per_platform).astype("float64").dropna())
+    deadline = rows["last_successful_sync"] + pd.to_timedelta(lifetime, unit="h")
+    passed = (deadline <= ctx.as_of).to_numpy(dtype=bool)
     days = fmt_hours(age / 24)
     platform = text(rows["platform"]).fillna("the platform")
     message = (
@@ -113,11 +139,24 @@ def check(ctx: RuleContext) -> pd.DataFrame:
         + fmt_ts(rows["last_successful_sync"])
         + " ("
         + days
-        + " days ago); access to "
-        + platform
-        + " may lapse without a successful sync: one must succeed by "
-        + fmt_ts(deadline)
-        + "."
+        + " days ago); "
+        + pd.Series(
+            "access to "
+            + platform
+            + " may lapse without a successful sync: one must succeed by "
+            + fmt_ts(deadline)
+            + ".",
+            index=rows.index,
+        ).where(
+            ~passed,
+            "the token for "
+            + platform
+            + " has probably expired, since about "
+            + fmt_ts(deadline)
+            + " ("
+            + fmt_hours(lifetime / 24)
+            + " days without a successful sync); a sync now tells whether access remains.",
+        )
     )
     remedy = (
         "Queue a sync now (POST /companies/"
