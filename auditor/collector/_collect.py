@@ -187,7 +187,7 @@ class _Options:
     pull_operations: bool = True
     company_sync_settings: bool = False
     progress: ProgressMode = "auto"
-    #: Error-detail requests allowed tonight (None: 3 % of the companies, at least 50; 0: off).
+    #: Error-detail requests allowed tonight (None: 3 % of the companies, at least 10; 0: off).
     error_details_budget: int | None = None
 
 
@@ -509,7 +509,7 @@ async def collect(
     carried into this snapshot's ``pull_operations``, without a request; so is the error pull
     operation of a data type still in error. ``error_details_budget``: how many pull
     operations of sync errors new tonight may be fetched for their error text (None: 3 % of
-    the companies, at least 50; 0: none).
+    the companies, at least 10; 0: none).
     Frames come back in canonical form (see :func:`auditor.store.canonical`).
     """
     if snapshot_at.tzinfo is None:
@@ -695,7 +695,7 @@ async def collect_to_store(
       then are fetched; the error pull operations of incidents still open are carried
       the same way.
     * ``error_details_budget``: pull operations of sync errors new tonight fetched for their
-      error text (None: 3 % of the companies, at least 50; 0: none).
+      error text (None: 3 % of the companies, at least 10; 0: none).
     """
     root = Path(store)
     k_n = shard if shard is not None else (0, 1)

@@ -12,7 +12,7 @@ night, for incidents that last weeks; instead:
   another sync since, but the incident and its explanation are the same (no request);
 * else the incident is new tonight (or never got its text): its pull operation is fetched
   while the night's budget lasts (``error_details_budget`` requests; by default 3 % of the
-  companies of the run, at least 50). Past the budget, the finding is raised without Codat's
+  companies of the run, at least 10). Past the budget, the finding is raised without Codat's
   text, and the next night tries again.
 
 Every error pull operation kept this way goes into the snapshot's ``pull_operations`` frame,
@@ -34,7 +34,7 @@ __all__ = ["ErrorDetailPlan", "ErrorDetails", "default_budget", "known_errors_by
 
 #: Default budget: this share of the companies of the run, at least ``_MIN_BUDGET`` requests.
 DEFAULT_BUDGET_SHARE = 0.03
-_MIN_BUDGET = 50
+_MIN_BUDGET = 10
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
