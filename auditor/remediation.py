@@ -4,14 +4,17 @@ Three steps, each usable on its own from a notebook:
 
 1. :func:`plan_refreshes` (pure, vectorised): findings + snapshot -> one row per request to send.
    One ``POST /companies/{id}/data/queue/{dataType}?connectionId=`` per company x data type x
-   connection, or one ``POST /companies/{id}/data/all`` when most of a company's syncable data
-   types are flagged. Only types served by a ``Linked`` connection are queued: types in
-   ``AuthError`` and ``Deauthorized`` connections need a relink (rule ``needs-relink``), and
-   ``Unlinked`` or ``PendingAuth`` connections have nothing to refresh.
+   connection, or one ``POST /companies/{id}/data/all`` when what that request queues (the
+   fetchOnFirstLink types of the company's Linked connections) covers every flagged type and
+   most of it is flagged. Only types served by a ``Linked`` connection are queued: types in
+   ``AuthError`` and ``Deauthorized`` connections need a relink (rule ``needs-relink``),
+   ``Unlinked`` or ``PendingAuth`` connections have nothing to refresh, and ``RateLimitError``
+   is Codat's to retry. Each request records the types it queues (``queued_types``).
 2. :func:`apply_refreshes` (async): sends the plan through the rate-limited client. A
    ``DatasetAlreadyInProgressException`` counts as ``already-running``, not as an error.
 3. :func:`refresh_outcomes` (pure): joins what was queued with a later snapshot to say whether
-   each refresh worked (a successful sync after the request), failed, or is still running.
+   each queued type worked (a successful sync after the request), failed, or is still running;
+   only the types a request queued are judged.
 """
 
 from __future__ import annotations
@@ -25,15 +28,17 @@ import numpy as np
 import pandas as pd
 
 from auditor.codat import CodatClient, CodatError, DatasetAlreadyInProgressError
-from auditor.constants import ERROR_STATUSES, IN_PROGRESS_STATUSES
+from auditor.constants import ALL_DATA_TYPES, ERROR_STATUSES, IN_PROGRESS_STATUSES, source_type_of
 from auditor.snapshot import Snapshot
 
 __all__ = [
     "DEFAULT_REFRESH_RULES",
+    "NOT_QUEUED_STATUSES",
     "OUTCOME_COLUMNS",
     "PLAN_COLUMNS",
     "REFRESH_OUTCOME_COLUMNS",
     "apply_refreshes",
+    "data_all_types",
     "plan_refreshes",
     "refresh_outcomes",
 ]
@@ -50,6 +55,7 @@ PLAN_COLUMNS: Final[tuple[str, ...]] = (
     "rules",  # the rules that flagged it, comma-separated
     "severity",
     "flagged_types",  # how many of the company's types were flagged
+    "queued_types",  # the data types the request queues, comma-separated (sorted)
 )
 
 #: :data:`PLAN_COLUMNS` plus what happened.
@@ -70,6 +76,11 @@ REFRESH_OUTCOME_COLUMNS: Final[tuple[str, ...]] = (
     "result",  # "worked", "failed", "running", "unknown"
 )
 
+#: Statuses that remediation never queues: ``AuthError`` needs a relink (``needs-relink``);
+#: ``RateLimitError`` is the source platform rate-limiting Codat, which retries on its own
+#: next attempt, so a new sync only adds to the load.
+NOT_QUEUED_STATUSES: Final[frozenset[str]] = frozenset({"AuthError", "RateLimitError"})
+
 _SEVERITY_RANK: Final[dict[str, int]] = {"error": 0, "warning": 1}
 
 
@@ -83,10 +94,15 @@ def plan_refreshes(
 ) -> pd.DataFrame:
     """The requests that would refresh what ``rules`` flagged in ``findings``.
 
-    A company gets one ``data/all`` request instead of per-type requests when more than
-    ``all_fraction`` of its syncable data types (status neither ``NotSupported`` nor never
-    synced) are flagged. Snoozed findings are ignored. The plan is ordered worst first (errors,
-    then oldest) and cut at ``max_requests``.
+    A company gets one ``data/all`` request instead of per-type requests only when the types
+    that request would queue (:func:`data_all_types`) include every flagged type, none of
+    them is in ``RateLimitError``, and more than ``all_fraction`` of them are flagged;
+    otherwise each flagged type is queued on its own. ``queued_types`` says which types each
+    request queues (what :func:`refresh_outcomes` judges). Types in ``AuthError`` (relink
+    instead) and ``RateLimitError`` (the platform is rate-limiting Codat, which retries on its
+    own: queueing more syncs only adds to the load) are never queued; neither are types
+    without a Linked connection. Snoozed findings are ignored. The plan is ordered worst first
+    (errors, then oldest) and cut at ``max_requests``.
     """
     rules = tuple(rules)
     f = findings
@@ -95,14 +111,18 @@ def plan_refreshes(
     f = f.loc[f["rule"].astype("string").isin(rules) & f["data_type"].notna()]
     status = snapshot.status
     cols = ["company_id", "data_type", "connection_id", "current_status", "connection_status"]
-    st = status[cols].astype({"data_type": "string", "current_status": "string"})
-    f = f.assign(data_type=f["data_type"].astype("string"))[
-        ["company_id", "company_name", "data_type", "rule", "severity", "age_hours"]
-    ]
+    st = status[cols].astype(
+        {"company_id": "string", "data_type": "string", "current_status": "string"}
+    )
+    f = f.assign(
+        company_id=f["company_id"].astype("string"), data_type=f["data_type"].astype("string")
+    )[["company_id", "company_name", "data_type", "rule", "severity", "age_hours"]]
     merged = f.merge(st, on=["company_id", "data_type"], how="left")
-    # A refresh needs a Linked connection, and cannot fix AuthError (relink instead).
+    # A refresh needs a Linked connection; it cannot fix AuthError (relink instead), and a
+    # RateLimitError is Codat's to retry (a new sync only adds load on the platform).
     linked = merged["connection_status"].astype("string").fillna("").eq("Linked")
-    merged = merged.loc[linked & ~merged["current_status"].fillna("").eq("AuthError")]
+    never = merged["current_status"].fillna("").isin(list(NOT_QUEUED_STATUSES))
+    merged = merged.loc[linked & ~never]
     if merged.empty:
         return pd.DataFrame({c: [] for c in PLAN_COLUMNS})
 
@@ -119,18 +139,39 @@ def plan_refreshes(
         )
         .reset_index()
     )
-    syncable = status.loc[
-        status["current_status"].notna() & ~status["current_status"].astype("string").eq(
-            "NotSupported"
-        )
-    ]
-    syncable_count = syncable.groupby("company_id", observed=True).size()
     flagged_count = per_type.groupby("company_id").size()
     per_type["flagged_types"] = per_type["company_id"].map(flagged_count).astype("int64")
-    per_type["syncable"] = per_type["company_id"].map(syncable_count).fillna(0)
-    use_all = per_type["flagged_types"] > all_fraction * per_type["syncable"]
+
+    candidates = data_all_types(snapshot, per_type["company_id"].unique())
+    all_count = candidates.groupby("company_id").size()
+    blocked = candidates.loc[
+        candidates["current_status"].fillna("").isin(list(NOT_QUEUED_STATUSES)), "company_id"
+    ].unique()
+    covered = per_type.merge(
+        candidates[["company_id", "data_type"]], on=["company_id", "data_type"], how="left",
+        indicator=True,
+    )
+    covered_count = (
+        covered.loc[covered["_merge"].eq("both")].drop_duplicates(["company_id", "data_type"])
+        .groupby("company_id").size()
+    )
+    distinct_flagged = per_type.drop_duplicates(["company_id", "data_type"]).groupby(
+        "company_id"
+    ).size()
+    company = per_type["company_id"]
+    n_all = company.map(all_count).fillna(0)
+    use_all = (
+        company.map(covered_count).fillna(0).eq(company.map(distinct_flagged))
+        & ~company.isin(blocked)
+        & (n_all > 0)
+        & (company.map(distinct_flagged) > all_fraction * n_all)
+    )
 
     queue = per_type.loc[~use_all].assign(action="queue")
+    queue["queued_types"] = queue["data_type"].astype("string")
+    all_types = candidates.groupby("company_id")["data_type"].agg(
+        lambda s: ",".join(sorted(s.astype(str)))
+    )
     everything = (
         per_type.loc[use_all]
         .groupby("company_id")
@@ -144,6 +185,7 @@ def plan_refreshes(
         .reset_index()
         .assign(action="all", data_type=None, connection_id=None)
     )
+    everything["queued_types"] = everything["company_id"].map(all_types)
     plan = pd.concat([queue, everything], ignore_index=True)
     plan = plan.sort_values(["sev_rank", "age_hours"], ascending=[True, False], kind="stable")
     plan["severity"] = np.where(plan["sev_rank"].eq(0), "error", "warning")
@@ -151,6 +193,69 @@ def plan_refreshes(
     if max_requests is not None:
         plan = plan.head(max_requests)
     return plan
+
+
+def data_all_types(snapshot: Snapshot, company_ids: Iterable[str] | None = None) -> pd.DataFrame:
+    """What ``POST /companies/{id}/data/all`` would queue, per company (as far as we know).
+
+    Codat's refresh-company-data "refreshes all data types with fetch on first link set to
+    true" (docs.codat.io/core-concepts/data-type-settings), on the company's ``Linked``
+    connections. So: each data type whose setting has ``fetch_on_first_link`` (the company's
+    own setting in ``snapshot.sync_settings`` over the client-level one) and that a Linked
+    connection of its source type serves, less the types ``NotSupported`` or still running
+    in the snapshot (the sandbox skips both; we assume Codat does). Columns ``company_id``,
+    ``data_type``, ``current_status`` (null: never synced), in company then type order.
+    """
+    out_cols = ["company_id", "data_type", "current_status"]
+    companies = snapshot.companies
+    linked = companies.loc[
+        companies["connection_status"].astype("string").fillna("").eq("Linked"),
+        ["company_id", "source_type"],
+    ].astype({"company_id": "string", "source_type": "string"})
+    if company_ids is not None:
+        linked = linked.loc[linked["company_id"].isin(pd.Index(list(company_ids)).astype(str))]
+    linked = linked.assign(source_type=linked["source_type"].fillna("Accounting"))
+    linked = linked.drop_duplicates()
+    settings = snapshot.sync_settings
+    types = sorted(
+        set(ALL_DATA_TYPES) | {str(t) for t in settings["data_type"].dropna().astype("string")}
+    )
+    catalogue = pd.DataFrame(
+        {"data_type": types, "source_type": [source_type_of(t) for t in types]}
+    ).astype("string")
+    cand = linked.merge(catalogue, on="source_type")[["company_id", "data_type"]]
+    if cand.empty:
+        return pd.DataFrame({c: pd.Series([], dtype="string") for c in out_cols})
+    cand = cand.assign(fetch=_fetch_on_first_link(cand, settings))
+    cand = cand.loc[cand["fetch"], ["company_id", "data_type"]]
+    st = snapshot.status[["company_id", "data_type", "current_status"]].astype("string")
+    cand = cand.merge(st, on=["company_id", "data_type"], how="left")
+    skip = cand["current_status"].fillna("").isin(["NotSupported", *IN_PROGRESS_STATUSES])
+    cand = cand.loc[~skip].drop_duplicates(["company_id", "data_type"])
+    return cand.sort_values(["company_id", "data_type"], kind="stable")[out_cols].reset_index(
+        drop=True
+    )
+
+
+def _fetch_on_first_link(frame: pd.DataFrame, settings: pd.DataFrame) -> pd.Series:
+    """``fetch_on_first_link`` per row of ``frame`` (company_id x data_type): the company's own
+    setting over the client-level one; a type with neither is not fetched (False)."""
+    fetch = settings["fetch_on_first_link"].astype("boolean")
+    client = settings.loc[settings["company_id"].isna()].assign(fetch=fetch)
+    client = client.drop_duplicates("data_type", keep="last")
+    base = dict(zip(client["data_type"].astype(str), client["fetch"], strict=True))
+    out = frame["data_type"].map(base).astype("boolean")
+    own = settings.loc[settings["company_id"].notna()].assign(fetch=fetch)
+    own = own.loc[own["fetch"].notna()]
+    if not own.empty:
+        own = own[["company_id", "data_type", "fetch"]].astype(
+            {"company_id": "string", "data_type": "string"}
+        ).drop_duplicates(["company_id", "data_type"], keep="last")
+        hit = frame[["company_id", "data_type"]].merge(own, on=["company_id", "data_type"],
+                                                        how="left")
+        values = pd.Series(hit["fetch"].to_numpy(), index=frame.index, dtype="boolean")
+        out = values.fillna(out)
+    return out.fillna(False).astype(bool)
 
 
 async def apply_refreshes(
@@ -199,20 +304,37 @@ async def apply_refreshes(
 def refresh_outcomes(refreshes: pd.DataFrame, snapshot: Snapshot) -> pd.DataFrame:
     """Did each queued refresh work? Joins ``refreshes`` with a later ``snapshot``.
 
-    ``result`` is ``worked`` (a successful sync at or after the request), ``failed`` (the type is
-    now in an error state), ``running`` (still in progress) or ``unknown``. A ``data/all``
-    request is judged on all of the company's types: worked when every syncable type synced.
+    One row per data type a request queued (``queued_types``; a ``data/all`` request gives one
+    row per type it queued, with ``data_type`` set). ``result`` is ``worked`` (a successful
+    sync at or after the request), ``failed`` (the type is now in an error state),
+    ``running`` (still in progress) or ``unknown`` (e.g. the type is missing from the later
+    snapshot). A ``data/all`` recorded before ``queued_types`` existed is judged, as then, on
+    all of the company's types but ``NotSupported`` ones.
     """
     queued = refreshes.loc[refreshes["outcome"].isin(["queued", "already-running"])]
+    if "queued_types" not in queued.columns:
+        queued = queued.assign(queued_types=pd.Series(pd.NA, index=queued.index, dtype="string"))
     st = snapshot.status[
         ["company_id", "data_type", "current_status", "last_successful_sync"]
-    ].astype({"data_type": "string", "current_status": "string"})
+    ].astype({"company_id": "string", "data_type": "string", "current_status": "string"})
+    queued = queued.astype({"company_id": "string"})
     per_type = queued.loc[queued["action"].eq("queue")].astype({"data_type": "string"})
     per_type = per_type.merge(st, on=["company_id", "data_type"], how="left")
-    all_rows = queued.loc[queued["action"].eq("all")].drop(columns=["data_type"])
-    all_rows = all_rows.merge(st, on="company_id", how="left")
-    all_rows = all_rows.loc[~all_rows["current_status"].fillna("NotSupported").eq("NotSupported")]
-    both = pd.concat([per_type, all_rows], ignore_index=True)
+    all_rows = queued.loc[queued["action"].eq("all")]
+    known = all_rows["queued_types"].notna()
+    listed = all_rows.loc[known].drop(columns=["data_type"])
+    listed = listed.assign(
+        data_type=listed["queued_types"].astype(str).str.split(",")
+    ).explode("data_type")
+    listed = listed.loc[listed["data_type"].astype(str).ne("")].astype({"data_type": "string"})
+    listed = listed.merge(st, on=["company_id", "data_type"], how="left")
+    legacy = all_rows.loc[~known].drop(columns=["data_type"])
+    legacy = legacy.merge(st, on="company_id", how="left")
+    legacy = legacy.loc[~legacy["current_status"].fillna("NotSupported").eq("NotSupported")]
+    parts = [p for p in (per_type, listed, legacy) if not p.empty]
+    if not parts:
+        return pd.DataFrame({c: [] for c in REFRESH_OUTCOME_COLUMNS})
+    both = pd.concat(parts, ignore_index=True)
     synced = both["last_successful_sync"].ge(both["requested_at"]).fillna(False).astype(bool)
     status = both["current_status"].fillna("")
     both["result"] = np.select(
@@ -220,4 +342,4 @@ def refresh_outcomes(refreshes: pd.DataFrame, snapshot: Snapshot) -> pd.DataFram
         ["worked", "failed", "running"],
         default="unknown",
     )
-    return both[list(REFRESH_OUTCOME_COLUMNS)]
+    return both[list(REFRESH_OUTCOME_COLUMNS)].reset_index(drop=True)

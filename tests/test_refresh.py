@@ -4,7 +4,7 @@ never queued, and the next snapshot shows whether the queued syncs worked."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +16,9 @@ from auditor.codat import CodatClient, RateLimitPolicy
 from auditor.collector import collect_to_store
 from auditor.pipeline import audit_store
 from auditor.remediation import plan_refreshes, refresh_outcomes
+from auditor.rules._shared import REMEDY_BY_STATUS
 from auditor.sandbox import SandboxOptions, SandboxServer, generate_fleet
+from auditor.snapshot import Snapshot
 from auditor.store import load_findings, load_refreshes, load_snapshot
 
 QUEUE_ENDPOINTS = ("refresh-data-type", "refresh-company-data")
@@ -144,3 +146,158 @@ def test_refresh_without_audit_or_key_is_a_clear_error(tmp_path: Path) -> None:
     empty = runner.invoke(app, ["refresh", "--store", str(tmp_path / "nothing")])
     assert empty.exit_code == 2
     assert "no complete snapshot" in empty.output
+
+
+# --- planning and judging on a hand-made snapshot -----------------------------------------
+
+T0 = datetime(2024, 5, 1, 6, 0, tzinfo=UTC)
+SETTINGS = {"invoices": True, "bills": True, "payments": True, "customers": True, "journals": False}
+
+
+def _snapshot(
+    statuses: dict[str, dict[str, str]],
+    *,
+    at: datetime = T0,
+    synced: datetime | None = None,
+    overrides: dict[str, dict[str, bool]] | None = None,
+) -> Snapshot:
+    """Companies (one Linked Accounting connection each) x {data type: status}."""
+    status_rows = []
+    company_rows = []
+    for company, types in statuses.items():
+        company_rows.append(
+            {
+                "company_id": company,
+                "company_name": company.title(),
+                "connection_id": f"conn-{company}",
+                "source_type": "Accounting",
+                "connection_status": "Linked",
+            }
+        )
+        for data_type, current in types.items():
+            status_rows.append(
+                {
+                    "company_id": company,
+                    "company_name": company.title(),
+                    "source_type": "Accounting",
+                    "connection_id": f"conn-{company}",
+                    "connection_status": "Linked",
+                    "data_type": data_type,
+                    "current_status": current,
+                    "last_successful_sync": synced or at - timedelta(days=9),
+                }
+            )
+    settings_rows: list[dict[str, object]] = [
+        {"company_id": None, "data_type": t, "fetch_on_first_link": on}
+        for t, on in SETTINGS.items()
+    ]
+    for company, own in (overrides or {}).items():
+        settings_rows += [
+            {"company_id": company, "data_type": t, "fetch_on_first_link": on}
+            for t, on in own.items()
+        ]
+    return Snapshot(
+        snapshot_id="s",
+        snapshot_at=at,
+        status=pd.DataFrame(status_rows),
+        companies=pd.DataFrame(company_rows),
+        sync_settings=pd.DataFrame(settings_rows),
+    ).conformed()
+
+
+def _findings(flagged: dict[str, dict[str, str]]) -> pd.DataFrame:
+    rows = [
+        {
+            "company_id": company,
+            "company_name": company.title(),
+            "data_type": data_type,
+            "rule": rule,
+            "severity": "error" if rule == "failed-after-success" else "warning",
+            "age_hours": 200.0,
+        }
+        for company, types in flagged.items()
+        for data_type, rule in types.items()
+    ]
+    return pd.DataFrame(rows)
+
+
+COMPLETE4 = {"invoices": "Complete", "bills": "Complete", "payments": "Complete"}
+
+
+def test_data_all_only_when_it_covers_every_flagged_type() -> None:
+    snap = _snapshot(
+        {
+            # journals is flagged but has fetchOnFirstLink false: data/all would miss it
+            "a": {**COMPLETE4, "journals": "Complete", "customers": "Complete"},
+            # every flagged type is fetchOnFirstLink: one data/all
+            "b": {**COMPLETE4, "customers": "Complete", "journals": "Complete"},
+            # the company's own setting turns journals on: data/all covers it
+            "d": {**COMPLETE4, "journals": "Complete"},
+        },
+        overrides={"d": {"journals": True, "customers": False}},
+    )
+    stale = {t: "stale" for t in ("invoices", "bills", "payments")}
+    findings = _findings(
+        {"a": {**stale, "journals": "stale"}, "b": stale, "d": {**stale, "journals": "stale"}}
+    )
+    plan = plan_refreshes(findings, snap)
+    by = {c: g for c, g in plan.groupby("company_id")}
+    assert set(by["a"]["action"]) == {"queue"}
+    assert sorted(by["a"]["data_type"]) == ["bills", "invoices", "journals", "payments"]
+    assert list(by["a"]["queued_types"]) == list(by["a"]["data_type"])
+    assert list(by["b"]["action"]) == ["all"]
+    assert by["b"]["queued_types"].iloc[0] == "bills,customers,invoices,payments"
+    assert list(by["d"]["action"]) == ["all"]
+    assert by["d"]["queued_types"].iloc[0] == "bills,invoices,journals,payments"
+    # all_fraction still applies: 3 of the 4 types data/all would queue is not > 0.8 of them
+    strict = plan_refreshes(findings, snap, all_fraction=0.8)
+    assert set(strict.loc[strict["company_id"].eq("b"), "action"]) == {"queue"}
+
+
+def test_rate_limit_error_is_never_queued_not_even_by_data_all() -> None:
+    snap = _snapshot(
+        {
+            "c": {"invoices": "Complete", "bills": "RateLimitError", "payments": "Complete"},
+            "e": {"invoices": "RateLimitError"},
+        }
+    )
+    findings = _findings(
+        {
+            "c": {"invoices": "stale", "payments": "stale", "bills": "failed-after-success"},
+            "e": {"invoices": "failed-after-success"},
+        }
+    )
+    plan = plan_refreshes(findings, snap)
+    # c: bills is left to Codat's next attempt; a data/all would queue it, so per type
+    assert list(plan["action"]) == ["queue", "queue"]
+    assert sorted(plan["data_type"]) == ["invoices", "payments"]
+    assert "e" not in set(plan["company_id"])
+    assert "wait for its next attempt" in REMEDY_BY_STATUS["RateLimitError"]
+    assert "queue a new sync" not in REMEDY_BY_STATUS["RateLimitError"]
+
+
+def test_outcomes_judge_only_the_types_a_request_queued() -> None:
+    before = _snapshot({"b": {**COMPLETE4, "customers": "Complete", "journals": "Complete"}})
+    plan = plan_refreshes(
+        _findings({"b": {t: "stale" for t in ("invoices", "bills", "payments")}}), before
+    )
+    assert list(plan["action"]) == ["all"]
+    sent = plan.assign(
+        outcome="queued", dataset_id=None, status_code=None, error=None, requested_at=T0
+    )
+    later = T0 + timedelta(hours=2)
+    # Everything data/all queued synced; journals (not queued by data/all) now fails.
+    after = _snapshot(
+        {"b": {**COMPLETE4, "customers": "Complete", "journals": "FetchError"}},
+        at=later,
+        synced=later - timedelta(minutes=5),
+    )
+    journals = after.status["data_type"].astype("string").eq("journals")
+    after.status.loc[journals, "last_successful_sync"] = pd.Timestamp(T0 - timedelta(days=9))
+    outcomes = refresh_outcomes(sent, after)
+    assert sorted(outcomes["data_type"]) == ["bills", "customers", "invoices", "payments"]
+    assert set(outcomes["result"]) == {"worked"}
+    # A data/all recorded before queued_types existed: judged on every type, as before.
+    legacy = refresh_outcomes(sent.drop(columns=["queued_types"]), after)
+    assert "failed" in set(legacy["result"])
+    assert len(legacy) == 5

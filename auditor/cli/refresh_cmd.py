@@ -61,8 +61,8 @@ def refresh(
             "--all-fraction",
             min=0.0,
             max=1.0,
-            help="Use one data/all request when more than this share of a company's types "
-            "are flagged.",
+            help="Use one data/all request (only when it covers every flagged type) when "
+            "more than this share of the types it would queue are flagged.",
         ),
     ] = 0.5,
     rate_limit: RateLimitOption = None,
@@ -73,8 +73,10 @@ def refresh(
     """Queue Codat refreshes for what the last audit flagged (dry run unless --apply).
 
     Plans one request per company x data type x connection for the findings of --rule
-    (default: stale, failed-after-success), or one data/all request when most of a company's
-    types are flagged. Only Linked connections are refreshed; types in AuthError need a relink.
+    (default: stale, failed-after-success), or one data/all request when the types it queues
+    (fetchOnFirstLink, Linked connections) cover every flagged type and most of them are
+    flagged. Only Linked connections are refreshed; types in AuthError need a relink, and
+    RateLimitError is left to Codat's own retry.
     What was queued is written to the store so the next audit can tell whether it worked;
     --as-of is the time recorded as 'requested'.
     """

@@ -27,7 +27,8 @@ __all__ = [
     "unreadable_sync_time",
 ]
 
-#: What ops should usually do about each error status (then queue a new sync).
+#: What ops should usually do about each error status (most then queue a new sync; not
+#: ``RateLimitError``, which Codat retries itself and ``auditor refresh`` never queues).
 REMEDY_BY_STATUS: Final[dict[str, str]] = {
     "FetchError": "The platform refused or failed the fetch: check the platform's status page "
     "and the pull operation's errorMessage, then queue a new sync.",
@@ -39,8 +40,9 @@ REMEDY_BY_STATUS: Final[dict[str, str]] = {
     "raise it with Codat support with the pull operation id.",
     "ValidationError": "The data failed Codat's validation: read the validation report of the "
     "pull operation, fix the data at source if needed, then queue a new sync.",
-    "RateLimitError": "The platform rate-limited the sync: queue a new sync outside peak hours "
-    "or spread the company's syncs out.",
+    "RateLimitError": "The source platform rate-limited Codat's sync: Codat retries on its own, "
+    "so wait for its next attempt rather than queueing more syncs; if it keeps failing, spread "
+    "the company's sync schedule out (fewer or less frequent data types).",
     "PermissionsError": "The linked user lacks permissions on the platform: ask the customer to "
     "grant them (or relink with an admin user), then queue a new sync.",
     "PrerequisiteNotMet": "A data type this one depends on has not synced: sync the "

@@ -20,6 +20,8 @@ How to fix
     Read the quoted error (or the latest pull operation, ``latestSyncId``, when none is
     quoted), fix the cause
     (the remedy names the usual one for each status), then queue a new sync of the data type.
+    Not for ``RateLimitError``: the source platform is rate-limiting Codat, which retries on
+    its own; wait for its next attempt (``auditor refresh`` does not queue it).
 """
 
 from __future__ import annotations

@@ -18,7 +18,8 @@ Why it matters
 How to fix
     Read the pull operation's error (``latestSyncId``) and fix the cause (the remedy names the
     usual one per status); first syncs often fail on permissions or prerequisites
-    (``chartOfAccounts``, ``company``). Then queue the sync again.
+    (``chartOfAccounts``, ``company``). Then queue the sync again, except after a
+    ``RateLimitError``: Codat retries that on its own (``auditor refresh`` does not queue it).
 """
 
 from __future__ import annotations

@@ -12,13 +12,25 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from auditor.constants import ERROR_STATUSES, IN_PROGRESS_STATUSES, source_type_of
+from auditor.constants import (
+    ALL_DATA_TYPES,
+    ERROR_STATUSES,
+    IN_PROGRESS_STATUSES,
+    source_type_of,
+)
 from auditor.sandbox._fleet import CompanyRecord, Fleet, format_timestamp
 from auditor.sandbox._generate import GeneratedFleet
 from auditor.sandbox._options import SandboxOptions
 from auditor.sandbox._util import hash_unit, uid
 
-__all__ = ["REFRESH_STAGES", "LiveOperation", "RefreshOverlay", "connection_for"]
+__all__ = [
+    "REFRESH_STAGES",
+    "LiveOperation",
+    "RefreshOverlay",
+    "connection_for",
+    "fetch_on_first_link",
+    "refresh_all_candidates",
+]
 
 #: Stages of a refresh, each lasting ``SandboxOptions.sync_phase_seconds`` of sandbox time.
 REFRESH_STAGES: Final[tuple[str, ...]] = (
@@ -252,3 +264,49 @@ def connection_for(record: CompanyRecord, data_type: str) -> dict[str, Any] | No
             if conn.get("status") == wanted:
                 return conn
     return None
+
+
+def fetch_on_first_link(record: CompanyRecord, profile: dict[str, Any]) -> frozenset[str]:
+    """The data types whose sync setting has ``fetchOnFirstLink: true`` for ``record``.
+
+    The profile's settings (``GET /profile/syncSettings``), each overridden by the company's
+    own setting of the same data type when its settings override the defaults
+    (``overridesDefaults: true``, as the collector reads them).
+    """
+    fetch: dict[str, bool] = {}
+    sources: list[Any] = [profile.get("settings")]
+    own = record.sync_settings
+    if isinstance(own, dict) and own.get("overridesDefaults") is True:
+        sources.append(own.get("settings"))
+    for settings in sources:
+        if not isinstance(settings, list):
+            continue
+        for entry in settings:
+            if isinstance(entry, dict) and isinstance(entry.get("dataType"), str):
+                fetch[entry["dataType"]] = entry.get("fetchOnFirstLink") is True
+    return frozenset(t for t, on in fetch.items() if on)
+
+
+def refresh_all_candidates(
+    record: CompanyRecord, profile: dict[str, Any]
+) -> list[tuple[str, dict[str, Any]]]:
+    """``(data type, connection)`` that ``POST data/all`` may queue for ``record``.
+
+    Codat's refresh-company-data "refreshes all data types with fetch on first link set to
+    true" (docs.codat.io/core-concepts/data-type-settings): each such type (in
+    :data:`ALL_DATA_TYPES` order) that a ``Linked`` connection of its source type serves. A
+    Deauthorized connection is not refreshed (its syncs would end in AuthError). The caller
+    still skips types that are running or that the platform does not support.
+    """
+    fetch = fetch_on_first_link(record, profile)
+    linked: dict[str, dict[str, Any]] = {}
+    for conn in record.connections:
+        source = conn.get("sourceType")
+        if conn.get("status") == "Linked" and isinstance(source, str):
+            linked.setdefault(source, conn)
+    out: list[tuple[str, dict[str, Any]]] = []
+    for data_type in ALL_DATA_TYPES:
+        connection = linked.get(source_type_of(data_type))
+        if data_type in fetch and connection is not None:
+            out.append((data_type, connection))
+    return out

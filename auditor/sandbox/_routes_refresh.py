@@ -2,6 +2,11 @@
 ``POST /companies/{companyId}/data/all`` (refresh-data-type, refresh-company-data).
 
 They queue pull operations on the refresh overlay (:mod:`auditor.sandbox._refresh`).
+``data/all`` queues only the data types whose sync setting (the company's own when it
+overrides the defaults, else the profile's) has ``fetchOnFirstLink: true`` and that a
+``Linked`` connection of the company serves; of those it skips the types still running and
+those the platform does not support (``NotSupported``). ``data/queue/{dataType}`` queues any
+type, whatever its fetchOnFirstLink.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from aiohttp import web
 
 from auditor.constants import ALL_DATA_TYPES, IN_PROGRESS_STATUSES, source_type_of
 from auditor.sandbox._fleet import CompanyRecord
-from auditor.sandbox._refresh import connection_for
+from auditor.sandbox._refresh import connection_for, refresh_all_candidates
 from auditor.sandbox._responses import Errors, json_response
 from auditor.sandbox._state import SandboxState
 
@@ -81,12 +86,9 @@ async def refresh_company_data(state: SandboxState, request: web.Request) -> web
     record = state.record(company_id, now)
     if record is None:
         return state.errors.not_found(company_id)
-    for data_type in ALL_DATA_TYPES:
-        connection = connection_for(record, data_type)
-        if connection is None:
-            continue
+    for data_type, connection in refresh_all_candidates(record, state.fleet.sync_settings):
         status, _ = state.refresh.effective(record, data_type, now)
-        if status in IN_PROGRESS_STATUSES:
-            continue
+        if status in IN_PROGRESS_STATUSES or status == "NotSupported":
+            continue  # running: left to run; NotSupported: the platform has no such data
         state.refresh.queue(record, data_type, connection, now)
     return web.Response(status=204)
