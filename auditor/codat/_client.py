@@ -741,7 +741,6 @@ class CodatClient:
             spent = self.limiter.quota_spent(retry_after, response.headers)
             if spent is not None:  # the daily quota: fatal, nothing more is sent today
                 spent.method, spent.path, spent.endpoint = method, path, endpoint
-                _log.error("%s", spent)
                 return spent
             # The per-minute ceiling: every task waits, then the request is retried.
             pause = retry_after if retry_after is not None else self.retry_policy.initial_wait

@@ -23,6 +23,7 @@ Four gates, in this order, before each request (retries included):
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import Mapping
@@ -33,6 +34,8 @@ from aiolimiter import AsyncLimiter
 
 from auditor.codat._config import RateLimitPolicy
 from auditor.codat._exceptions import CodatQuotaExhaustedError
+
+_log = logging.getLogger("auditor.codat")
 
 __all__ = ["DailyQuota", "RequestLimiter", "parse_reset", "parse_reset_at", "parse_retry_after"]
 
@@ -282,6 +285,7 @@ class RequestLimiter:
         )
         exc.message = f"{why}; no more requests until the quota resets at {exc.resets_text}"
         exc.args = (exc.message,)
+        _log.debug("%s", exc.message)  # once; the caller prints it (one message a run)
         return exc
 
     @staticmethod

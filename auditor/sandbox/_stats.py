@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from typing import Any
 
@@ -24,6 +25,7 @@ class SandboxStats:
         self._by_endpoint_status: Counter[tuple[str, int]] = Counter()
         self._faults: Counter[str] = Counter()
         self._limited: Counter[str] = Counter()
+        self._first_limited: dict[str, float] = {}
 
     def record(self, endpoint: str, status: int) -> None:
         with self._lock:
@@ -39,10 +41,12 @@ class SandboxStats:
         """A 429 of one of the two limits: ``"daily-quota"`` or ``"per-minute"``."""
         with self._lock:
             self._limited[kind] += 1
+            self._first_limited.setdefault(kind, time.monotonic())
 
     def reset(self) -> None:
         with self._lock:
             self._limited.clear()
+            self._first_limited.clear()
             self._by_endpoint.clear()
             self._by_status.clear()
             self._by_endpoint_status.clear()
@@ -78,6 +82,12 @@ class SandboxStats:
         """429 answers by limit: ``daily-quota`` (the quota spent), ``per-minute`` (the ceiling)."""
         with self._lock:
             return dict(self._limited)
+
+    @property
+    def first_limited(self) -> dict[str, float]:
+        """``time.monotonic()`` of the first 429 of each limit (tests time a stop with it)."""
+        with self._lock:
+            return dict(self._first_limited)
 
     def snapshot(self) -> dict[str, Any]:
         """A JSON-friendly copy of every counter."""
