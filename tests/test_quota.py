@@ -168,3 +168,51 @@ def test_the_snapshot_command_exits_2_with_one_message_when_the_quota_runs_out(
     snaps = list_snapshots(store)
     assert len(snaps) == 1
     assert not snaps["complete"].any()
+
+
+def test_the_run_command_exits_2_with_one_message_at_the_reserve(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SMTP_", "CODAT_", "AUDITOR_"))}
+    env["CODAT_API_KEY"] = SANDBOX_API_KEY
+    config = tmp_path / "auditor.toml"
+    config.write_text(
+        '[email]\nto = ["ops@example.com"]\n[run]\nquota_reserve = 0.25\n', encoding="utf-8"
+    )
+    options = SandboxOptions(daily_quota=100, clock=Clock(NOON))
+    with SandboxServer(FLEET, options) as server:
+        proc = subprocess.run(
+            [sys.executable, "-m", "auditor", "run", "--config", str(config),
+             "--store", str(tmp_path / "store"), "--out", str(tmp_path / "out"),
+             "--base-url", server.base_url, "--as-of", "2026-06-01T12:00:00Z", "--dry-run",
+             "--progress", "off"],
+            capture_output=True, text=True, env=env, timeout=120, check=False,
+        )  # fmt: skip
+        assert server.stats.total <= 75  # a quarter of the quota left to the customer
+        assert 429 not in server.stats.by_status
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if "quota" in line]
+    assert len(lines) == 1, proc.stderr
+    assert "25% reserve" in lines[0]
+    assert "2026-06-02 00:00 UTC" in lines[0]
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.html"))
+
+
+def test_quota_settings_resolve_cli_env_file_default() -> None:
+    from auditor.config import ConfigError, RunConfig, run_settings
+
+    default = run_settings(env={})
+    assert default.quota_reserve == 0.10
+    assert default.quota_retry_after_bound == 300.0
+    file = RunConfig(quota_reserve=0.2, quota_retry_after_bound="2m")
+    assert run_settings(file, env={}).quota_retry_after_bound == 120.0
+    env = {"AUDITOR_QUOTA_RESERVE": "0.3", "AUDITOR_QUOTA_RETRY_AFTER_BOUND": "90s"}
+    from_env = run_settings(file, env=env)
+    assert (from_env.quota_reserve, from_env.quota_retry_after_bound) == (0.3, 90.0)
+    given = run_settings(file, env=env, quota_reserve=0.0, quota_retry_after_bound=10)
+    assert (given.quota_reserve, given.quota_retry_after_bound) == (0.0, 10.0)
+    for bad in ({"AUDITOR_QUOTA_RESERVE": "1"}, {"AUDITOR_QUOTA_RESERVE": "ten"},
+                {"AUDITOR_QUOTA_RETRY_AFTER_BOUND": "soon"},
+                {"AUDITOR_QUOTA_RETRY_AFTER_BOUND": "2d"}):  # fmt: skip
+        with pytest.raises(ConfigError):
+            run_settings(env=bad)
+    with pytest.raises(ValueError, match="duration"):
+        RunConfig(quota_retry_after_bound="five minutes")
