@@ -15,8 +15,9 @@ top level           ``timezone`` (display only; all computation is UTC), ``fail_
 ``[email]``         the email digest: recipients, routing, limits
                     (:class:`~auditor.email_settings.EmailSettings`)
 ``[run]``           where and how the commands work: store, out, base_url, snoozes, rate_limit,
-                    max_attempts, timeout. :func:`run_settings` merges them with the command
-                    line and the environment: CLI > environment variable > ``[run]`` > default
+                    max_attempts, timeout, quota_reserve, quota_retry_after_bound.
+                    :func:`run_settings` merges them with the command line and the
+                    environment: CLI > environment variable > ``[run]`` > default
                     (the defaults and variable names are :data:`RUN_DEFAULTS` and
                     :data:`ENV_VARS`, defined here once)
 
@@ -57,6 +58,8 @@ from auditor.rules.cross_type_skew import SkewOptions
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "DEFAULT_QUOTA_RESERVE",
+    "DEFAULT_QUOTA_RETRY_AFTER_BOUND",
     "DEFAULT_RATE_LIMIT",
     "DEFAULT_STORE",
     "DEFAULT_TIMEOUT",
@@ -182,11 +185,39 @@ class RunConfig(BaseModel):
     max_attempts: int | None = Field(default=None, ge=1, le=20)
     #: Seconds before a request times out.
     timeout: float | None = Field(default=None, gt=0, le=3600)
+    #: Share of Codat's daily quota (``X-Rate-Limit-Limit``) left for the customer's own
+    #: application: the snapshot stops before going below it (0.10 = 10 %).
+    quota_reserve: float | None = Field(default=None, ge=0, lt=1)
+    #: A 429 whose Retry-After is longer than this means the daily quota is spent: the
+    #: snapshot stops at once (seconds, or a duration such as ``"5m"``).
+    quota_retry_after_bound: float | str | None = None
+
+    @field_validator("quota_retry_after_bound")
+    @classmethod
+    def _duration(cls, value: float | str | None) -> float | None:
+        return None if value is None else parse_duration(value)
 
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         return None if value is None else check_base_url(value)
+
+
+_UNITS: Final[Mapping[str, float]] = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: float | str) -> float:
+    """Seconds from a number of seconds or a duration (``"90s"``, ``"5m"``, ``"1h"``);
+    ``ValueError`` unless it is from 0 to a day."""
+    text = str(value).strip().lower()
+    unit = next((u for u in ("min", "s", "m", "h") if text.endswith(u)), "")
+    try:
+        seconds = float(text[: len(text) - len(unit)].strip()) * _UNITS.get(unit, 1.0)
+    except ValueError:
+        raise ValueError(f"not a duration (seconds, or e.g. '5m'): {value!r}") from None
+    if not 0 <= seconds <= 86_400:  # also refuses nan and inf
+        raise ValueError(f"a duration from 0 to 24h is needed, got {value!r}")
+    return seconds
 
 
 def check_base_url(value: str) -> str:
@@ -208,6 +239,10 @@ DEFAULT_STORE: Final = "store"
 DEFAULT_RATE_LIMIT: Final = 1000.0
 #: Seconds before a request to Codat times out.
 DEFAULT_TIMEOUT: Final = 30.0
+#: Share of the daily quota kept for the customer's own application.
+DEFAULT_QUOTA_RESERVE: Final = 0.10
+#: A 429 asking to wait longer than this (seconds) means the daily quota is spent.
+DEFAULT_QUOTA_RETRY_AFTER_BOUND: Final = 300.0
 
 #: The defaults of the settings :func:`run_settings` resolves (``out`` depends on the command).
 RUN_DEFAULTS: Final[Mapping[str, object]] = {
@@ -215,6 +250,8 @@ RUN_DEFAULTS: Final[Mapping[str, object]] = {
     "base_url": DEFAULT_BASE_URL,
     "rate_limit": DEFAULT_RATE_LIMIT,
     "timeout": DEFAULT_TIMEOUT,
+    "quota_reserve": DEFAULT_QUOTA_RESERVE,
+    "quota_retry_after_bound": DEFAULT_QUOTA_RETRY_AFTER_BOUND,
 }
 
 #: The environment variable of each setting that has one (the CLI options declare the same).
@@ -225,6 +262,8 @@ ENV_VARS: Final[Mapping[str, str]] = {
     "base_url": "CODAT_BASE_URL",
     "snoozes": "AUDITOR_SNOOZES",
     "rate_limit": "AUDITOR_RATE_LIMIT",
+    "quota_reserve": "AUDITOR_QUOTA_RESERVE",
+    "quota_retry_after_bound": "AUDITOR_QUOTA_RETRY_AFTER_BOUND",
     "log_format": "AUDITOR_LOG_FORMAT",
     "progress": "AUDITOR_PROGRESS",
 }
@@ -244,6 +283,10 @@ class RunSettings:
     #: Attempts per request; None: the client's default.
     max_attempts: int | None
     timeout: float
+    #: Share of the daily quota left for the customer's own application.
+    quota_reserve: float = DEFAULT_QUOTA_RESERVE
+    #: Seconds: a 429 asking to wait longer means the daily quota is spent.
+    quota_retry_after_bound: float = DEFAULT_QUOTA_RETRY_AFTER_BOUND
 
 
 def _pick(
@@ -269,6 +312,8 @@ def run_settings(
     rate_limit: float | None = None,
     default_out: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
+    quota_reserve: float | None = None,
+    quota_retry_after_bound: float | str | None = None,
 ) -> RunSettings:
     """The settings a command runs with: each keyword (the command line; None: not given)
     wins over its environment variable (:data:`ENV_VARS`, read from ``env``, default
@@ -297,6 +342,29 @@ def run_settings(
             f"rate limit must be a number of requests per minute from 0 (no limit) to "
             f"1,000,000, got {requests_per_minute:g}"
         )
+    reserve_value = _pick(
+        "quota_reserve", quota_reserve, environ, run.quota_reserve, DEFAULT_QUOTA_RESERVE
+    )
+    try:
+        reserve = float(str(reserve_value))
+    except ValueError:
+        reserve = -1.0
+    if not 0 <= reserve < 1:  # also refuses nan and inf
+        raise ConfigError(
+            f"quota reserve must be a fraction of the daily quota from 0 to below 1 "
+            f"(0.10 = 10 %), got {reserve_value!r}"
+        )
+    bound_value = _pick(
+        "quota_retry_after_bound",
+        quota_retry_after_bound,
+        environ,
+        run.quota_retry_after_bound,
+        DEFAULT_QUOTA_RETRY_AFTER_BOUND,
+    )
+    try:
+        bound = parse_duration(str(bound_value))
+    except ValueError as exc:
+        raise ConfigError(f"quota Retry-After bound: {exc}") from None
     store_path = path("store", store, run.store, DEFAULT_STORE)
     assert store_path is not None
     url = str(_pick("base_url", base_url, environ, run.base_url, DEFAULT_BASE_URL))
@@ -312,6 +380,8 @@ def run_settings(
         rate_limit=requests_per_minute or None,
         max_attempts=run.max_attempts,
         timeout=run.timeout if run.timeout is not None else DEFAULT_TIMEOUT,
+        quota_reserve=reserve,
+        quota_retry_after_bound=bound,
     )
 
 

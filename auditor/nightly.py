@@ -29,11 +29,19 @@ from auditor.codat import (
     CodatAuthError,
     CodatClient,
     CodatError,
+    CodatQuotaExhaustedError,
     RateLimitPolicy,
     RetryPolicy,
 )
 from auditor.collector import ProgressMode, StoreRun, collect_to_store
-from auditor.config import DEFAULT_RATE_LIMIT, DEFAULT_TIMEOUT, AuditConfig, FailOn
+from auditor.config import (
+    DEFAULT_QUOTA_RESERVE,
+    DEFAULT_QUOTA_RETRY_AFTER_BOUND,
+    DEFAULT_RATE_LIMIT,
+    DEFAULT_TIMEOUT,
+    AuditConfig,
+    FailOn,
+)
 from auditor.engine import SnoozesArg
 from auditor.pipeline import AuditRefusedError, AuditRun, audit_store
 from auditor.report import DigestOutcome, DigestSendError, SmtpSettings, deliver_digests
@@ -102,11 +110,17 @@ async def _collect(
     retry: RetryPolicy | None,
     timeout: float,
     progress: ProgressMode,
+    quota_reserve: float = DEFAULT_QUOTA_RESERVE,
+    quota_retry_after_bound: float = DEFAULT_QUOTA_RETRY_AFTER_BOUND,
 ) -> StoreRun:
     async with CodatClient(
         api_key,
         base_url=base_url,
-        rate_limit=RateLimitPolicy(requests_per_minute=rate_limit),
+        rate_limit=RateLimitPolicy(
+            requests_per_minute=rate_limit,
+            quota_reserve=quota_reserve,
+            quota_retry_after_bound=quota_retry_after_bound,
+        ),
         retry=retry,
         timeout=timeout,
     ) as client:
@@ -132,12 +146,17 @@ def run_nightly(
     retry: RetryPolicy | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     progress: ProgressMode = "auto",
+    quota_reserve: float = DEFAULT_QUOTA_RESERVE,
+    quota_retry_after_bound: float = DEFAULT_QUOTA_RETRY_AFTER_BOUND,
 ) -> NightlyOutcome:
     """One nightly run. Raises :class:`RunFailedError` when the run itself fails.
 
     With ``shard=(K, N)`` this machine collects shard K; the shard that completes the night's
     snapshot goes on to audit, report and email, the others stop after collecting (exit 0).
     ``dry_run`` writes the digest as ``digest.eml`` next to the report instead of sending it.
+    Codat's daily quota spent (or down to ``quota_reserve``, see
+    :class:`~auditor.codat.RateLimitPolicy`) stops the run with one :class:`RunFailedError`
+    naming the reset time; the unfinished snapshot stays resumable.
     """
     store.mkdir(parents=True, exist_ok=True)
     lock_name = LOCK_FILE if shard is None else f"{LOCK_FILE}.shard-{shard[0]}-of-{shard[1]}"
@@ -161,8 +180,16 @@ def run_nightly(
                     retry=retry,
                     timeout=timeout,
                     progress=progress,
+                    quota_reserve=quota_reserve,
+                    quota_retry_after_bound=quota_retry_after_bound,
                 )
             )
+        except CodatQuotaExhaustedError as exc:  # one message, not one per company
+            raise RunFailedError(
+                f"{exc.message}. The night's snapshot stopped unfinished (no audit on a part "
+                "of the fleet); `auditor snapshot --resume` completes it once the quota has "
+                "reset."
+            ) from None
         except CodatAuthError as exc:
             raise RunFailedError(f"Codat refused the API key: {exc}") from None
         except CodatError as exc:

@@ -26,16 +26,19 @@ from auditor.codat import (
     CodatError,
     CodatHTTPError,
     CodatNotFoundError,
+    CodatQuotaExhaustedError,
     CodatRateLimitError,
     CodatResponseError,
     CodatServerError,
     CodatTimeoutError,
     CodatTransportError,
+    DailyQuota,
     DatasetAlreadyInProgressError,
     DataStatusEntryError,
     RateLimitPolicy,
     RetryPolicy,
     parse_reset,
+    parse_reset_at,
     parse_retry_after,
 )
 
@@ -674,16 +677,60 @@ async def test_a_429_pauses_every_task_of_the_client() -> None:
 async def test_a_retry_after_beyond_the_policy_is_not_waited_for() -> None:
     policy = RetryPolicy(max_attempts=5, max_retry_after=1.0, max_total_seconds=600)
     script = Script(
-        httpx.Response(429, json=error_body(429, "slow"), headers={"Retry-After": "3600"}),
+        httpx.Response(503, json=error_body(503, "maintenance"), headers={"Retry-After": "3600"}),
     )
     async with client(script, retry=policy) as c:
         start = time.monotonic()
-        with pytest.raises(CodatRateLimitError) as info:
+        with pytest.raises(CodatServerError) as info:
             await c.get_company("c1")
     assert time.monotonic() - start < 0.5
     assert info.value.retry_after == 3600
     assert info.value.attempts == 1
 
+
+async def test_a_429_past_the_bound_is_the_daily_quota_and_stops_every_request() -> None:
+    # docs.codat.io/using-the-api/rate-limits: the quota resets at 00:00 UTC, a 429 carries
+    # Retry-After until then. Past quota_retry_after_bound it is not waited for, not retried,
+    # and no later call sends anything.
+    reset = "Wed, 02 Dec 2026 00:00:00 GMT"
+    quota = {"X-Rate-Limit-Limit": "2000", "X-Rate-Limit-Remaining": "0",
+             "X-Rate-Limit-Reset": reset}  # fmt: skip
+    script = Script(
+        httpx.Response(
+            429, json=error_body(429, "slow"), headers={**quota, "Retry-After": "3600"}
+        ),
+    )
+    limits = RateLimitPolicy(requests_per_minute=None, quota_retry_after_bound=300)
+    async with client(script, rate_limit=limits) as c:
+        start = time.monotonic()
+        with pytest.raises(CodatQuotaExhaustedError) as info:
+            await c.get_company("c1")
+        with pytest.raises(CodatQuotaExhaustedError) as again:
+            await c.get_data_status("c2")  # refused before sending: the script has no answer
+        assert c.stats.requests.total() == 1
+    assert time.monotonic() - start < 0.5
+    exc = info.value
+    assert exc.status_code == 429
+    assert exc.retry_after == 3600
+    assert exc.attempts == 1
+    assert exc.resets_at == datetime(2026, 12, 2, tzinfo=UTC)
+    assert "2026-12-02 00:00 UTC" in str(exc)
+    assert "2026-12-02 00:00 UTC" in str(again.value)
+    assert again.value.endpoint == "get-company-data-status"
+
+
+async def test_a_429_within_the_bound_is_the_minute_ceiling_and_is_waited_for() -> None:
+    # Retry-After 1.2 s is past max_retry_after and max_total_seconds, within the quota
+    # bound: the per-minute ceiling, waited for, not a per-company failure.
+    policy = RetryPolicy(max_retry_after=0.5, max_total_seconds=0.5)
+    script = Script(
+        httpx.Response(429, json=error_body(429, "slow"), headers={"Retry-After": "1.2"}),
+        httpx.Response(200, json={"id": "c1"}),
+    )
+    async with client(script, retry=policy) as c:
+        start = time.monotonic()
+        await c.get_company("c1")
+    assert 1.2 <= time.monotonic() - start < 2.0
 
 # ---------------------------------------------------------------------------- limiter
 
@@ -739,21 +786,74 @@ async def test_requests_per_minute_spaces_requests() -> None:
     assert 0.9 <= elapsed < 1.6
 
 
-async def test_remaining_zero_pauses_until_reset() -> None:
+def _quota_headers(remaining: int, limit: int = 1000) -> dict[str, str]:
+    return {"X-Rate-Limit-Limit": str(limit), "X-Rate-Limit-Remaining": str(remaining),
+            "X-Rate-Limit-Reset": "2026-12-02T00:00:00Z"}  # fmt: skip
+
+
+async def test_the_quota_headers_never_pause_a_request() -> None:
+    # X-Rate-Limit-* describe the daily quota, not a window: a low Remaining above the
+    # reserve is no reason to wait (it resets at midnight).
     calls: list[float] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         calls.append(time.monotonic())
-        headers = {"X-Rate-Limit-Remaining": "0" if len(calls) == 1 else "50",
-                   "X-Rate-Limit-Reset": "0.3"}  # fmt: skip
-        return httpx.Response(200, json={}, headers=headers)
+        return httpx.Response(200, json={}, headers=_quota_headers(500 - len(calls)))
+
+    async with client(handler) as c:
+        for company in "abc":
+            await c.get_data_status(company)
+        assert c.limiter.quota.remaining == 497
+        assert c.limiter.quota.limit == 1000
+    assert calls[-1] - calls[0] < 0.2
+
+
+async def test_the_client_stops_before_the_quota_reserve() -> None:
+    # 1,000 a day and a 10 % reserve: 100 requests are the customer's own application's.
+    # After "a" 101 are left: "b" may take the quota to 100; "c" would cross the reserve.
+    answers = iter([101, 100])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={}, headers=_quota_headers(next(answers)))
 
     async with client(handler) as c:
         await c.get_data_status("a")
         await c.get_data_status("b")
-        await c.get_data_status("c")
-    assert calls[1] - calls[0] >= 0.3  # held until the reset
-    assert calls[2] - calls[1] < 0.1  # remaining 50: no pause
+        with pytest.raises(CodatQuotaExhaustedError) as info:
+            await c.get_data_status("c")
+        assert c.stats.requests.total() == 2
+    exc = info.value
+    assert exc.status_code is None  # refused by us, not by Codat
+    assert exc.remaining == 100
+    assert exc.limit == 1000
+    assert exc.resets_at == datetime(2026, 12, 2, tzinfo=UTC)
+    assert "reserve" in str(exc)
+    assert "2026-12-02 00:00 UTC" in str(exc)
+
+
+async def test_out_of_order_answers_never_raise_the_remaining_quota() -> None:
+    quota = DailyQuota(0.0)
+    quota.observe(_quota_headers(50))
+    quota.observe(_quota_headers(60))  # an earlier request's answer, arriving late
+    assert quota.remaining == 50
+    later = {**_quota_headers(990), "X-Rate-Limit-Reset": "2026-12-03T00:00:00Z"}
+    quota.observe(later)  # a new quota period
+    assert quota.remaining == 990
+    assert quota.resets_at == datetime(2026, 12, 3, tzinfo=UTC)
+    quota.pending = 990
+    assert quota.refusal() is not None  # every request left is already in flight
+
+
+def test_parse_reset_at_reads_dates_epochs_and_deltas() -> None:
+    now = 1_700_000_000.0
+    at = datetime.fromtimestamp(now, UTC)
+    assert parse_reset_at("Wed, 02 Dec 2026 00:00:00 GMT") == datetime(2026, 12, 2, tzinfo=UTC)
+    assert parse_reset_at("2026-12-02T00:00:00") == datetime(2026, 12, 2, tzinfo=UTC)
+    assert parse_reset_at("2023-01-01T00:00:00Z", now=now) == datetime(2023, 1, 1, tzinfo=UTC)
+    assert parse_reset_at("60", now=now) == at + timedelta(seconds=60)
+    assert parse_reset_at(str(now + 5), now=now) == at + timedelta(seconds=5)
+    for bad in (None, "", "soon", "nan", "-1"):
+        assert parse_reset_at(bad, now=now) is None
 
 
 # ------------------------------------------------------------------------------ secrets

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -12,7 +13,7 @@ from auditor.codat import (
     CodatAuthError,
     CodatClient,
     CodatNotFoundError,
-    CodatRateLimitError,
+    CodatQuotaExhaustedError,
     CodatTimeoutError,
     DatasetAlreadyInProgressError,
     RateLimitPolicy,
@@ -25,6 +26,8 @@ NO_LIMIT = RateLimitPolicy(requests_per_minute=None, max_concurrent_per_company=
 FLEET = generate_fleet(25, seed=7)
 #: Companies whose dataStatus the fleet serves (a few have a ``dataStatusError`` instead).
 READABLE = [r for r in FLEET if r.data_status_error is None]
+#: Sandbox time for the quota tests: 12 h before the quota resets.
+NOON = datetime(2026, 6, 1, 12, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -135,33 +138,67 @@ async def test_retry_after_is_honoured_and_measured() -> None:
 
 
 async def test_a_retry_after_too_long_gives_up_with_a_typed_error() -> None:
+    # The per-minute ceiling asks for 30 s, past a quota bound of 2 s: taken as the quota
+    # spent, not waited for, and nothing more is sent.
     options = SandboxOptions(rate_limit_per_min=1, rate_limit_window_seconds=30.0)
-    limits = RateLimitPolicy(requests_per_minute=None, honour_headers=False)
-    retry = RetryPolicy(max_attempts=3, max_retry_after=2.0, initial_wait=0.01)
+    limits = RateLimitPolicy(
+        requests_per_minute=None, honour_headers=False, quota_retry_after_bound=2.0
+    )
+    retry = RetryPolicy(max_attempts=3, initial_wait=0.01)
     with SandboxServer(FLEET, options) as server:
         async with connect(server, rate_limit=limits, retry=retry) as client:
             await client.get_sync_settings()
-            with pytest.raises(CodatRateLimitError) as info:
+            with pytest.raises(CodatQuotaExhaustedError) as info:
+                await client.get_sync_settings()
+            with pytest.raises(CodatQuotaExhaustedError):
                 await client.get_sync_settings()
     assert info.value.retry_after is not None
     assert info.value.retry_after > 2.0
     assert info.value.attempts == 1
+    assert server.stats.by_status[429] == 1
 
 
-async def test_rate_limit_headers_prevent_the_429() -> None:
-    # The same run as above with X-Rate-Limit-* honoured: the client waits for the reset
-    # instead of hitting the limit.
-    options = SandboxOptions(rate_limit_per_min=3, rate_limit_window_seconds=1.0)
-    limits = RateLimitPolicy(requests_per_minute=None, honour_headers=True)
+async def test_the_client_keeps_the_quota_reserve_of_the_sandbox() -> None:
+    # A daily quota of 10 and a 20 % reserve: 8 requests, then the client stops by itself
+    # before the sandbox ever answers 429.
+    options = SandboxOptions(daily_quota=10, start_time=NOON)
+    limits = RateLimitPolicy(requests_per_minute=None, quota_reserve=0.2)
     with SandboxServer(FLEET, options) as server:
         async with connect(server, rate_limit=limits) as client:
-            start = time.monotonic()
-            for _ in range(4):
+            for _ in range(8):
                 await client.get_sync_settings()
-            elapsed = time.monotonic() - start
-            assert client.stats.rate_limited.total() == 0
+            with pytest.raises(CodatQuotaExhaustedError) as info:
+                await client.get_sync_settings()
+            assert client.limiter.quota.remaining == 2
     assert 429 not in server.stats.by_status
-    assert elapsed >= 0.5
+    assert server.stats.total == 8
+    assert info.value.status_code is None
+    assert info.value.resets_at == NOON.replace(hour=0) + timedelta(days=1)
+
+
+async def test_the_sandbox_quota_429_stops_the_client() -> None:
+    # No reserve: the 11th request gets the sandbox's 429 with Retry-After until midnight.
+    options = SandboxOptions(daily_quota=10, start_time=NOON)
+    limits = RateLimitPolicy(requests_per_minute=None, quota_reserve=0.0)
+    with SandboxServer(FLEET, options) as server:
+        async with connect(server, rate_limit=limits) as client:
+            for _ in range(10):
+                await client.get_sync_settings()
+            assert client.limiter.quota.remaining == 0
+            with pytest.raises(CodatQuotaExhaustedError):  # refused by us: 0 left
+                await client.get_sync_settings()
+    with SandboxServer(FLEET, options) as server:
+        limits = RateLimitPolicy(requests_per_minute=None, honour_headers=False)
+        async with connect(server, rate_limit=limits) as client:
+            for _ in range(10):
+                await client.get_sync_settings()
+            with pytest.raises(CodatQuotaExhaustedError) as info:
+                await client.get_sync_settings()
+    assert info.value.status_code == 429
+    assert server.stats.limited == {"daily-quota": 1}
+    assert info.value.retry_after is not None
+    assert info.value.retry_after > 11 * 3600
+    assert info.value.resets_at == datetime(2026, 6, 2, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(

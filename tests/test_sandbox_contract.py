@@ -296,6 +296,18 @@ def test_rate_limited_and_fault_responses_validate(exchange: Callable[..., Excha
     assert codes == {500, 503}
 
 
+def test_daily_quota_responses_validate(exchange: Callable[..., Exchange]) -> None:
+    # The quota's headers on answers, then its 429 once spent: still the spec's answers.
+    ex = exchange(daily_quota=2)
+    company_id = ex.server.fleet.company_ids[0]
+    ex.check("GET", "/profile/syncSettings", status=200)
+    ex.check("GET", f"/companies/{company_id}/dataStatus", status=200)
+    limited = ex.check("GET", f"/companies/{company_id}/dataStatus", status=429)
+    assert limited.json()["statusCode"] == 429
+    assert int(limited.headers["Retry-After"]) >= 1
+    assert limited.headers["X-Rate-Limit-Remaining"] == "0"
+
+
 def test_small_fleet_file_validates_except_its_quirky_company(
     exchange: Callable[..., Exchange], small_fleet: Fleet
 ) -> None:

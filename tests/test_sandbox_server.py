@@ -172,28 +172,54 @@ def test_query_and_order_by(sandbox_server: Start, client: Callable[..., httpx.C
 def test_rate_limit_429_and_headers(
     sandbox_server: Start, client: Callable[..., httpx.Client]
 ) -> None:
+    # The per-IP ceiling: 429 with Retry-After, and no quota headers (Codat documents none).
     server = sandbox_server(rate_limit_per_min=4, rate_limit_window_seconds=1.5)
     c = client(server)
-    remaining = []
     for _ in range(4):
         response = c.get("/profile/syncSettings")
         assert response.status_code == 200
-        assert response.headers["X-Rate-Limit-Limit"] == "4"
-        remaining.append(int(response.headers["X-Rate-Limit-Remaining"]))
-        reset = int(response.headers["X-Rate-Limit-Reset"])
-        assert time.time() - 1 <= reset <= time.time() + 3
-    assert remaining == [3, 2, 1, 0]
+        assert "X-Rate-Limit-Limit" not in response.headers
     limited = c.get("/profile/syncSettings")
     assert limited.status_code == 429
     assert limited.json()["statusCode"] == 429
     assert 1 <= int(limited.headers["Retry-After"]) <= 2
-    assert limited.headers["X-Rate-Limit-Remaining"] == "0"
-    unauthorised = httpx.get(server.base_url + "/companies")  # headers on errors too
+    assert "X-Rate-Limit-Remaining" not in limited.headers
+    unauthorised = httpx.get(server.base_url + "/companies")  # the ceiling is per IP
     assert unauthorised.status_code == 429
-    assert "X-Rate-Limit-Limit" in unauthorised.headers
     time.sleep(float(limited.headers["Retry-After"]))
     assert c.get("/profile/syncSettings").status_code == 200
     assert server.stats.by_status[429] == 2
+    assert server.stats.limited == {"per-minute": 2}
+
+
+def test_daily_quota_headers_and_429_until_midnight(
+    sandbox_server: Start, client: Callable[..., httpx.Client]
+) -> None:
+    # docs.codat.io/using-the-api/rate-limits: Limit is the quota of the period, Remaining
+    # what is left, Reset the date the quota resets (00:00 UTC); 429 + Retry-After once spent.
+    clock = [datetime(2026, 6, 1, 23, 0, tzinfo=UTC)]
+    server = sandbox_server(daily_quota=3, clock=lambda: clock[0])
+    c = client(server)
+    remaining = []
+    for _ in range(3):
+        response = c.get("/profile/syncSettings")
+        assert response.status_code == 200
+        assert response.headers["X-Rate-Limit-Limit"] == "3"
+        assert response.headers["X-Rate-Limit-Reset"] == "Tue, 02 Jun 2026 00:00:00 GMT"
+        remaining.append(int(response.headers["X-Rate-Limit-Remaining"]))
+    assert remaining == [2, 1, 0]
+    limited = c.get("/companies/x/dataStatus")
+    assert limited.status_code == 429
+    assert limited.json()["statusCode"] == 429
+    assert int(limited.headers["Retry-After"]) == 3600
+    assert limited.headers["X-Rate-Limit-Remaining"] == "0"
+    assert "X-Rate-Limit-Limit" not in httpx.get(server.base_url + "/companies").headers  # 401
+    clock[0] = datetime(2026, 6, 2, 0, 0, 1, tzinfo=UTC)  # the sandbox's midnight passed
+    again = c.get("/profile/syncSettings")
+    assert again.status_code == 200
+    assert again.headers["X-Rate-Limit-Remaining"] == "2"
+    assert again.headers["X-Rate-Limit-Reset"] == "Wed, 03 Jun 2026 00:00:00 GMT"
+    assert server.stats.limited == {"daily-quota": 1}
     plain = sandbox_server()
     assert "X-Rate-Limit-Limit" not in client(plain).get("/profile/syncSettings").headers
 

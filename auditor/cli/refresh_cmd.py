@@ -119,7 +119,11 @@ def refresh(
         async with CodatClient(
             api_key,
             base_url=settings.base_url,
-            rate_limit=RateLimitPolicy(requests_per_minute=settings.rate_limit),
+            rate_limit=RateLimitPolicy(
+                requests_per_minute=settings.rate_limit,
+                quota_reserve=settings.quota_reserve,
+                quota_retry_after_bound=settings.quota_retry_after_bound,
+            ),
         ) as client:
             return await apply_refreshes(client, plan, now=now)
 

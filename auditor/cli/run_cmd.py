@@ -113,6 +113,8 @@ def run(
             rate_limit=settings.rate_limit,
             retry=retry,
             timeout=settings.timeout,
+            quota_reserve=settings.quota_reserve,
+            quota_retry_after_bound=settings.quota_retry_after_bound,
             progress=progress,
         )
     except RunFailedError as exc:

@@ -55,7 +55,21 @@ def sandbox(
     ] = 0.0,
     rate_limit: Annotated[
         int | None,
-        typer.Option("--rate-limit", min=1, help="Requests per minute before 429 (default: none)."),
+        typer.Option(
+            "--rate-limit",
+            min=1,
+            help="Per-IP ceiling: requests per minute before a 429 without quota headers "
+            "(default: none).",
+        ),
+    ] = None,
+    daily_quota: Annotated[
+        int | None,
+        typer.Option(
+            "--daily-quota",
+            min=1,
+            help="Daily quota: requests per sandbox day, X-Rate-Limit-* on every answer, 429 "
+            "with Retry-After until 00:00 UTC sandbox time once spent (default: none).",
+        ),
     ] = None,
     fault_rate: Annotated[
         float, typer.Option("--fault-rate", min=0, max=1, help="Share of requests answered 5xx.")
@@ -92,6 +106,7 @@ def sandbox(
         options = SandboxOptions(
             latency_ms=latency_ms,
             rate_limit_per_min=rate_limit,
+            daily_quota=daily_quota,
             fault_rate=fault_rate,
             timeout_rate=timeout_rate,
             timeout_hang_seconds=timeout_hang,

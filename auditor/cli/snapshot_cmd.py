@@ -22,7 +22,14 @@ from auditor.cli.options import (
     RateLimitOption,
     StoreOption,
 )
-from auditor.codat import CodatAuthError, CodatClient, CodatError, RateLimitPolicy, RetryPolicy
+from auditor.codat import (
+    CodatAuthError,
+    CodatClient,
+    CodatError,
+    CodatQuotaExhaustedError,
+    RateLimitPolicy,
+    RetryPolicy,
+)
 from auditor.collector import (
     ProgressMode,
     StoreRun,
@@ -113,6 +120,8 @@ def snapshot(
                 resume=resume,
                 shard=shard_k_n,
                 rate_limit=settings.rate_limit,
+                quota_reserve=settings.quota_reserve,
+                quota_retry_after_bound=settings.quota_retry_after_bound,
                 max_attempts=settings.max_attempts,
                 timeout=settings.timeout,
                 page_size=page_size,
@@ -125,6 +134,9 @@ def snapshot(
         )
     except StoreCorruptionError as exc:  # the store is damaged: a failure of the run itself
         echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except CodatQuotaExhaustedError as exc:  # one message for the run, not one per company
+        echo(f"error: {_quota_message(exc)}", err=True)
         raise typer.Exit(2) from None
     except CodatAuthError as exc:  # the README's exit 2: authentication failed
         echo(f"error: Codat refused the API key: {exc}", err=True)
@@ -148,6 +160,14 @@ def snapshot(
         )
 
 
+def _quota_message(exc: CodatQuotaExhaustedError) -> str:
+    """The one line a run stopped by the daily quota prints: why, and when to resume."""
+    return (
+        f"{exc.message}. The snapshot stopped; the companies written so far are kept: run "
+        "`auditor snapshot --resume` once the quota has reset."
+    )
+
+
 async def _run(
     api_key: str,
     *,
@@ -157,6 +177,8 @@ async def _run(
     resume: bool,
     shard: tuple[int, int] | None,
     rate_limit: float | None,
+    quota_reserve: float,
+    quota_retry_after_bound: float,
     max_attempts: int | None,
     timeout: float,
     page_size: int,
@@ -166,7 +188,11 @@ async def _run(
     progress: ProgressMode,
     transport: TransportName,
 ) -> StoreRun:
-    policy = RateLimitPolicy(requests_per_minute=rate_limit)
+    policy = RateLimitPolicy(
+        requests_per_minute=rate_limit,
+        quota_reserve=quota_reserve,
+        quota_retry_after_bound=quota_retry_after_bound,
+    )
     async with CodatClient(
         api_key,
         base_url=base_url,

@@ -26,6 +26,7 @@ from auditor.codat._exceptions import (
     CodatHTTPError,
     CodatNotFoundError,
     CodatPaginationError,
+    CodatQuotaExhaustedError,
     CodatRateLimitError,
     CodatResponseError,
     CodatResponseTooLargeError,
@@ -35,7 +36,13 @@ from auditor.codat._exceptions import (
     DatasetAlreadyInProgressError,
     DataStatusEntryError,
 )
-from auditor.codat._limiter import RequestLimiter, parse_reset, parse_retry_after
+from auditor.codat._limiter import (
+    DailyQuota,
+    RequestLimiter,
+    parse_reset,
+    parse_reset_at,
+    parse_retry_after,
+)
 from auditor.codat._models import (
     EARLIEST,
     LATEST,
@@ -78,6 +85,7 @@ __all__ = [
     "CodatHTTPError",
     "CodatNotFoundError",
     "CodatPaginationError",
+    "CodatQuotaExhaustedError",
     "CodatRateLimitError",
     "CodatResponseError",
     "CodatResponseTooLargeError",
@@ -87,6 +95,7 @@ __all__ = [
     "Company",
     "CompanySyncSettings",
     "Connection",
+    "DailyQuota",
     "DataStatus",
     "DataStatusEntryError",
     "DatasetAlreadyInProgressError",
@@ -108,6 +117,7 @@ __all__ = [
     "parse_error_message",
     "parse_pull_operation",
     "parse_reset",
+    "parse_reset_at",
     "parse_retry_after",
     "parse_sync_settings",
 ]

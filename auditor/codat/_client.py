@@ -13,6 +13,13 @@ Retry decision
 Reads (every GET) are retried on connection errors, timeouts, connection resets, 408, 429,
 5xx (unless Codat's body says ``canBeRetried: "False"``) and bodies that are not JSON.
 
+A 429 is one of two limits (docs.codat.io/using-the-api/rate-limits). One whose Retry-After
+is at most ``RateLimitPolicy.quota_retry_after_bound`` is the per-minute ceiling: every task
+pauses until then and the request is retried. A longer one means the daily quota is spent:
+:class:`CodatQuotaExhaustedError`, never retried, and the limiter sends nothing more (the
+same error for every later call); so is a request that would take the quota below
+``quota_reserve`` (it is not sent).
+
 Queue requests (``POST /data/all``, ``POST /data/queue/{dataType}``) start a sync, so a
 retry after Codat *may* have acted could queue a second one. They are retried only when the
 request provably did nothing:
@@ -62,6 +69,7 @@ from auditor.codat._exceptions import (
     CodatError,
     CodatHTTPError,
     CodatPaginationError,
+    CodatQuotaExhaustedError,
     CodatRateLimitError,
     CodatResponseError,
     CodatResponseTooLargeError,
@@ -138,19 +146,42 @@ class ClientStats:
 
 
 class _StopOnLongRetryAfter(stop_base):
-    """Stop when Codat asks us to wait longer than ``limit`` seconds (Retry-After)."""
+    """Stop when Codat asks us to wait longer than ``limit`` seconds (Retry-After).
+
+    A 429's Retry-After is bounded by the rate-limit policy's ``quota_retry_after_bound``
+    instead (past it the answer is a :class:`CodatQuotaExhaustedError`, never retried)."""
 
     def __init__(self, limit: float) -> None:
         self.limit = limit
 
     def __call__(self, retry_state: RetryCallState) -> bool:
-        outcome = retry_state.outcome
-        exc = outcome.exception() if outcome is not None else None
+        exc = _outcome_error(retry_state)
         return (
             isinstance(exc, CodatHTTPError)
+            and not isinstance(exc, CodatRateLimitError)
             and exc.retry_after is not None
             and exc.retry_after > self.limit
         )
+
+
+class _StopOnBudget(stop_base):
+    """``stop_before_delay(seconds)``, except for a 429 with a Retry-After: waiting out the
+    per-minute ceiling is bounded by ``quota_retry_after_bound`` and the attempts, not by the
+    time budget (giving up there would cost every company waiting a ``not-collected``)."""
+
+    def __init__(self, seconds: float) -> None:
+        self._inner = stop_before_delay(seconds)
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        exc = _outcome_error(retry_state)
+        if isinstance(exc, CodatRateLimitError) and exc.retry_after is not None:
+            return False
+        return bool(self._inner(retry_state))
+
+
+def _outcome_error(retry_state: RetryCallState) -> BaseException | None:
+    outcome = retry_state.outcome
+    return outcome.exception() if outcome is not None else None
 
 
 class _Attempts:
@@ -276,7 +307,7 @@ class CodatClient:
         policy = self.retry_policy
         stop = stop_any(
             stop_after_attempt(policy.max_attempts),
-            stop_before_delay(policy.max_total_seconds),
+            _StopOnBudget(policy.max_total_seconds),
             _StopOnLongRetryAfter(policy.max_retry_after),
         )
         self._backoff = wait_exponential(
@@ -587,16 +618,19 @@ class CodatClient:
     ) -> Any:
         """One attempt: limiter, request and body within the deadline, status, JSON."""
         limiter = self.limiter
-        await limiter.acquire(company_id)
+        try:
+            await limiter.acquire(company_id)
+        except CodatQuotaExhaustedError as exc:
+            exc.method, exc.path, exc.endpoint = method, path, endpoint
+            raise
+        answered: httpx.Headers | None = None
         try:
             self.stats.requests[endpoint] += 1
             async with self._in_flight:
                 response, content = await self._exchange(method, path, params, endpoint)
+            answered = response.headers
         finally:
-            limiter.release(company_id)
-        headers = response.headers
-        if "x-rate-limit-remaining" in headers:
-            limiter.observe(headers)
+            limiter.release(company_id, answered)
         status = response.status_code
         if status >= 400:
             raise self._http_error(response, content, method, path, endpoint)
@@ -684,7 +718,7 @@ class CodatClient:
 
     def _http_error(
         self, response: httpx.Response, content: bytes, method: str, path: str, endpoint: str
-    ) -> CodatHTTPError:
+    ) -> CodatError:
         status = response.status_code
         try:
             body: Any = loads_json(content) if content else None
@@ -704,8 +738,13 @@ class CodatClient:
         )
         if isinstance(exc, CodatRateLimitError):
             self.stats.rate_limited[endpoint] += 1
+            spent = self.limiter.quota_spent(retry_after, response.headers)
+            if spent is not None:  # the daily quota: fatal, nothing more is sent today
+                spent.method, spent.path, spent.endpoint = method, path, endpoint
+                return spent
+            # The per-minute ceiling: every task waits, then the request is retried.
             pause = retry_after if retry_after is not None else self.retry_policy.initial_wait
-            self.limiter.pause(min(pause, self.retry_policy.max_retry_after))
+            self.limiter.pause(pause)
         return exc
 
     def _wait(self, state: RetryCallState) -> float:

@@ -43,10 +43,18 @@ class RateLimitPolicy:
     (default 1 % of the quota, at least 1) draining at ``quota - 2 * burst`` per window,
     i.e. 98 % of the limit at steady state for the default 1,000/min. The ``burst`` of slack
     absorbs jitter in network latency between our clock and the server's.
+    This pacing keeps us under Codat's per-IP DoS ceiling (1,000 requests a minute, no
+    headers: docs.codat.io/using-the-api/rate-limits); it is not the daily quota.
     ``max_concurrent_per_company`` (None: no limit) caps requests in flight per company.
-    With ``honour_headers``, an ``X-Rate-Limit-Remaining`` of ``header_reserve`` or less
-    pauses new requests until ``X-Rate-Limit-Reset`` (at most ``max_header_pause`` seconds),
-    and a 429 pauses every task until its ``Retry-After``.
+
+    The daily quota (``1,000 x (1 + active connected companies)`` a day, reset at 00:00 UTC)
+    is read from ``X-Rate-Limit-Limit/-Remaining/-Reset`` on every answer when
+    ``honour_headers`` is on. ``quota_reserve`` (a fraction of ``X-Rate-Limit-Limit``, default
+    10 %) is left for the customer's own application: a request that would take the quota
+    below it is not sent (:class:`~auditor.codat.CodatQuotaExhaustedError`). A 429 whose
+    ``Retry-After`` is at most ``quota_retry_after_bound`` seconds is the per-minute ceiling:
+    every task pauses that long and the request is retried. Longer, it is the daily quota
+    spent: the same error, and no request is sent any more.
     """
 
     requests_per_minute: float | None = 1000.0
@@ -54,8 +62,8 @@ class RateLimitPolicy:
     max_concurrent_per_company: int | None = 10
     burst: int | None = None
     honour_headers: bool = True
-    header_reserve: int = 0
-    max_header_pause: float = 60.0
+    quota_reserve: float = 0.10
+    quota_retry_after_bound: float = 300.0
 
     def __post_init__(self) -> None:
         if self.requests_per_minute is not None and self.requests_per_minute <= 0:
@@ -66,6 +74,10 @@ class RateLimitPolicy:
             raise ValueError("window_seconds must be positive")
         if self.burst is not None and self.burst < 1:
             raise ValueError("burst must be at least 1")
+        if not 0.0 <= self.quota_reserve < 1.0:
+            raise ValueError("quota_reserve must be a fraction from 0 to below 1")
+        if not self.quota_retry_after_bound >= 0:  # also refuses nan
+            raise ValueError("quota_retry_after_bound must not be negative")
 
     @property
     def quota(self) -> float | None:

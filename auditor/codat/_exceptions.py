@@ -6,6 +6,10 @@ a header), the number of attempts made, and, when Codat answered, the HTTP statu
 fields of Codat's ``ErrorMessage`` body. None of them ever carries the API key::
 
     CodatError                          anything the client could not do
+    ├── CodatQuotaExhaustedError        Codat's daily quota is spent (a 429 whose Retry-After
+    │                                   is past the bound) or the next request would cross the
+    │                                   reserve kept for the customer's own application:
+    │                                   fatal, no request is sent until ``resets_at``
     ├── CodatTransportError             no HTTP response at all (``request_sent`` says whether
     │   │                               the request may have reached Codat)
     │   ├── CodatConnectError           could not connect: the request was never sent
@@ -38,6 +42,7 @@ request provably did not queue anything.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from auditor.codat._models import ErrorMessage
@@ -50,6 +55,7 @@ __all__ = [
     "CodatHTTPError",
     "CodatNotFoundError",
     "CodatPaginationError",
+    "CodatQuotaExhaustedError",
     "CodatRateLimitError",
     "CodatResponseError",
     "CodatResponseTooLargeError",
@@ -99,6 +105,43 @@ class CodatError(Exception):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self)!r})"
+
+
+class CodatQuotaExhaustedError(CodatError):
+    """The daily quota (``X-Rate-Limit-*``, see docs.codat.io/using-the-api/rate-limits) is
+    spent, or what is left of it is the reserve kept for the customer's own application.
+
+    Fatal for a run: every later request would be refused (or would eat the reserve) until
+    the quota resets at 00:00 UTC. ``resets_at`` is that moment when known (tz-aware UTC),
+    ``status_code`` 429 when Codat refused a request, None when the client stopped before the
+    reserve; ``retry_after`` Codat's Retry-After in seconds; ``limit`` and ``remaining`` the
+    last quota headers read (None when none were).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        resets_at: datetime | None,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+        limit: int | None = None,
+        remaining: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.resets_at = resets_at
+        self.status_code = status_code
+        self.retry_after = retry_after
+        self.limit = limit
+        self.remaining = remaining
+
+    @property
+    def resets_text(self) -> str:
+        """``2026-12-02 00:00 UTC``, or ``an unknown time`` when Codat did not say."""
+        if self.resets_at is None:
+            return "an unknown time"
+        return f"{self.resets_at.astimezone(UTC):%Y-%m-%d %H:%M UTC}"
 
 
 class CodatTransportError(CodatError):

@@ -41,6 +41,7 @@ import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
 from auditor.codat import (
     CodatAuthError,
     CodatError,
+    CodatQuotaExhaustedError,
     Company,
     CompanySyncSettings,
     DataStatus,
@@ -151,9 +152,14 @@ def default_snapshot_id(snapshot_at: datetime, shard: tuple[int, int] | None = N
 
 def is_fatal(exc: BaseException) -> bool:
     """An error that ends the whole run instead of costing one company: Codat refusing the
-    API key (401). Every later request would be refused too, and a snapshot of 100,000
-    "401" rows is not a night's data: the run stops, nothing is committed as complete, and
-    the error reaches the caller (the nightly job and ``auditor snapshot`` exit 2)."""
+    API key (401), or the daily quota spent or down to its reserve
+    (:class:`~auditor.codat.CodatQuotaExhaustedError`). Every later request would be refused
+    too, and a snapshot of 100,000 "401" or "429" rows is not a night's data: every worker
+    stops at once, nothing is committed as complete (the batches already written stay, so
+    ``--resume`` continues where it stopped), and the error reaches the caller (the nightly
+    job and ``auditor snapshot`` exit 2 with one message)."""
+    if isinstance(exc, CodatQuotaExhaustedError):
+        return True
     return isinstance(exc, CodatAuthError) and exc.status_code == 401
 
 
@@ -251,12 +257,16 @@ class _Run:
             ]
             try:
                 await asyncio.gather(*workers)
-            except BaseException:
+            except BaseException as exc:
                 # A fatal error (see is_fatal) or a cancellation: stop every worker, and
                 # wait until they have stopped, before the error goes up.
                 for w in workers:
                     w.cancel()
                 await asyncio.gather(*workers, return_exceptions=True)
+                if isinstance(exc, CodatQuotaExhaustedError):
+                    # The companies already collected are kept (no request is made for
+                    # them again on --resume: the quota is what ran out).
+                    await self._flush(force=True)
                 raise
             await self._flush(force=True)
         finally:
@@ -499,8 +509,9 @@ async def collect(
 
     ``concurrency`` worker tasks share the client's rate limiter. A company whose requests
     fail after the client's retries becomes a row of the ``errors`` frame; the run goes on,
-    except when Codat refuses the API key (401, see :func:`is_fatal`): every worker stops and
-    the :class:`~auditor.codat.CodatAuthError` is raised (nothing is committed as complete).
+    except when Codat refuses the API key (401) or the daily quota is spent (see
+    :func:`is_fatal`): every worker stops and the error is raised (nothing is committed as
+    complete).
     ``company_sync_settings`` also reads each company's own sync settings (one request more
     per company) and keeps those that override the defaults.
     ``known_pull_operations`` (``{company_id: {dataset_id: PullOperation}}``, or a

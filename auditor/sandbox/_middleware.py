@@ -1,7 +1,10 @@
 """What happens to every request before its endpoint: rate limit, latency, auth, faults.
 
-In order: the rate limiter (429 past the limit), the latency knob, authentication (401),
-fault injection (5xx, hang, connection reset, malformed JSON) and then the endpoint. Fault
+In order: the per-IP ceiling (429 past ``rate_limit_per_min``, no quota headers), the latency
+knob, authentication (401), the daily quota (``daily_quota``: ``X-Rate-Limit-*`` on every
+authorised answer, 429 once spent until 00:00 UTC sandbox time), fault injection (5xx, hang,
+connection reset, malformed JSON) and then the endpoint. Both limits follow
+docs.codat.io/using-the-api/rate-limits. Fault
 decisions are a hash of ``(seed, method, path and query, n)`` where ``n`` counts earlier
 requests for that same method and URL: a run that sends the same requests gets the same
 faults whatever the order of concurrent requests, and a retry of a failed request draws
@@ -19,6 +22,8 @@ import math
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime, timedelta
+from email.utils import format_datetime
 
 from aiohttp import web
 
@@ -52,11 +57,46 @@ class _RateLimiter:
         return True, self.limit - self._count, left
 
 
+class _DailyQuota:
+    """``limit`` requests per day of sandbox time (``now``), reset at 00:00 UTC."""
+
+    def __init__(self, limit: int, now: Callable[[], datetime], time_scale: float) -> None:
+        self.limit = limit
+        self._now = now
+        self._time_scale = time_scale
+        self._day: date | None = None
+        self._used = 0
+
+    def take(self) -> tuple[bool, dict[str, str], float]:
+        """``(allowed, the quota headers, real seconds until the quota resets)``."""
+        moment = self._now().astimezone(UTC)
+        day = moment.date()
+        if day != self._day:
+            self._day, self._used = day, 0
+        resets = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1)
+        real_left = (resets - moment).total_seconds() / self._time_scale
+        allowed = self._used < self.limit
+        if allowed:
+            self._used += 1
+        headers = {
+            "X-Rate-Limit-Limit": str(self.limit),
+            "X-Rate-Limit-Remaining": str(self.limit - self._used),
+            "X-Rate-Limit-Reset": format_datetime(resets, usegmt=True),
+        }
+        return allowed, headers, real_left
+
+
 class SandboxMiddleware:
     """The aiohttp middleware of a sandbox (:meth:`handle`); ``closing`` is set on shutdown
     (it ends hanging requests) and must be created on the server's loop before serving."""
 
-    def __init__(self, options: SandboxOptions, stats: SandboxStats, errors: Errors) -> None:
+    def __init__(
+        self,
+        options: SandboxOptions,
+        stats: SandboxStats,
+        errors: Errors,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
         self.options = options
         self.stats = stats
         self.errors = errors
@@ -65,6 +105,11 @@ class SandboxMiddleware:
         self._limiter = (
             _RateLimiter(options.rate_limit_per_min, options.rate_limit_window_seconds)
             if options.rate_limit_per_min is not None
+            else None
+        )
+        self._quota = (
+            _DailyQuota(options.daily_quota, now or (lambda: datetime.now(UTC)), options.time_scale)
+            if options.daily_quota is not None
             else None
         )
         self._auth_header = "Basic " + base64.b64encode(options.api_key.encode()).decode()
@@ -101,26 +146,28 @@ class SandboxMiddleware:
         endpoint = route.name if route.name else "unknown"
         headers: dict[str, str] = {}
         if self._limiter is not None:
-            allowed, remaining, left = self._limiter.take()
-            headers = {
-                "X-Rate-Limit-Limit": str(self._limiter.limit),
-                "X-Rate-Limit-Remaining": str(remaining),
-                "X-Rate-Limit-Reset": str(math.ceil(time.time() + left)),
-            }
-            if not allowed:
+            allowed, _, left = self._limiter.take()
+            if not allowed:  # the DoS ceiling: Codat documents no header for it
                 response = self.errors.error(
                     429,
                     "You have made too many requests in a given amount of time; "
                     "please retry later.",
                 )
-                response.headers.update(headers)
                 response.headers["Retry-After"] = str(max(1, math.ceil(left)))
+                self.stats.record_limited("per-minute")
                 self.stats.record(endpoint, 429)
                 return response
         if self.options.latency_ms:
             await asyncio.sleep(self.options.latency_ms / 1000.0)
         if not self._authorised(request.headers.get("Authorization")):
             response = self.errors.error(401, "Unauthorized")
+        elif self._quota is not None and not self._take_quota(headers):
+            response = self.errors.error(
+                429,
+                "You have made too many requests in a given amount of time; please retry later.",
+            )
+            response.headers["Retry-After"] = headers.pop("Retry-After")
+            self.stats.record_limited("daily-quota")
         else:
             fault, detail = self._fault_for(request)
             if fault is not None:
@@ -163,6 +210,16 @@ class SandboxMiddleware:
         response.headers.update(headers)
         self.stats.record(endpoint, response.status)
         return response
+
+    def _take_quota(self, headers: dict[str, str]) -> bool:
+        """Count one request against the daily quota; its headers go into ``headers`` (and a
+        ``Retry-After`` when it is spent). False when it is spent."""
+        assert self._quota is not None
+        allowed, quota_headers, real_left = self._quota.take()
+        headers.update(quota_headers)
+        if not allowed:
+            headers["Retry-After"] = str(max(1, math.ceil(real_left)))
+        return allowed
 
     def _authorised(self, header: str | None) -> bool:
         if header is None:

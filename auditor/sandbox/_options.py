@@ -19,11 +19,17 @@ class SandboxOptions:
     """Knobs of a sandbox. Rates are probabilities per request, drawn reproducibly from ``seed``.
 
     ``latency_ms``            added to every response.
-    ``rate_limit_per_min``    requests allowed per window (None: unlimited); past it, 429 with
-                              ``Retry-After``; ``X-Rate-Limit-Limit/-Remaining/-Reset`` (reset as
-                              Unix seconds) are on every response while a limit is set.
+    ``rate_limit_per_min``    the per-IP DoS ceiling: requests allowed per window (None:
+                              unlimited); past it, 429 with ``Retry-After`` and no quota headers
+                              (Codat documents none for it).
     ``rate_limit_window_seconds`` the window's length in real seconds (60: "per minute";
                               tests shorten it).
+    ``daily_quota``           the daily quota (None: unlimited): authorised requests allowed per
+                              sandbox day. ``X-Rate-Limit-Limit`` (the quota),
+                              ``-Remaining`` and ``-Reset`` (the next 00:00 UTC of sandbox time,
+                              an HTTP date) are on every authorised answer; once it is spent,
+                              429 with ``Retry-After`` (real seconds until that midnight) until
+                              sandbox time reaches it.
     ``fault_rate``            500/503 with an ErrorMessage.
     ``timeout_rate``          hang ``timeout_hang_seconds`` (past any client timeout), then
                               drop the connection.
@@ -42,6 +48,7 @@ class SandboxOptions:
     latency_ms: float = 0.0
     rate_limit_per_min: int | None = None
     rate_limit_window_seconds: float = 60.0
+    daily_quota: int | None = None
     fault_rate: float = 0.0
     timeout_rate: float = 0.0
     reset_rate: float = 0.0
@@ -74,6 +81,8 @@ class SandboxOptions:
             raise ValueError(f"fault, timeout, reset and malformed rates sum to {total} > 1")
         if self.rate_limit_per_min is not None and self.rate_limit_per_min < 1:
             raise ValueError("rate_limit_per_min must be >= 1 (or None for no limit)")
+        if self.daily_quota is not None and self.daily_quota < 1:
+            raise ValueError("daily_quota must be >= 1 (or None for no quota)")
         if self.rate_limit_window_seconds <= 0:
             raise ValueError("rate_limit_window_seconds must be > 0")
         if self.latency_ms < 0 or self.timeout_hang_seconds < 0:

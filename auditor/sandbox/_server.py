@@ -59,7 +59,9 @@ class SandboxServer:
         self.port = port
         self.stats = SandboxStats()
         self._state = SandboxState(fleet, options or SandboxOptions())
-        self._middleware = SandboxMiddleware(self.options, self.stats, self._state.errors)
+        self._middleware = SandboxMiddleware(
+            self.options, self.stats, self._state.errors, now=self._state.now
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
