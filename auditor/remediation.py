@@ -27,7 +27,12 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
-from auditor.codat import CodatClient, CodatError, DatasetAlreadyInProgressError
+from auditor.codat import (
+    CodatClient,
+    CodatError,
+    CodatQuotaExhaustedError,
+    DatasetAlreadyInProgressError,
+)
 from auditor.constants import ALL_DATA_TYPES, ERROR_STATUSES, IN_PROGRESS_STATUSES, source_type_of
 from auditor.snapshot import Snapshot
 
@@ -61,7 +66,7 @@ PLAN_COLUMNS: Final[tuple[str, ...]] = (
 #: :data:`PLAN_COLUMNS` plus what happened.
 OUTCOME_COLUMNS: Final[tuple[str, ...]] = (
     *PLAN_COLUMNS,
-    "outcome",  # "queued", "already-running", "failed", "skipped-cap"
+    "outcome",  # "queued", "already-running", "failed", "not-sent" (quota ran out), "skipped-cap"
     "dataset_id",
     "status_code",
     "error",
@@ -281,6 +286,13 @@ async def apply_refreshes(
                 if op.requested is not None:  # Codat's own clock, when it says
                     out["requested_at"] = op.requested
             out["outcome"] = "queued"
+        except CodatQuotaExhaustedError as exc:
+            # The daily quota ran out (or reached the customer's reserve): nothing more is
+            # sent tonight, and what was not sent is said so (never "failed": Codat did not
+            # refuse the refresh itself).
+            out["outcome"] = "not-sent"
+            out["status_code"] = getattr(exc, "status_code", None)
+            out["error"] = str(exc)
         except DatasetAlreadyInProgressError as exc:
             out["outcome"] = "already-running"
             out["status_code"] = getattr(exc, "status_code", None)

@@ -301,3 +301,34 @@ def test_outcomes_judge_only_the_types_a_request_queued() -> None:
     legacy = refresh_outcomes(sent.drop(columns=["queued_types"]), after)
     assert "failed" in set(legacy["result"])
     assert len(legacy) == 5
+
+
+async def test_refreshes_past_the_daily_quota_are_not_sent_not_failed() -> None:
+    """Once the quota stops the client, the rest of the plan is 'not-sent' (one reason)."""
+    from datetime import UTC, datetime
+
+    import pandas as pd
+
+    from auditor.codat import CodatQuotaExhaustedError
+    from auditor.remediation import apply_refreshes
+
+    class Spent:
+        calls = 0
+
+        async def refresh_all(self, company_id: str) -> None:
+            self.calls += 1
+            raise CodatQuotaExhaustedError(
+                "the daily quota is spent; it resets at 00:00 UTC", resets_at=None
+            )
+
+        async def refresh_data_type(self, *args: object, **kwargs: object) -> None:
+            await self.refresh_all("x")
+
+    plan = pd.DataFrame(
+        {"company_id": ["c1", "c2"], "action": ["all", "queue"], "data_type": [None, "bills"],
+         "connection_id": [None, "k"], "rules": ["stale", "stale"],
+         "queued_types": ["invoices", "bills"]}
+    )
+    out = await apply_refreshes(Spent(), plan, now=datetime(2024, 5, 2, tzinfo=UTC))  # type: ignore[arg-type]
+    assert out["outcome"].tolist() == ["not-sent", "not-sent"]
+    assert out["error"].str.contains("quota").all()

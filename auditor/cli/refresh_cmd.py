@@ -134,10 +134,15 @@ def refresh(
         raise typer.Exit(2) from None
     path = write_refreshes(store_dir, snap.snapshot_id, outcomes)
     counts = outcomes["outcome"].value_counts()
+    not_sent = int(counts.get("not-sent", 0))
     echo(
-        f"sent {len(outcomes)} requests: {int(counts.get('queued', 0))} queued, "
+        f"sent {len(outcomes) - not_sent} requests: {int(counts.get('queued', 0))} queued, "
         f"{int(counts.get('already-running', 0))} already running, "
         f"{int(counts.get('failed', 0))} failed; recorded in {path}"
     )
+    if not_sent:  # one message for the quota, not one per refresh
+        reason = str(outcomes.loc[outcomes["outcome"] == "not-sent", "error"].iloc[0])
+        echo(f"error: {not_sent} refreshes were not sent: {reason}", err=True)
+        raise typer.Exit(2)
     if int(counts.get("failed", 0)):
         raise typer.Exit(1)
