@@ -304,3 +304,25 @@ def test_metrics_settings_order_and_secret() -> None:
     assert not metrics_settings(
         textfile=None, file_textfile=None, file_pushgateway_url=None, env={}
     ).enabled
+
+
+def test_a_bad_pushgateway_url_in_the_config_is_refused_without_echoing_it(
+    tmp_path: Path,
+) -> None:
+    from auditor.config import ConfigError, load_config
+
+    path = tmp_path / "auditor.toml"
+    path.write_text('[run]\npushgateway_url = "ftp://u:pa55word@gw"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    text = str(info.value) + " ".join(getattr(info.value, "problems", ()))
+    assert "pushgateway_url" in text
+    assert "pa55word" not in text
+    good = tmp_path / "good.toml"
+    good.write_text(
+        '[run]\npushgateway_url = "https://u:pw@gw:9091"\nmetrics_textfile = "m.prom"\n',
+        encoding="utf-8",
+    )
+    run = load_config(good).run
+    assert run.metrics_textfile == "m.prom"
+    assert run.pushgateway_url == "https://u:pw@gw:9091"
