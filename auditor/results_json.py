@@ -45,6 +45,7 @@ from typing import Any, Final, Literal
 import pandas as pd
 
 from auditor.collector import StoreRun
+from auditor.logs import redact
 from auditor.pipeline import AuditRun
 from auditor.result import AuditResult
 
@@ -196,7 +197,7 @@ def build_results(
         "generated_at": _iso(now or datetime.now(UTC)),
         "exit_code": int(exit_code),
         "status": _STATUS.get(exit_code, "failed"),
-        "reason": reason,
+        "reason": redact(reason),
         "as_of": _iso(as_of),
         "snapshot": snapshot,
         "incomplete": bool(result.incomplete) if result is not None else exit_code == 2,
@@ -204,10 +205,10 @@ def build_results(
             {
                 "rule": f.rule,
                 "code": f.code,
-                "error": f.error,
+                "error": redact(f.error),
                 "fleet_wide": f.fleet_wide,
                 "companies": len(f.companies),
-                "message": f.describe(),
+                "message": redact(f.describe()),
             }
             for f in (result.rule_failures if result is not None else ())
         ],

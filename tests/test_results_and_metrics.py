@@ -326,3 +326,31 @@ def test_a_bad_pushgateway_url_in_the_config_is_refused_without_echoing_it(
     run = load_config(good).run
     assert run.metrics_textfile == "m.prom"
     assert run.pushgateway_url == "https://u:pw@gw:9091"
+
+
+def test_a_run_that_fails_after_collecting_reports_what_it_collected(
+    tmp_path: Path,
+    config: Path,  # noqa: F811
+    fleet_now: Any,
+) -> None:
+    from auditor.sandbox import SandboxOptions, load_fleet
+
+    fixtures = Path(__file__).parent / "fixtures"
+    data = load_fleet(fixtures / "fleet_small.json").to_dict()
+    for entry in data["companies"]:
+        entry["dataStatusError"] = {"statusCode": 500, "error": "boom", "canBeRetried": "false"}
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps(data), encoding="utf-8")
+    prom = tmp_path / "auditor.prom"
+    with SandboxServer(load_fleet(broken), SandboxOptions(clock=lambda: fleet_now)) as server:
+        proc = nightly(server, tmp_path, config, "--dry-run", "--metrics-textfile", str(prom))
+    assert proc.returncode == 2, proc.stderr
+    doc = valid_results(tmp_path / "out" / "results.json")
+    assert "no company reachable" in doc["reason"]
+    assert doc["collection"]["companies_with_errors"] == 6
+    assert doc["collection"]["requests"] > 0
+    assert set(doc["stages"]) == {"collect"}
+    m = metrics_of(prom.read_text("utf-8"))
+    assert m["auditor_companies_not_collected"][()] == 6
+    assert m["auditor_last_run_exit_code"][()] == 2
+    assert LAST_SUCCESS not in m  # never succeeded: absent, so absent() alerts can fire

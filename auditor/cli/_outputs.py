@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
+from auditor.collector import StoreRun
 from auditor.metrics import MetricsSettings, RunFigures, publish_metrics
 from auditor.nightly import NightlyOutcome, RunFailedError
 from auditor.pipeline import AuditRun
@@ -41,11 +43,14 @@ def emit_nightly(
     started: float,
 ) -> None:
     """results.json (every exit) and the metrics (when asked) of one ``auditor run``."""
-    failed = error if isinstance(error, RunFailedError) else None
     audit = outcome.audit if outcome is not None else None
-    collected = outcome.collected if outcome is not None else (failed and failed.collected)
-    stats = outcome.client_stats if outcome is not None else (failed.client_stats if failed else {})
-    stages = outcome.stages if outcome is not None else (failed.stages if failed else {})
+    collected: StoreRun | None = None
+    stats: Mapping[str, Mapping[str, int]] = {}
+    stages: Mapping[str, float] = {}
+    if outcome is not None:
+        collected, stats, stages = outcome.collected, outcome.client_stats, outcome.stages
+    elif isinstance(error, RunFailedError):  # failed after collecting: what it collected
+        collected, stats, stages = error.collected, error.client_stats, error.stages
     name = results_name(shard, audited=audit is not None)
     payload = build_results(
         command="run",
@@ -56,7 +61,7 @@ def emit_nightly(
         store=store,
         out_dir=out_dir,
         audit=audit,
-        collected=collected or None,
+        collected=collected,
         client_stats=stats,
         stages=stages,
         name=name,
@@ -70,7 +75,7 @@ def emit_nightly(
             finished_at=finished,
             duration_seconds=time.monotonic() - started,
             result=audit.result if audit is not None else None,
-            collected=collected or None,
+            collected=collected,
             client_stats=stats,
             stages=stages,
         ),
