@@ -25,7 +25,7 @@ def _write(payload: dict[str, object], out_dir: Path, name: str) -> None:
     except (OSError, ValueError) as exc:
         log.error("could not write %s in %s: %s", name, out_dir, exc)
         return
-    log.info("results written to %s", path)
+    log.debug("results written to %s", path)
 
 
 def emit_nightly(
