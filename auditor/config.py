@@ -196,11 +196,28 @@ class RunConfig(BaseModel):
     @classmethod
     def _duration(cls, value: float | str | None) -> float | None:
         return None if value is None else parse_duration(value)
+    #: ``auditor run``: Prometheus metrics file for node_exporter's textfile collector
+    #: (``--metrics-textfile`` / ``AUDITOR_METRICS_TEXTFILE`` win; see :mod:`auditor.metrics`).
+    metrics_textfile: str | None = None
+    #: ``auditor run``: Pushgateway URL the metrics are also pushed to (a secret: it may hold
+    #: credentials; ``AUDITOR_PUSHGATEWAY_URL`` wins).
+    pushgateway_url: str | None = None
 
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         return None if value is None else check_base_url(value)
+
+    @field_validator("pushgateway_url")
+    @classmethod
+    def _secret_http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            check_base_url(value)
+        except ValueError:  # never echo the value: it may hold credentials
+            raise ValueError("not an http(s) URL (value not shown: it may hold a secret)") from None
+        return value
 
 
 _UNITS: Final[Mapping[str, float]] = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
@@ -528,6 +545,10 @@ def locate_key(text: str, loc: Iterable[str | int]) -> int | None:
     return best_line
 
 
+#: Keys whose value is never echoed in an error (it may hold credentials).
+_SECRET_KEYS: Final = frozenset({("pushgateway_url",)})
+
+
 def format_validation_error(exc: ValidationError, text: str, source: str) -> list[str]:
     """One line per problem: ``source:line: dotted.key: message``."""
     problems = []
@@ -537,8 +558,11 @@ def format_validation_error(exc: ValidationError, text: str, source: str) -> lis
         message = err["msg"]
         if err["type"] == "extra_forbidden":
             message = "unknown key (check its spelling and section; see config.example.toml)"
-        elif "input" in err and err["type"] not in {"missing"} and not isinstance(
-            err["input"], dict | list
+        elif (
+            "input" in err
+            and err["type"] not in {"missing"}
+            and not isinstance(err["input"], dict | list)
+            and loc[-1:] not in _SECRET_KEYS
         ):
             message = f"{message} (got {err['input']!r})"
         line = locate_key(text, loc) if loc else None

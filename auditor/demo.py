@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Final
 
 from auditor.codat import CodatClient, RateLimitPolicy
 from auditor.collector import ProgressMode, collect_to_store
@@ -28,7 +29,7 @@ from auditor.report import build_digest, write_eml
 from auditor.sandbox import Fleet, SandboxOptions, SandboxServer, generate_fleet
 from auditor.store import write_refreshes
 
-__all__ = ["DemoOutcome", "run_demo"]
+__all__ = ["DEMO_MARKER", "DemoOutcome", "DemoRefusedError", "run_demo"]
 
 log = logging.getLogger("auditor.demo")
 
@@ -55,17 +56,50 @@ class _Clock:
         return self.now
 
 
-def _fresh_store(store: Path) -> None:
-    """Each demo starts from an empty store: its fleet is generated anew, so last run's nights
-    would only confuse the ledger. Refuses to delete a directory that is not a store."""
-    if not store.exists():
+#: The file ``auditor demo`` leaves in each directory it creates; it deletes or rewrites only a
+#: directory that carries it.
+DEMO_MARKER: Final = ".auditor-demo"
+
+
+class DemoRefusedError(ValueError):
+    """``--out`` (or its ``store``) is not the demo's own: nothing was changed."""
+
+
+def _check_ours(directory: Path, *, hidden_ok: bool) -> None:
+    """Raise :class:`DemoRefusedError` unless ``directory`` is missing, empty (``hidden_ok``:
+    or holds only hidden files, such as ``.gitkeep``) or carries :data:`DEMO_MARKER`."""
+    if not directory.exists():
         return
-    entries = list(store.iterdir())
-    if any(not (e.name.startswith("snapshot_date=") or e.name.startswith(".")) for e in entries):
-        raise FileExistsError(
-            f"{store} exists and does not look like a snapshot store; choose another --out"
+    if not directory.is_dir():
+        raise DemoRefusedError(f"{directory} exists and is not a directory; choose another --out")
+    if (directory / DEMO_MARKER).is_file():
+        return
+    entries = [e for e in directory.iterdir() if not (hidden_ok and e.name.startswith("."))]
+    if entries:
+        raise DemoRefusedError(
+            f"{directory} exists and was not made by auditor demo (no {DEMO_MARKER} file); "
+            "nothing was changed: choose another --out, or remove it yourself"
         )
-    shutil.rmtree(store)
+
+
+def _mark(directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / DEMO_MARKER).write_text(
+        "Made by `auditor demo`, which deletes and rewrites this directory on its next run.\n",
+        encoding="utf-8",
+    )
+
+
+def _fresh_store(out: Path, store: Path) -> None:
+    """Each demo starts from an empty store: its fleet is generated anew, so last run's nights
+    would only confuse the ledger. Deletes only what an earlier demo made (its
+    :data:`DEMO_MARKER`); checks ``out`` and ``store`` before changing either."""
+    _check_ours(out, hidden_ok=True)
+    _check_ours(store, hidden_ok=False)
+    _mark(out)
+    if store.exists():
+        shutil.rmtree(store)
+    _mark(store)
 
 
 def run_demo(
@@ -89,7 +123,7 @@ def run_demo(
     """
     config = config or AuditConfig()
     store = out / "store"
-    _fresh_store(store)
+    _fresh_store(out, store)
     first = as_of - timedelta(days=nights - 1)
     served = fleet if fleet is not None else generate_fleet(companies, seed, first)
     clock = _Clock(first)

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -68,7 +70,25 @@ LOCK_FILE = ".auditor.lock"
 
 
 class RunFailedError(RuntimeError):
-    """The run itself failed (exit code 2). The message says why, without secrets."""
+    """The run itself failed (exit code 2). The message says why, without secrets.
+
+    ``collected`` is what the collector did when the run failed after collecting (else None),
+    ``client_stats`` and ``stages`` as in :class:`NightlyOutcome`, for results.json and the
+    metrics of a failed run.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        collected: StoreRun | None = None,
+        client_stats: Mapping[str, Mapping[str, int]] | None = None,
+        stages: Mapping[str, float] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.collected = collected
+        self.client_stats: Mapping[str, Mapping[str, int]] = client_stats or {}
+        self.stages: Mapping[str, float] = stages or {}
 
 
 @dataclass(frozen=True)
@@ -81,6 +101,11 @@ class NightlyOutcome:
     audit: AuditRun | None = None
     digests: list[DigestOutcome] = field(default_factory=list)
     reason: str = ""
+    #: The client's counters (:meth:`auditor.codat.ClientStats.as_dict`): requests, retries,
+    #: rate_limited (429s), failures, by endpoint and ``total``.
+    client_stats: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    #: Seconds per stage that ran: ``collect``, ``audit`` (with the reports), ``deliver``.
+    stages: Mapping[str, float] = field(default_factory=dict)
 
 
 def crosses_fail_level(result: AuditResult, fail_on: FailOn) -> bool:
@@ -112,7 +137,7 @@ async def _collect(
     progress: ProgressMode,
     quota_reserve: float = DEFAULT_QUOTA_RESERVE,
     quota_retry_after_bound: float = DEFAULT_QUOTA_RETRY_AFTER_BOUND,
-) -> StoreRun:
+) -> tuple[StoreRun, dict[str, dict[str, int]]]:
     async with CodatClient(
         api_key,
         base_url=base_url,
@@ -124,9 +149,10 @@ async def _collect(
         retry=retry,
         timeout=timeout,
     ) as client:
-        return await collect_to_store(
+        collected = await collect_to_store(
             client, store, snapshot_at=snapshot_at, shard=shard, progress=progress
         )
+        return collected, client.stats.as_dict()
 
 
 def run_nightly(
@@ -167,9 +193,11 @@ def run_nightly(
         raise RunFailedError(
             f"another run holds the lock {store / lock_name}; not starting a second one"
         ) from None
+    stages: dict[str, float] = {}
     try:
+        started = time.monotonic()
         try:
-            collected = asyncio.run(
+            collected, stats = asyncio.run(
                 _collect(
                     api_key,
                     base_url=base_url,
@@ -196,16 +224,27 @@ def run_nightly(
             raise RunFailedError(f"could not list companies: {exc}") from None
         except (OSError, ValueError, LookupError, StoreError) as exc:
             raise RunFailedError(f"store error: {exc}") from None
+        stages["collect"] = time.monotonic() - started
+
+        def failed(message: str) -> RunFailedError:
+            return RunFailedError(
+                message, collected=collected, client_stats=stats, stages=stages
+            )
+
         reachable = collected.companies_collected + collected.companies_skipped
         if reachable > 0 and collected.companies_with_errors >= reachable:
-            raise RunFailedError(
-                f"no company reachable: all {reachable} companies failed to collect"
-            )
+            raise failed(f"no company reachable: all {reachable} companies failed to collect")
         if not collected.complete:
             log.info("shard %s collected; the night completes with the last shard", shard)
             return NightlyOutcome(
-                run_id, EXIT_OK, collected, reason="shard collected, waiting for other shards"
+                run_id,
+                EXIT_OK,
+                collected,
+                reason="shard collected, waiting for other shards",
+                client_stats=stats,
+                stages=stages,
             )
+        started = time.monotonic()
         try:
             run = audit_store(
                 store,
@@ -216,7 +255,9 @@ def run_nightly(
                 out_dir=out_dir,
             )
         except (OSError, StoreError, LookupError, AuditRefusedError) as exc:
-            raise RunFailedError(f"store error: {exc}") from None
+            raise failed(f"store error: {exc}") from None
+        stages["audit"] = time.monotonic() - started
+        started = time.monotonic()
         try:
             digests = deliver_digests(
                 run.result,
@@ -230,7 +271,8 @@ def run_nightly(
                 now=as_of,
             )
         except (DigestSendError, OSError) as exc:
-            raise RunFailedError(f"the email digest could not be sent: {exc}") from None
+            raise failed(f"the email digest could not be sent: {exc}") from None
+        stages["deliver"] = time.monotonic() - started
         level = fail_on or config.fail_on
         crossed = crosses_fail_level(run.result, level)
         code = EXIT_FINDINGS if crossed else EXIT_OK
@@ -242,6 +284,8 @@ def run_nightly(
             )
             log.error("run %s: the audit is incomplete: %s", run_id, reason)
         log.info("run %s finished: exit %d (%s)", run_id, code, reason)
-        return NightlyOutcome(run_id, code, collected, run, digests, reason)
+        return NightlyOutcome(
+            run_id, code, collected, run, digests, reason, client_stats=stats, stages=stages
+        )
     finally:
         lock.release()

@@ -9,9 +9,11 @@ import email
 from email.message import EmailMessage
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from auditor.cli import app
+from auditor.demo import DEMO_MARKER
 from auditor.findings import FINDINGS_COLUMNS
 from auditor.sandbox import SANDBOX_API_KEY
 from auditor.store import list_snapshots
@@ -80,3 +82,63 @@ def test_demo_with_a_fleet_file_and_bad_config(tmp_path: Path) -> None:
     failed = CliRunner().invoke(app, [*args, "--config", str(bad)])
     assert failed.exit_code == 2
     assert "Mars/Olympus" in failed.output
+
+
+def test_demo_never_deletes_a_store_it_did_not_make(tmp_path: Path) -> None:
+    """A real store under --out (no .auditor-demo marker) is refused, untouched: one line,
+    exit 2. A directory the demo made is rewritten on the next demo."""
+    fleet = Path(__file__).parent / "fixtures" / "fleet_small.json"
+    out = tmp_path / "srv"
+    real_night = out / "store" / "snapshot_date=2024-04-30" / "snapshot_id=20240430T060000Z"
+    real_night.mkdir(parents=True)
+    (real_night / "manifest.json").write_text("{}", encoding="utf-8")
+    args = ["demo", "--fleet", str(fleet), "--as-of", AS_OF, "--progress", "off"]
+    refused = CliRunner().invoke(app, [*args, "--out", str(out)])
+    assert refused.exit_code == 2, refused.output
+    assert "not made by auditor demo" in refused.output
+    assert "Traceback" not in refused.output
+    assert (real_night / "manifest.json").read_text(encoding="utf-8") == "{}"
+    assert not (out / DEMO_MARKER).exists()  # nothing was changed
+    assert sorted(p.name for p in out.iterdir()) == ["store"]
+
+    # An --out full of someone else's files is refused too (the demo would overwrite them).
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    (other / "report.html").write_text("mine", encoding="utf-8")
+    assert CliRunner().invoke(app, [*args, "--out", str(other)]).exit_code == 2
+    assert (other / "report.html").read_text(encoding="utf-8") == "mine"
+
+    # The demo's own directory: marked, and rewritten by the next demo.
+    mine = tmp_path / "demo"
+    (mine).mkdir()
+    (mine / ".gitkeep").write_text("", encoding="utf-8")  # hidden files alone are fine
+    for _ in range(2):
+        ok = CliRunner().invoke(app, [*args, "--out", str(mine)])
+        assert ok.exit_code == 0, ok.output
+    assert (mine / DEMO_MARKER).is_file()
+    assert (mine / "store" / DEMO_MARKER).is_file()
+    assert (mine / "report.html").is_file()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "cannot read fleet file"),
+        ("{not json", "not valid JSON"),
+        ('{"companies": 3}', "'companies' must be a list"),
+    ],
+)
+def test_a_missing_or_invalid_fleet_file_is_one_line_and_exit_2(
+    tmp_path: Path, content: str | None, message: str
+) -> None:
+    fleet = tmp_path / "fleet.json"
+    if content is not None:
+        fleet.write_text(content, encoding="utf-8")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["demo", "--fleet", str(fleet), "--out", str(out)])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("error: --fleet:")
+    assert message in lines[0]
+    assert not out.exists()

@@ -3,11 +3,15 @@ hold parses with the real CLI (so an option rename cannot silently break a sched
 
 from __future__ import annotations
 
+import ast
 import configparser
+import io
+import json
 import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 import types
 from pathlib import Path
 from typing import Any
@@ -121,3 +125,174 @@ def test_airflow_dag(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_renamed_option_would_be_caught() -> None:
     with pytest.raises(AssertionError, match="No such option"):
         parse_auditor_args(["run", "--no-such-option"])
+
+
+# --- the container image and the sharded schedules (issue 15) ------------------------------
+
+ROOT = DEPLOY.parent
+#: Kubernetes version the manifests are validated against (schemas shipped offline by
+#: kubernetes-validate); CronJob.spec.timeZone needs 1.27 or later.
+KUBERNETES_VERSION = "1.30"
+
+
+def kubernetes_docs() -> list[tuple[str, dict[str, Any]]]:
+    docs = []
+    for path in sorted(DEPLOY.glob("kubernetes-*.yaml")):
+        docs += [(path.name, d) for d in yaml.safe_load_all(path.read_text()) if d]
+    return docs
+
+
+@pytest.mark.parametrize(
+    ("name", "doc"), kubernetes_docs(), ids=lambda v: v if isinstance(v, str) else v["kind"]
+)
+def test_kubernetes_manifests_validate_against_the_kubernetes_schema(
+    name: str, doc: dict[str, Any]
+) -> None:
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    # strict: an unknown field (a typo such as completionsMode) is an error, not ignored.
+    assert kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+
+
+def test_kubernetes_indexed_job_runs_n_shards_on_a_shared_volume() -> None:
+    docs = list(yaml.safe_load_all((DEPLOY / "kubernetes-indexed-job.yaml").read_text()))
+    cron = next(d for d in docs if d["kind"] == "CronJob")
+    job = cron["spec"]["jobTemplate"]["spec"]
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    assert job["completionMode"] == "Indexed"
+    container = job["template"]["spec"]["containers"][0]
+    args = container["args"]
+    assert parse_auditor_args(args) == "run"
+    shards = int(args[args.index("--shards") + 1])
+    assert job["completions"] == job["parallelism"] == shards > 1
+    assert "--shard" not in args  # the index comes from JOB_COMPLETION_INDEX
+    # Each index K of the Job is shard K of N, as the real CLI reads it.
+    from auditor.cli.run_cmd import _shard_or_exit
+
+    for index in range(shards):
+        assert _shard_or_exit(None, shards, index) == (index, shards)
+    # Every shard needs the same store: a ReadWriteMany claim (until --store s3:// lands).
+    claim = next(
+        v["persistentVolumeClaim"]["claimName"]
+        for v in job["template"]["spec"]["volumes"]
+        if "persistentVolumeClaim" in v
+    )
+    pvc = next(d for d in docs if d["kind"] == "PersistentVolumeClaim")
+    assert pvc["metadata"]["name"] == claim
+    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+    store = args[args.index("--store") + 1]
+    mounts = [m["mountPath"] for m in container["volumeMounts"]]
+    assert any(store.startswith(m + "/") for m in mounts)
+
+
+def test_job_completion_index_reaches_the_shard_option() -> None:
+    """--shard-index takes JOB_COMPLETION_INDEX from the environment (what the Indexed Job's
+    pods get); the CLI parses the manifest's args with it set."""
+    result = CliRunner().invoke(
+        app, ["run", "--shards", "4", "--help"], env={"JOB_COMPLETION_INDEX": "3"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "JOB_COMPLETION_INDEX" in result.output
+
+
+def _module_constants(tree: ast.Module) -> dict[str, Any]:
+    """The DAG file's module-level constants (simple assignments), evaluated without importing
+    Airflow."""
+    namespace: dict[str, Any] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) for t in node.targets):
+            code = compile(ast.Module([node], []), "airflow_dag_sharded.py", "exec")
+            exec(code, namespace)
+    return namespace
+
+
+def test_airflow_sharded_dag_maps_one_task_per_shard() -> None:
+    source = (DEPLOY / "airflow_dag_sharded.py").read_text()
+    tree = ast.parse(source)
+    expands = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "expand"
+        and isinstance(node.func.value, ast.Call)
+        and isinstance(node.func.value.func, ast.Attribute)
+        and node.func.value.func.attr == "partial"
+        and ast.unparse(node.func.value.func.value) == "BashOperator"
+    ]
+    assert len(expands) == 1, "one BashOperator.partial(...).expand(...) over the shards"
+    constants = _module_constants(tree)
+    (keyword,) = expands[0].keywords
+    assert keyword.arg == "bash_command"
+    commands = eval(compile(ast.Expression(keyword.value), "dag", "eval"), constants)
+    shards = constants["SHARDS"]
+    assert len(commands) == shards > 1
+    seen = set()
+    for command in commands:
+        argv = auditor_argv(command.replace("{{ ds }}", "2026-11-23"))
+        assert parse_auditor_args(argv) == "run"
+        seen.add(argv[argv.index("--shard") + 1])
+    assert seen == {f"{k}/{shards}" for k in range(shards)}
+    # The other operators' command lines parse too (prune after the shards).
+    others = [
+        ast.literal_eval(k.value) if isinstance(k.value, ast.Constant) else
+        eval(compile(ast.Expression(k.value), "dag", "eval"), constants)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and ast.unparse(node.func) == "BashOperator"
+        for k in node.keywords
+        if k.arg == "bash_command"
+    ]  # fmt: skip
+    assert others
+    for command in others:
+        assert parse_auditor_args(auditor_argv(command)) == "prune"
+
+
+def dockerfile() -> Any:
+    parse = pytest.importorskip("dockerfile_parse")
+    parser = parse.DockerfileParser(fileobj=io.BytesIO((ROOT / "Dockerfile").read_bytes()))
+    return parser
+
+
+def test_dockerfile_slim_non_root_auditor_entrypoint() -> None:
+    parser = dockerfile()
+    instructions = [(i["instruction"], i["value"]) for i in parser.structure]
+    froms = [v for k, v in instructions if k == "FROM"]
+    assert froms
+    assert all(v.split()[0].endswith("-slim") for v in froms)
+    # Only the last stage is the image; its user is not root.
+    last_stage = instructions[max(i for i, (k, _) in enumerate(instructions) if k == "FROM") :]
+    users = [v for k, v in last_stage if k == "USER"]
+    assert users, "the runtime stage sets USER"
+    user = users[-1].split(":")[0]
+    assert user not in ("root", "0")
+    assert f"--uid {user}" in " ".join(v for k, v in last_stage if k == "RUN")
+    # The entrypoint is the console script the package installs.
+    entrypoint = json.loads(next(v for k, v in last_stage if k == "ENTRYPOINT"))
+    assert entrypoint == ["auditor"]
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["auditor"] == "auditor.cli:main"
+    # The default command parses with the real CLI.
+    cmd = json.loads(next(v for k, v in last_stage if k == "CMD"))
+    assert CliRunner().invoke(app, cmd).exit_code == 0
+    # The package is installed from the repository: what it copies exists, and the
+    # .dockerignore lets it through.
+    ignore = (ROOT / ".dockerignore").read_text().splitlines()
+    for key, value in instructions:
+        if key == "COPY" and not value.startswith("--from"):
+            for source in value.split()[:-1]:
+                assert (ROOT / source).exists(), source
+                assert f"!{source.rstrip('/')}" in {i.rstrip("/") for i in ignore}, source
+    runs = [v for k, v in instructions if k == "RUN"]
+    assert any("pip wheel" in v and v.rstrip().endswith(" .") for v in runs)
+    # Environment variables it sets are ones the CLI reads.
+    from auditor.config import ENV_VARS
+
+    env = dict(parser.envs)
+    for name in env:
+        if name.startswith("AUDITOR_"):
+            assert name in ENV_VARS.values(), name
+    # The Kubernetes manifests run the image as the same non-root user.
+    for _name, doc in kubernetes_docs():
+        if doc["kind"] == "CronJob":
+            pod = doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+            if "securityContext" in pod:
+                assert str(pod["securityContext"]["runAsUser"]) == user

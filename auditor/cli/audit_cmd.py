@@ -9,6 +9,7 @@ import typer
 from auditor.cli._app import app
 from auditor.cli._common import load_config_or_exit, parse_as_of, settings_or_exit
 from auditor.cli._echo import echo
+from auditor.cli._outputs import emit_audit
 from auditor.cli._summary import echo_refreshes, echo_summary
 from auditor.cli.options import (
     DEFAULT_LOG_FORMAT,
@@ -55,14 +56,16 @@ def audit(
 
     The findings are stored next to the snapshot, so that tomorrow's audit can say what is
     new, ongoing, regressed or resolved. Writes OUT/report.html, findings.csv, summary.csv and
-    incidents.csv (OUT defaults to ./reports).
+    incidents.csv and results.json (OUT defaults to ./reports).
     """
     cfg = load_config_or_exit(config)
     settings = settings_or_exit(
         cfg, store=store, out=out, snoozes=snoozes, default_out=DEFAULT_AUDIT_OUT
     )
     now = parse_as_of(as_of)
-    configure_logging(run_id=f"audit-{snapshot}", fmt=log_format)
+    run_id = f"audit-{snapshot}"
+    configure_logging(run_id=run_id, fmt=log_format)
+    assert settings.out is not None
     try:
         run = audit_store(
             settings.store,
@@ -76,7 +79,28 @@ def audit(
         )
     except (SnapshotNotFoundError, ConfigError, OSError, StoreError, AuditRefusedError) as exc:
         echo(f"error: {exc}", err=True)
+        emit_audit(
+            command="audit",
+            run_id=run_id,
+            as_of=now,
+            store=settings.store,
+            out_dir=settings.out,
+            run=None,
+            exit_code=2,
+            reason=f"audit failed: {exc}",
+        )
         raise typer.Exit(2) from None
+    incomplete = [f.describe() for f in run.result.rule_failures] + run.result.missing_inputs
+    emit_audit(
+        command="audit",
+        run_id=run_id,
+        as_of=now,
+        store=settings.store,
+        out_dir=settings.out,
+        run=run,
+        exit_code=2 if incomplete else 0,
+        reason="; ".join(incomplete) or "ok",
+    )
     echo_summary(run.result)
     echo_refreshes(run)
     assert run.reports is not None

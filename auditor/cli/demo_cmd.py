@@ -19,10 +19,10 @@ from auditor.cli.options import (
     ProgressOption,
     SnoozesOption,
 )
-from auditor.demo import run_demo
+from auditor.demo import DemoRefusedError, run_demo
 from auditor.logs import configure_logging
 from auditor.pipeline import AuditRun
-from auditor.sandbox import load_fleet
+from auditor.sandbox import FleetFileError, load_fleet
 
 __all__ = ["demo"]
 
@@ -62,13 +62,18 @@ def demo(
 
     Serves a fleet on a free loopback port, snapshots it over HTTP into OUT/store, audits it,
     and writes OUT/report.html, the CSVs and OUT/demo.eml (the email digest, not sent).
+    OUT is the demo's own: it refuses a directory it did not make (no .auditor-demo file).
     """
     cfg = load_config_or_exit(config)
     snoozes = settings_or_exit(cfg, snoozes=snoozes).snoozes
     now = parse_as_of(as_of)
     configure_logging(run_id="demo")
     started = time.perf_counter()
-    fleet = load_fleet(fleet_file) if fleet_file else None
+    try:
+        fleet = load_fleet(fleet_file) if fleet_file else None
+    except FleetFileError as exc:  # missing, unreadable or invalid: one line, exit 2
+        echo(f"error: --fleet: {exc}", err=True)
+        raise typer.Exit(2) from None
 
     def night_done(night: int, run: AuditRun) -> None:
         active = run.result.active
@@ -79,18 +84,22 @@ def demo(
             f"regressed, {len(run.result.resolved)} resolved"
         )
 
-    outcome = run_demo(
-        out,
-        as_of=now,
-        companies=companies,
-        seed=seed,
-        nights=nights,
-        fleet=fleet,
-        config=cfg,
-        snoozes=snoozes,
-        progress=progress,
-        on_night=night_done,
-    )
+    try:
+        outcome = run_demo(
+            out,
+            as_of=now,
+            companies=companies,
+            seed=seed,
+            nights=nights,
+            fleet=fleet,
+            config=cfg,
+            snoozes=snoozes,
+            progress=progress,
+            on_night=night_done,
+        )
+    except DemoRefusedError as exc:
+        echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     final = outcome.nights[-1]
     assert final.reports is not None
     echo(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -16,6 +18,7 @@ from auditor.cli._common import (
     settings_or_exit,
 )
 from auditor.cli._echo import echo
+from auditor.cli._outputs import emit_nightly
 from auditor.cli._summary import echo_refreshes, echo_summary
 from auditor.cli.options import (
     DEFAULT_LOG_FORMAT,
@@ -34,7 +37,8 @@ from auditor.codat import RetryPolicy
 from auditor.collector import parse_shard
 from auditor.config import FailOn
 from auditor.logs import configure_logging
-from auditor.nightly import EXIT_RUN_FAILED, RunFailedError, run_nightly
+from auditor.metrics import METRICS_TEXTFILE_ENV, metrics_settings
+from auditor.nightly import EXIT_RUN_FAILED, NightlyOutcome, RunFailedError, run_nightly
 
 __all__ = ["DEFAULT_NIGHTLY_OUT", "run"]
 
@@ -57,6 +61,23 @@ def run(
     shard: Annotated[
         str | None, typer.Option("--shard", help="K/N: collect shard K of N (0-based).")
     ] = None,
+    shards: Annotated[
+        int | None,
+        typer.Option(
+            "--shards",
+            min=1,
+            help="N: collect one shard of N, the one --shard-index names (instead of --shard).",
+        ),
+    ] = None,
+    shard_index: Annotated[
+        int | None,
+        typer.Option(
+            "--shard-index",
+            min=0,
+            envvar="JOB_COMPLETION_INDEX",
+            help="K (0-based) with --shards; a Kubernetes Indexed Job sets JOB_COMPLETION_INDEX.",
+        ),
+    ] = None,
     fail_on: Annotated[
         FailOn | None,
         typer.Option(
@@ -69,22 +90,31 @@ def run(
     rate_limit: RateLimitOption = None,
     log_format: LogFormatOption = DEFAULT_LOG_FORMAT,
     progress: ProgressOption = DEFAULT_PROGRESS,
+    metrics_textfile: Annotated[
+        Path | None,
+        typer.Option(
+            "--metrics-textfile",
+            envvar=METRICS_TEXTFILE_ENV,
+            help="Write Prometheus metrics here for node_exporter's textfile collector "
+            "[default: run.metrics_textfile, else none]. A Pushgateway comes from "
+            "AUDITOR_PUSHGATEWAY_URL or run.pushgateway_url.",
+        ),
+    ] = None,
 ) -> None:
     """The nightly job: snapshot every company, audit, write the reports, email the digest.
 
     Exit codes: 0 ok; 1 findings at or above --fail-on; 2 the run failed (configuration,
     authentication, store, lock, no company reachable). The API key comes from CODAT_API_KEY,
-    SMTP settings from SMTP_* variables. OUT defaults to ./reports/nightly.
+    SMTP settings from SMTP_* variables. OUT defaults to ./reports/nightly. Writes
+    OUT/results.json on every exit (schemas/results.schema.json).
     """
+    started = time.monotonic()
     now = parse_as_of(as_of)
     run_id = f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     configure_logging(run_id=run_id, fmt=log_format)
     cfg = load_config_or_exit(config)
     api_key = api_key_or_exit()  # exit 2 (EXIT_RUN_FAILED) when not set
-    try:
-        shard_k_n = parse_shard(shard) if shard else None
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--shard") from None
+    shard_k_n = _shard_or_exit(shard, shards, shard_index)
     settings = settings_or_exit(
         cfg,
         store=store,
@@ -95,8 +125,15 @@ def run(
         default_out=DEFAULT_NIGHTLY_OUT,
     )
     assert settings.out is not None
+    metrics = metrics_settings(
+        textfile=metrics_textfile,
+        file_textfile=cfg.run.metrics_textfile,
+        file_pushgateway_url=cfg.run.pushgateway_url,
+    )
     retry = RetryPolicy(max_attempts=settings.max_attempts or RetryPolicy().max_attempts)
     log.info("run %s starting: store %s, base URL %s", run_id, settings.store, settings.base_url)
+    outcome: NightlyOutcome | None = None
+    error: BaseException | None = None
     try:
         outcome = run_nightly(
             api_key=api_key,
@@ -118,11 +155,28 @@ def run(
             progress=progress,
         )
     except RunFailedError as exc:
+        error = exc
         log.error("run failed: %s", exc)
-        raise typer.Exit(EXIT_RUN_FAILED) from None
     except Exception as exc:  # any other failure is the run's own: exit 2, never 1
+        error = exc
         log.exception("run failed unexpectedly: %s: %s", type(exc).__name__, exc)
-        raise typer.Exit(EXIT_RUN_FAILED) from None
+    code = outcome.exit_code if outcome is not None else EXIT_RUN_FAILED
+    reason = outcome.reason if outcome is not None else f"run failed: {error}"
+    emit_nightly(
+        run_id=run_id,
+        as_of=now,
+        store=settings.store,
+        out_dir=settings.out,
+        outcome=outcome,
+        error=error,
+        exit_code=code,
+        reason=reason,
+        metrics=metrics,
+        shard=shard_k_n,
+        started=started,
+    )
+    if outcome is None:
+        raise typer.Exit(EXIT_RUN_FAILED)
     if outcome.audit is not None:
         echo_summary(outcome.audit.result)
         echo_refreshes(outcome.audit)
@@ -132,3 +186,25 @@ def run(
             echo(f"digest: {digest.subject} ({where})")
     echo(f"exit {outcome.exit_code}: {outcome.reason}")
     raise typer.Exit(outcome.exit_code)
+
+
+def _shard_or_exit(
+    shard: str | None, shards: int | None, shard_index: int | None
+) -> tuple[int, int] | None:
+    """``--shard K/N``, or ``--shards N`` with ``--shard-index K`` (``JOB_COMPLETION_INDEX``);
+    None for an unsharded run. A bad or contradictory combination is a usage error (exit 2)."""
+    if shard and shards is not None:
+        raise typer.BadParameter("give --shard K/N or --shards N, not both", param_hint="--shard")
+    if shards is not None:
+        if shard_index is None:
+            raise typer.BadParameter(
+                "--shards needs --shard-index K (or JOB_COMPLETION_INDEX)",
+                param_hint="--shard-index",
+            )
+        shard = f"{shard_index}/{shards}"
+    if not shard:
+        return None
+    try:
+        return parse_shard(shard)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--shard") from None
