@@ -13,6 +13,10 @@ What it flags
     out, the message says so, and a warning is raised to error when the stale data it explains
     is an error.
 
+When it is not raised
+    For a company that is not monitored (every connection ``Unlinked``, or none): the client
+    severed its connections on purpose.
+
 Why it matters
     While a sync is stuck, no new sync of that data type can start: the data ages silently and
     ``stale`` only notices days later.
@@ -41,6 +45,7 @@ from auditor.rules._base import (
     status_columns,
     tier,
 )
+from auditor.rules._shared import monitored_rows
 from auditor.vectors import fmt_hours, fmt_ts, hours_since, isin, text
 
 __all__ = ["RULE", "StuckSyncOptions", "check"]
@@ -98,7 +103,10 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     opts = ctx.opts(StuckSyncOptions)
     status = ctx.status
     columns = [*STATUS_COLUMNS, "integration_key", "latest_sync_id", "latest_sync_requested"]
-    rows = status.loc[isin(status["current_status"], IN_PROGRESS_STATUSES), columns]
+    rows = status.loc[
+        isin(status["current_status"], IN_PROGRESS_STATUSES) & monitored_rows(ctx, status),
+        columns,
+    ]
     requested = _requested(ctx, rows)
     age = hours_since(requested, ctx.as_of)
     warn, error = resolve_thresholds(rows, opts, float("nan"), float("nan"))
