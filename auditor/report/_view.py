@@ -57,6 +57,8 @@ class FleetInfo:
     connections: int | None = None
     collection_errors: int | None = None
     title: str = "Codat data freshness"
+    #: Companies not monitored: every connection Unlinked, or none (no freshness findings).
+    not_monitored: int | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -266,6 +268,8 @@ class ReportView:
     csv_files: Mapping[str, str] = field(default_factory=dict)
     #: What makes tonight's audit incomplete (:func:`build_notices`), shown first.
     notices: tuple[str, ...] = ()
+    #: Companies not monitored (every connection Unlinked, or none); None when unknown.
+    not_monitored: int | None = None
 
     @property
     def open_total(self) -> int:
@@ -517,4 +521,5 @@ def build_view(
         ),
         csv_files=dict(csv_files or {}),
         notices=build_notices(result, fleet),
+        not_monitored=fleet.not_monitored,
     )
