@@ -76,13 +76,13 @@ def unmonitored_companies(companies: pd.DataFrame) -> pd.Index:
     listed (nothing says it is not monitored)."""
     if companies.empty:
         return pd.Index([], dtype="string")
-    ids = text(companies["company_id"])
+    codes, uniques = pd.factorize(text(companies["company_id"]), use_na_sentinel=True)
     active = companies["connection_id"].notna().to_numpy() & ~isin(
         companies["connection_status"], ["Unlinked"]
     )
-    every = pd.Index(ids.dropna().unique(), dtype="string")
-    monitored = pd.Index(ids[active].dropna().unique(), dtype="string")
-    out: pd.Index = every.difference(monitored)
+    known = codes >= 0
+    has_active = np.bincount(codes[known & active], minlength=len(uniques)) > 0
+    out: pd.Index = pd.Index(uniques[~has_active], dtype="string")
     return out
 
 
@@ -91,7 +91,11 @@ def monitored_rows(ctx: RuleContext, frame: pd.DataFrame) -> np.ndarray:
     unmonitored = unmonitored_companies(ctx.companies)
     if unmonitored.empty or frame.empty:
         return np.ones(len(frame), dtype=bool)
-    return ~isin(frame["company_id"], unmonitored)
+    ids = frame["company_id"]
+    if isinstance(ids.dtype, pd.CategoricalDtype):  # status: one look-up per company
+        bad = np.append(ids.cat.categories.astype("string").isin(unmonitored), False)
+        return ~bad[ids.cat.codes.to_numpy()]  # code -1 (null) takes the trailing False
+    return ~isin(ids, unmonitored)
 
 
 def has_tag(tags: pd.Series, wanted: Mapping[str, Iterable[str]]) -> np.ndarray:
