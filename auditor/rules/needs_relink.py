@@ -17,7 +17,9 @@ When it is not raised
     relink. A connection Deauthorized **by design** (a one-time sync, e.g. an on-premise
     connector set to sync once): its platform (name or integration key) is in
     ``expected_deauthorized_platforms``, or its company has a tag listed in
-    ``expected_deauthorized_tags``. Data types in ``AuthError`` are flagged in every case.
+    ``expected_deauthorized_tags``. Data types in ``AuthError`` are flagged in every case,
+    except for a company that is not monitored (every connection ``Unlinked``, or none): the
+    client severed its connections on purpose, there is nothing to relink.
 
 Why it matters
     Nothing syncs through a connection Codat can no longer authenticate with: every data type
@@ -40,7 +42,7 @@ from pydantic import Field
 
 from auditor.links import DEFAULT_LINK_HOSTS, safe_links
 from auditor.rules._base import Rule, RuleContext, RuleOptions
-from auditor.rules._shared import has_tag
+from auditor.rules._shared import has_tag, monitored_rows
 from auditor.vectors import fmt_ts, isin, text
 
 __all__ = ["RULE", "NeedsRelinkOptions", "check"]
@@ -155,7 +157,7 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     )
     status = ctx.status
     auth = status.loc[
-        isin(status["current_status"], ["AuthError"]),
+        isin(status["current_status"], ["AuthError"]) & monitored_rows(ctx, status),
         ["company_id", "company_name", "platform", "connection_id", "data_type"],
     ]
     auth = auth.assign(
