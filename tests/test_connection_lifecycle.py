@@ -15,7 +15,7 @@ import pandas as pd
 from auditor.codat import ParseIssues, parse_company
 from auditor.collector._frames import BatchBuilder
 from auditor.pipeline import fleet_info
-from auditor.report import write_reports
+from auditor.report import build_digest, write_reports
 from auditor.rules._shared import has_tag, unmonitored_companies
 from auditor.sandbox import generate_fleet
 from auditor.snapshot import COMPANIES_SCHEMA, Snapshot, conform, tags_json
@@ -151,6 +151,11 @@ def test_the_report_counts_companies_not_monitored(tmp_path: Path) -> None:
     assert fleet.not_monitored == 2
     html = write_reports(tiny_result(as_of=AT), tmp_path, fleet=fleet).report_html.read_text()
     assert "2 not monitored (all connections Unlinked or none)" in html
+    msg = build_digest(tiny_result(as_of=AT), recipients=["ops@example.com"], fleet=fleet, now=AT)
+    for kind in ("plain", "html"):
+        body = msg.get_body((kind,))
+        assert body is not None
+        assert "2 not monitored (all connections Unlinked or none)" in str(body.get_content())
 
 
 def test_the_sandbox_serves_errors_tags_and_superseded_connections() -> None:
