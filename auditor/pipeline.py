@@ -21,6 +21,7 @@ from auditor.ledger import previous_tables
 from auditor.remediation import REFRESH_OUTCOME_COLUMNS, refresh_outcomes
 from auditor.report import FleetInfo, ReportPaths, write_csv, write_reports
 from auditor.result import AuditResult
+from auditor.rules._shared import unmonitored_companies
 from auditor.snapshot import Snapshot
 from auditor.store import (
     history,
@@ -106,6 +107,7 @@ def fleet_info(snapshot: Snapshot, as_of: datetime) -> FleetInfo:
         as_of=as_of,
         connections=int(companies["connection_id"].notna().sum()),
         collection_errors=int(snapshot.errors["company_id"].nunique()),
+        not_monitored=len(unmonitored_companies(companies)),
     )
 
 

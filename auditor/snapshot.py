@@ -20,10 +20,11 @@ categoricals, so that 100,000 companies x 43 data types stay well under 2 GB.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import pandas as pd
 
@@ -39,6 +40,7 @@ __all__ = [
     "Snapshot",
     "conform",
     "empty_frame",
+    "tags_json",
 ]
 
 ColumnKind = Literal["str", "category", "timestamp", "int", "float", "bool"]
@@ -76,6 +78,13 @@ STATUS_SCHEMA: Final[dict[str, ColumnKind]] = {
 }
 
 #: company x connection (``dataConnections`` of the company objects).
+#: ``company_tags``: the company's ``tags`` as JSON text (keys sorted, compact: see
+#: :func:`tags_json`), null when Codat sent none. ``connection_error`` /
+#: ``connection_error_at``: the text (``errorMessage``, else ``statusText``, else
+#: ``statusCode``) and the ``erroredOnUtc`` of the connection's newest unresolved entry of
+#: ``dataConnectionErrors``, null when there is none. ``connection_info``: the connection's
+#: ``connectionInfo`` object as JSON text, null when absent. Full values: the report bounds
+#: what it shows.
 COMPANIES_SCHEMA: Final[dict[str, ColumnKind]] = {
     "company_id": "str",
     "company_name": "str",
@@ -90,6 +99,10 @@ COMPANIES_SCHEMA: Final[dict[str, ColumnKind]] = {
     "connection_created": "timestamp",
     "connection_last_sync": "timestamp",
     "snapshot_at": "timestamp",
+    "company_tags": "str",
+    "connection_error": "str",
+    "connection_error_at": "timestamp",
+    "connection_info": "str",
 }
 
 #: A company (or a request about it) that failed after retries.
@@ -138,6 +151,16 @@ SCHEMAS: Final[dict[str, dict[str, ColumnKind]]] = {
     "sync_settings": SYNC_SETTINGS_SCHEMA,
 }
 FRAME_NAMES: Final[tuple[str, ...]] = tuple(SCHEMAS)
+
+
+def tags_json(value: Mapping[str, Any] | None) -> str | None:
+    """A JSON object as the text the store keeps: keys sorted, no spaces, UTF-8 as is
+    (``{"region":"uk","tier":"gold"}``); None for None. DuckDB reads it with
+    ``json_extract_string(company_tags, '$.region')``; a rule matches a pair ``k`` = ``v`` as
+    the substring ``{"k":"v"`` or ``,"k":"v"`` (exact: a quote inside a string is escaped)."""
+    if value is None:
+        return None
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
 
 
 _READY: Final[dict[str, str]] = {

@@ -61,8 +61,16 @@ def _troubled(record: CompanyRecord, at: datetime) -> bool:
     """Whether a company has an error-level problem at ``at`` (the audit's main rules)."""
     if record.data_status_error is not None:
         return True
-    if any(c["status"] == "Deauthorized" for c in record.connections):
-        return True
+    conns = record.connections
+    for c in conns:
+        superseded = any(  # a newer Linked connection of its source type: no relink needed
+            o["status"] == "Linked"
+            and o["sourceType"] == c["sourceType"]
+            and _time(o["created"]) > _time(c["created"])
+            for o in conns
+        )
+        if c["status"] == "Deauthorized" and not superseded:
+            return True
     ops = {op["id"]: op for op in record.pull_operations}
     settings = (record.sync_settings or SETTINGS)["settings"]
     schedule = {s["dataType"]: float(s["syncSchedule"]) for s in settings}

@@ -38,6 +38,7 @@ __all__ = [
     "Company",
     "CompanySyncSettings",
     "Connection",
+    "DataConnectionError",
     "DataStatus",
     "ErrorMessage",
     "Id",
@@ -135,8 +136,49 @@ class _Model(BaseModel):
         return self._unreadable or _NOTHING
 
 
+def _text_or_none(value: Any) -> Any:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float):
+        return str(value)
+    return value
+
+
+#: A text field that also takes a number or a boolean (as its text): the spec's ``statusCode``
+#: of a connection error is a string, platforms send numbers.
+_Text = Annotated[str | None, BeforeValidator(_text_or_none)]
+
+
+class DataConnectionError(_Model):
+    """One entry of a connection's ``dataConnectionErrors`` (``dataConnectionError`` in the
+    spec): what the source platform or Codat said when the connection failed."""
+
+    status_code: _Text = Field(default=None, alias="statusCode")
+    status_text: _Text = Field(default=None, alias="statusText")
+    error_message: _Text = Field(default=None, alias="errorMessage")
+    errored_on_utc: UtcDateTime | None = Field(default=None, alias="erroredOnUtc")
+    status: _Text = None
+    resolved_on_utc: UtcDateTime | None = Field(default=None, alias="resolvedOnUtc")
+
+    @property
+    def resolved(self) -> bool:
+        """True when Codat says the error is over (``status`` Resolved or a resolution time)."""
+        return self.status == "Resolved" or self.resolved_on_utc is not None
+
+    @property
+    def text(self) -> str | None:
+        """``errorMessage``, else ``statusText``, else ``statusCode`` (None when all empty)."""
+        for value in (self.error_message, self.status_text, self.status_code):
+            if value is not None and value.strip():
+                return value.strip()
+        return None
+
+
 class Connection(_Model):
-    """A data connection (``Connection`` in the spec)."""
+    """A data connection (``Connection`` in the spec).
+
+    ``data_connection_errors`` and ``connection_info`` are None when Codat sent none (or sent
+    something unreadable: then counted, see ``_parse``)."""
 
     id: Id
     integration_id: str | None = Field(default=None, alias="integrationId")
@@ -148,6 +190,25 @@ class Connection(_Model):
     status: str | None = None
     last_sync: UtcDateTime | None = Field(default=None, alias="lastSync")
     created: UtcDateTime | None = None
+    data_connection_errors: list[DataConnectionError] | None = Field(
+        default=None, alias="dataConnectionErrors"
+    )
+    connection_info: dict[str, Any] | None = Field(default=None, alias="connectionInfo")
+
+    def latest_error(self) -> DataConnectionError | None:
+        """The newest unresolved error that has a text (by ``erroredOnUtc``; an error without
+        a time counts as the oldest); None when there is none."""
+        best: DataConnectionError | None = None
+        for err in self.data_connection_errors or ():
+            if err.resolved or err.text is None:
+                continue
+            if best is None or _when(err) >= _when(best):
+                best = err
+        return best
+
+
+def _when(err: DataConnectionError) -> datetime:
+    return err.errored_on_utc or EARLIEST
 
 
 class Company(_Model):
@@ -158,6 +219,7 @@ class Company(_Model):
     description: str | None = None
     created: UtcDateTime | None = None
     last_sync: UtcDateTime | None = Field(default=None, alias="lastSync")
+    tags: dict[str, _Text] | None = None
     data_connections: list[Connection] = Field(default_factory=list, alias="dataConnections")
 
 
@@ -215,14 +277,6 @@ class CompanySyncSettings(_Model):
     company_id: str | None = Field(default=None, alias="companyId")
     settings: list[SyncSetting] = Field(default_factory=list)
     overrides_defaults: bool | None = Field(default=None, alias="overridesDefaults")
-
-
-def _text_or_none(value: Any) -> Any:
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bool | int | float):
-        return str(value)
-    return value
 
 
 def _int_or_none(value: Any) -> Any:

@@ -35,6 +35,7 @@ from auditor.snapshot import (
     SYNC_SETTINGS_SCHEMA,
     ColumnKind,
     conform,
+    tags_json,
 )
 
 __all__ = [
@@ -283,7 +284,13 @@ class BatchBuilder:
 
     def _add_connections(self, company: Company, conns: Sequence[Connection]) -> None:
         c = self._companies
+        tags = tags_json(company.tags)
         for conn in conns or (None,):
+            error = conn.latest_error() if conn else None
+            c["company_tags"].append(tags)
+            c["connection_error"].append(error.text if error else None)
+            c["connection_error_at"].append(error.errored_on_utc if error else None)
+            c["connection_info"].append(tags_json(conn.connection_info) if conn else None)
             c["company_id"].append(company.id)
             c["company_name"].append(company.name)
             c["company_created"].append(company.created)

@@ -93,6 +93,8 @@ class DigestView:
     attachments: tuple[str, ...]
     #: What makes tonight's audit incomplete (:func:`~._view.build_notices`), shown first.
     notices: tuple[str, ...] = ()
+    #: Companies not monitored (every connection Unlinked, or none); None when unknown.
+    not_monitored: int | None = None
 
     @property
     def open_total(self) -> int:
@@ -189,6 +191,7 @@ def build_digest_view(
         rule_totals=totals,
         attachments=tuple(attachments),
         notices=notices,
+        not_monitored=fleet.not_monitored,
     )
 
 

@@ -57,6 +57,8 @@ class FleetInfo:
     connections: int | None = None
     collection_errors: int | None = None
     title: str = "Codat data freshness"
+    #: Companies not monitored: every connection Unlinked, or none (no freshness findings).
+    not_monitored: int | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -268,6 +270,8 @@ class ReportView:
     notices: tuple[str, ...] = ()
     #: A rule failed or a fleet-wide input is missing (the run exits 2).
     incomplete: bool = False
+    #: Companies not monitored (every connection Unlinked, or none); None when unknown.
+    not_monitored: int | None = None
 
     @property
     def open_total(self) -> int:
@@ -520,4 +524,5 @@ def build_view(
         csv_files=dict(csv_files or {}),
         notices=build_notices(result, fleet),
         incomplete=result.incomplete,
+        not_monitored=fleet.not_monitored,
     )

@@ -3,11 +3,17 @@
 ``failed-after-success`` and ``first-sync-failed`` read the same error rows (non-auth error
 statuses, with or without an earlier successful sync), give the same remedy per status and
 quote the same pull operation error text; ``stuck-sync`` reads the pull operations too.
+
+Connection lifecycle (``docs/codat-behaviour.md``, "Connection lifecycle"): a company none of
+whose connections is other than ``Unlinked`` (or that has none) is **not monitored**
+(:func:`unmonitored_companies`); the freshness rules leave its rows out
+(:func:`monitored_rows`). :func:`has_tag` matches company tags kept as JSON text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
 import numpy as np
@@ -21,9 +27,12 @@ __all__ = [
     "REMEDY_BY_STATUS",
     "error_rows",
     "error_text",
+    "has_tag",
+    "monitored_rows",
     "nonblank",
     "pull_operation_of",
     "remedy_for",
+    "unmonitored_companies",
     "unreadable_sync_time",
 ]
 
@@ -145,3 +154,52 @@ def nonblank(values: pd.Series) -> pd.Series:
 
 
 _QUOTE_LIMIT: Final = 300
+
+
+def unmonitored_companies(companies: pd.DataFrame) -> pd.Index:
+    """Ids of the companies of a ``companies`` frame that are not monitored: every connection
+    is ``Unlinked`` (the client severed it on purpose), or there is none. A connection whose
+    status could not be read counts as monitored; a company absent from the frame is not
+    listed (nothing says it is not monitored)."""
+    if companies.empty:
+        return pd.Index([], dtype="string")
+    codes, uniques = pd.factorize(text(companies["company_id"]), use_na_sentinel=True)
+    active = companies["connection_id"].notna().to_numpy() & ~isin(
+        companies["connection_status"], ["Unlinked"]
+    )
+    known = codes >= 0
+    has_active = np.bincount(codes[known & active], minlength=len(uniques)) > 0
+    out: pd.Index = pd.Index(uniques[~has_active], dtype="string")
+    return out
+
+
+def monitored_rows(ctx: RuleContext, frame: pd.DataFrame) -> np.ndarray:
+    """A bool mask over ``frame``'s rows: True where the row's company is monitored."""
+    unmonitored = unmonitored_companies(ctx.companies)
+    if unmonitored.empty or frame.empty:
+        return np.ones(len(frame), dtype=bool)
+    ids = frame["company_id"]
+    if isinstance(ids.dtype, pd.CategoricalDtype):  # status: one look-up per company
+        bad = np.append(ids.cat.categories.astype("string").isin(unmonitored), False)
+        return ~bad[ids.cat.codes.to_numpy()]  # code -1 (null) takes the trailing False
+    return ~isin(ids, unmonitored)
+
+
+def has_tag(tags: pd.Series, wanted: Mapping[str, Iterable[str]]) -> np.ndarray:
+    """A bool mask over ``tags`` (``company_tags`` JSON text, see ``auditor.snapshot.tags_json``):
+    True where the company has a tag ``key`` whose value is one of ``wanted[key]``.
+
+    Exact without parsing: in the canonical text a pair ``"k":"v"`` starts right after ``{``
+    or ``,``, and a quote inside a key or value is escaped, so a substring cannot match across
+    strings."""
+    out = np.zeros(len(tags), dtype=bool)
+    if not wanted or tags.empty:
+        return out
+    values = text(tags).fillna("")
+    for key, options in wanted.items():
+        for value in options:
+            pair = json.dumps(key, ensure_ascii=False) + ":" + json.dumps(value, ensure_ascii=False)
+            for lead in ("{", ","):
+                found = values.str.contains(lead + pair, regex=False)
+                out |= found.to_numpy(dtype=bool, na_value=False)
+    return out

@@ -16,6 +16,7 @@ When it is not raised
     needs relinking or is at token-expiry risk: the group is out of step because that member
     stopped syncing, and its own finding (which says it also explains this one) has the remedy.
     A skew whose oldest member is healthy is always raised, whatever its newer members do.
+    Never for a company that is not monitored (every connection ``Unlinked``, or none).
 
 Why it matters
     Reports that join these types (aged debtors, cash position, reconciliations) are wrong when
@@ -47,6 +48,7 @@ from auditor.rules._base import (
     severity_of,
     tier,
 )
+from auditor.rules._shared import monitored_rows
 from auditor.vectors import concat, fmt_hours, fmt_ts, isin, text
 
 __all__ = ["DEFAULT_GROUPS", "RULE", "SkewGroup", "SkewOptions", "check"]
@@ -234,8 +236,10 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     """One finding per company x consistency group whose members are too far apart."""
     opts = ctx.opts(SkewOptions)
     status = ctx.status
-    eligible = status["last_successful_sync"].notna().to_numpy() & ~isin(
-        status["current_status"], ["NotSupported"]
+    eligible = (
+        status["last_successful_sync"].notna().to_numpy()
+        & ~isin(status["current_status"], ["NotSupported"])
+        & monitored_rows(ctx, status)
     )
     synced = status["last_successful_sync"].to_numpy(dtype="datetime64[ns]").view("int64")
     parts = [

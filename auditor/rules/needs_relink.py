@@ -5,7 +5,21 @@ What it flags
     serves at least one data type in ``AuthError``. Severity error. The remedy carries the
     connection's ``linkUrl``. It is the root cause of the ``stale`` and ``token-expiry-risk``
     findings of its connection (and of their ``cross-type-skew``): those are left out and the
-    message says how many it explains.
+    message says how many it explains. When Codat gives the connection's
+    ``dataConnectionErrors``, the message quotes the newest unresolved one (its
+    ``errorMessage``, else ``statusText``; at most 300 characters) and its time.
+
+When it is not raised
+    A Deauthorized connection that is **superseded**: the company has a ``Linked`` connection
+    of the same ``sourceType`` created after it (the customer moved from Sage to Xero; a
+    connection with no source type counts as Accounting). A Deauthorized connection of another
+    source type, newer than the Linked one, or whose creation time is unknown, still needs a
+    relink. A connection Deauthorized **by design** (a one-time sync, e.g. an on-premise
+    connector set to sync once): its platform (name or integration key) is in
+    ``expected_deauthorized_platforms``, or its company has a tag listed in
+    ``expected_deauthorized_tags``. Data types in ``AuthError`` are flagged in every case,
+    except for a company that is not monitored (every connection ``Unlinked``, or none): the
+    client severed its connections on purpose, there is nothing to relink.
 
 Why it matters
     Nothing syncs through a connection Codat can no longer authenticate with: every data type
@@ -20,13 +34,16 @@ How to fix
 
 from __future__ import annotations
 
+from typing import Final
+
 import numpy as np
 import pandas as pd
 from pydantic import Field
 
 from auditor.links import DEFAULT_LINK_HOSTS, safe_links
 from auditor.rules._base import Rule, RuleContext, RuleOptions
-from auditor.vectors import isin, text
+from auditor.rules._shared import has_tag, monitored_rows
+from auditor.vectors import fmt_ts, isin, text
 
 __all__ = ["RULE", "NeedsRelinkOptions", "check"]
 
@@ -39,6 +56,22 @@ class NeedsRelinkOptions(RuleOptions):
         description="Hosts (with their subdomains) whose https linkUrls may be sent to a "
         "customer; any other linkUrl is called unusable.",
     )
+    expected_deauthorized_platforms: list[str] = Field(
+        default_factory=list,
+        description="Platform names or integration keys (any case) whose connections are "
+        "Deauthorized by design after a one-time sync: such a Deauthorized connection raises "
+        "nothing (data types in AuthError still do).",
+    )
+    expected_deauthorized_tags: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Company tags (tag name -> the values that count) of companies whose "
+        'connections are Deauthorized by design, e.g. {sync = ["one-time"]}: their Deauthorized '
+        "connections raise nothing (data types in AuthError still do).",
+    )
+
+
+#: The most of a connection error's text a message quotes.
+ERROR_QUOTE_LIMIT: Final = 300
 
 _KEYS = ["company_id", "connection_id"]
 
@@ -67,15 +100,64 @@ def _summarise(auth: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _superseded(companies: pd.DataFrame, deauth: pd.DataFrame) -> np.ndarray:
+    """For each row of ``deauth``: a Linked connection of the same company and source type was
+    created after it."""
+    linked = companies.loc[
+        isin(companies["connection_status"], ["Linked"])
+        & companies["connection_created"].notna().to_numpy()
+    ]
+    if linked.empty or deauth.empty:
+        return np.zeros(len(deauth), dtype=bool)
+    source = text(linked["source_type"]).fillna("Accounting")
+    newest = (
+        linked.assign(source_type=source)
+        .groupby(["company_id", "source_type"], observed=True)["connection_created"]
+        .max()
+        .rename("linked_created")
+        .reset_index()
+    )
+    keyed = deauth[["company_id", "source_type", "connection_created"]].assign(
+        source_type=text(deauth["source_type"]).fillna("Accounting")
+    )
+    merged = keyed.merge(newest, on=["company_id", "source_type"], how="left")
+    later = merged["linked_created"] > merged["connection_created"]
+    return later.fillna(False).to_numpy(dtype=bool)
+
+
+def _expected(opts: NeedsRelinkOptions, deauth: pd.DataFrame) -> np.ndarray:
+    """For each row of ``deauth``: Deauthorized by design (platform or company tag)."""
+    out = np.zeros(len(deauth), dtype=bool)
+    if opts.expected_deauthorized_platforms:
+        names = {p.casefold() for p in opts.expected_deauthorized_platforms}
+        for column in ("platform", "integration_key"):
+            found = text(deauth[column]).str.casefold().isin(names)
+            out |= found.to_numpy(dtype=bool, na_value=False)
+    if opts.expected_deauthorized_tags:
+        out |= has_tag(deauth["company_tags"], opts.expected_deauthorized_tags)
+    return out
+
+
+def _quote(error: pd.Series, at: pd.Series) -> pd.Series:
+    """`` Codat's error for the connection (at ...): "..."`` where an error is known, else ""."""
+    raw = text(error).str.strip()
+    short = raw.str.slice(0, ERROR_QUOTE_LIMIT)
+    short = short.where(raw.str.len() <= ERROR_QUOTE_LIMIT, short + "\u2026")
+    when = fmt_ts(at).where(at.notna().to_numpy(), "an unknown time")
+    quoted = " Codat's error for the connection (at " + when + '): "' + short + '".'
+    return quoted.where(raw.notna() & (raw.str.len() > 0), "").fillna("")
+
+
 def check(ctx: RuleContext) -> pd.DataFrame:
     """Connections that need relinking."""
+    opts = ctx.opts(NeedsRelinkOptions)
     companies = ctx.companies.assign(
         company_id=text(ctx.companies["company_id"]),
         connection_id=text(ctx.companies["connection_id"]),
     )
     status = ctx.status
     auth = status.loc[
-        isin(status["current_status"], ["AuthError"]),
+        isin(status["current_status"], ["AuthError"]) & monitored_rows(ctx, status),
         ["company_id", "company_name", "platform", "connection_id", "data_type"],
     ]
     auth = auth.assign(
@@ -84,14 +166,22 @@ def check(ctx: RuleContext) -> pd.DataFrame:
         data_type=text(auth["data_type"]),
     ).sort_values([*_KEYS, "data_type"], na_position="last")
     auth_summary = _summarise(auth)
-    deauth = companies.loc[
-        isin(companies["connection_status"], ["Deauthorized"]), _KEYS
-    ].assign(deauthorized=True)
+    deauth_rows = companies.loc[isin(companies["connection_status"], ["Deauthorized"])]
+    silent = _superseded(companies, deauth_rows) | _expected(opts, deauth_rows)
+    deauth = deauth_rows.loc[~silent, _KEYS].assign(deauthorized=True)
     hits = deauth.merge(auth_summary, on=_KEYS, how="outer")
     if hits.empty:
         return pd.DataFrame()
     info = companies.drop_duplicates(_KEYS)[
-        [*_KEYS, "company_name", "platform", "link_url", "connection_status"]
+        [
+            *_KEYS,
+            "company_name",
+            "platform",
+            "link_url",
+            "connection_status",
+            "connection_error",
+            "connection_error_at",
+        ]
     ]
     hits = hits.merge(info, on=_KEYS, how="left")
     deauthorized = hits["deauthorized"].astype("boolean").fillna(False).astype(bool)
@@ -115,9 +205,11 @@ def check(ctx: RuleContext) -> pd.DataFrame:
         + shown_platform
         + " for this company."
     )
-    message = message.str.replace(r"^: ", "", regex=True)
+    message = message.str.replace(r"^: ", "", regex=True) + _quote(
+        hits["connection_error"], hits["connection_error_at"]
+    )
     raw_link = hits["link_url"].astype("string")
-    link = safe_links(raw_link, ctx.opts(NeedsRelinkOptions).link_hosts)
+    link = safe_links(raw_link, opts.link_hosts)
     unusable = raw_link.notna() & link.isna()
     remedy = (
         "Send the customer this link to re-authorise the connection with "

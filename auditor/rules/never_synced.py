@@ -12,6 +12,10 @@ What it flags
     left to ``unknown-status``). Warning;
     ``age_hours`` is the time since the connection was created, when known.
 
+When it is not raised
+    For a company that is not monitored (every connection ``Unlinked``, or none); a company
+    whose connections are all ``PendingAuth`` is left to ``never-linked``.
+
 Why it matters
     The company linked, but the data type the product relies on never arrived: no sync was
     queued, or the platform does not return it and nobody noticed.
@@ -30,7 +34,7 @@ from pydantic import Field
 
 from auditor.constants import source_type_of
 from auditor.rules._base import Rule, RuleContext, RuleOptions
-from auditor.rules._shared import unreadable_sync_time
+from auditor.rules._shared import monitored_rows, unreadable_sync_time
 from auditor.vectors import hours_since, isin, map_values, text
 
 __all__ = ["RULE", "NeverSyncedOptions", "check", "expected_types"]
@@ -63,6 +67,7 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     linked = companies.loc[
         isin(companies["connection_status"], ["Linked"])
         & ~isin(companies["company_id"], ctx.errors["company_id"].dropna())
+        & monitored_rows(ctx, companies)
     ]
     if linked.empty or not expected:
         return pd.DataFrame()

@@ -4,7 +4,8 @@ What it flags
     Each company x data type whose ``lastSuccessfulSync`` is older than the warning threshold
     (warning) or the error threshold (error). Ages exactly at a threshold are not flagged.
     Data types that are ``NotSupported`` or have never synced are not stale (see
-    ``never-synced``).
+    ``never-synced``). Companies that are not monitored (every connection ``Unlinked``, or
+    none) are left out.
 
 Thresholds
     Configured thresholds win, most specific first: ``[rules.stale.data_types.<type>]``, then
@@ -55,6 +56,7 @@ from auditor.rules._base import (
     severity_of,
     tier,
 )
+from auditor.rules._shared import monitored_rows
 from auditor.vectors import concat, fmt_hours, fmt_ts, hours_since, isin, text
 
 __all__ = ["RULE", "StaleOptions", "check"]
@@ -83,8 +85,10 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     """Stale data types of the partition."""
     opts = ctx.opts(StaleOptions)
     status = ctx.status
-    candidate = status["last_successful_sync"].notna().to_numpy() & ~isin(
-        status["current_status"], ["NotSupported"]
+    candidate = (
+        status["last_successful_sync"].notna().to_numpy()
+        & ~isin(status["current_status"], ["NotSupported"])
+        & monitored_rows(ctx, status)
     )
     age = hours_since(status["last_successful_sync"], ctx.as_of)
     schedule = ctx.setting(status, "sync_schedule_hours").astype("float64")

@@ -23,6 +23,10 @@ When it is not raised
     until 2022-10-23T00:00:00.000Z``, the spec's example) is not stuck before that time;
     after it, it is timed from its request as usual and the message says when the pause ended.
 
+When it is not raised
+    For a company that is not monitored (every connection ``Unlinked``, or none): the client
+    severed its connections on purpose.
+
 Why it matters
     While a sync is stuck, no new sync of that data type can start: the data ages silently and
     ``stale`` only notices days later.
@@ -51,7 +55,7 @@ from auditor.rules._base import (
     status_columns,
     tier,
 )
-from auditor.rules._shared import nonblank, pull_operation_of
+from auditor.rules._shared import monitored_rows, nonblank, pull_operation_of
 from auditor.vectors import fmt_hours, fmt_ts, hours_since, isin, text
 
 __all__ = ["RULE", "StuckSyncOptions", "check"]
@@ -109,7 +113,10 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     opts = ctx.opts(StuckSyncOptions)
     status = ctx.status
     columns = [*STATUS_COLUMNS, "integration_key", "latest_sync_id", "latest_sync_requested"]
-    rows = status.loc[isin(status["current_status"], IN_PROGRESS_STATUSES), columns]
+    rows = status.loc[
+        isin(status["current_status"], IN_PROGRESS_STATUSES) & monitored_rows(ctx, status),
+        columns,
+    ]
     op = pull_operation_of(ctx, rows, ["requested", "status_description"])
     requested = rows["latest_sync_requested"].fillna(_utc(op["requested"], rows.index))
     description = nonblank(op["status_description"])

@@ -17,7 +17,8 @@ When it is not raised
     already been rejected (a data type in ``AuthError``), so the risk has come true. A
     token-expiry-risk finding covers the ``stale`` findings of its connection's data types
     (one connection that stopped syncing, not 25 stale types) and is raised to error when any
-    of them is an error; its message says how many it explains.
+    of them is an error; its message says how many it explains. Never for a company that is
+    not monitored (every connection ``Unlinked``, or none).
 
 Why it matters
     Codat's access to the platform lapses when a connection goes too long without a
@@ -47,6 +48,7 @@ from auditor.rules._base import (
     severity_of,
     tier,
 )
+from auditor.rules._shared import monitored_rows
 from auditor.vectors import fmt_hours, fmt_ts, hours_since, isin, map_values, text
 
 __all__ = ["RULE", "PlatformTokenOptions", "TokenExpiryOptions", "check"]
@@ -90,7 +92,11 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     opts = ctx.opts(TokenExpiryOptions)
     status = ctx.status
     age_all = hours_since(status["last_successful_sync"], ctx.as_of)
-    linked = isin(status["connection_status"], ["Linked"]) & age_all.notna().to_numpy()
+    linked = (
+        isin(status["connection_status"], ["Linked"])
+        & age_all.notna().to_numpy()
+        & monitored_rows(ctx, status)
+    )
     levels = [opts.warn_after, opts.error_after]
     for limits in opts.platforms.values():
         levels += [v for v in (limits.warn_after, limits.error_after) if v is not None]

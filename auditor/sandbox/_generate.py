@@ -59,7 +59,9 @@ from auditor.sandbox._fleet import CompanyRecord, Fleet
 from auditor.sandbox._platforms import PLATFORMS_BY_SOURCE, SOURCES
 from auditor.sandbox._shares import (
     CONN_STATUS,
+    DEAUTH,
     INF,
+    LINKED,
     MINUTES_PER_DAY,
     NONE,
     NS,
@@ -73,7 +75,7 @@ from auditor.sandbox._trouble import (
     refresh_outcome,
     windows,
 )
-from auditor.sandbox._util import uid
+from auditor.sandbox._util import hash_unit, uid
 
 __all__ = ["GeneratedFleet", "generate_fleet"]
 
@@ -87,6 +89,16 @@ _ERROR_MESSAGES: Final[dict[str, str]] = {
     "PermissionsError": "The connected user lacks permission to read this data type.",
     "PrerequisiteNotMet": "A prerequisite data type has not been synced.",
     "AuthError": "The connection's credentials are no longer valid; the company must relink.",
+}
+#: Share of companies with a Linked accounting connection that also keep an older,
+#: Deauthorized accounting connection to another platform (they moved, e.g. Sage -> Xero):
+#: superseded, so no relink is needed.
+SUPERSEDED_SHARE: Final = 0.02
+_AUTH_ERROR: Final[dict[str, str]] = {
+    "statusCode": "401",
+    "statusText": "Unauthorized",
+    "errorMessage": "The access token was revoked or has expired: the company must relink.",
+    "status": "Active",
 }
 _PROGRESS: Final[dict[str, int]] = {
     "Initial": 0,
@@ -214,9 +226,11 @@ def build_company(
     a, b, c = (int(x) for x in data.name_parts[i])
     company_id = data.ids[i]
     created = -int(data.created[i])
+    lost = int(data.lost_start[i])
+    auth_at = int(data.auth_start[i])
     stamps = data.stamps(
         np.array([created, int(newest.max()), *(created + 120 + 60 * s for s in range(3)),
-                  *newest.tolist()], dtype=np.int64)
+                  *newest.tolist(), lost, auth_at, created + 60], dtype=np.int64)
     )  # fmt: skip
     company: dict[str, Any] = {
         "id": company_id,
@@ -232,6 +246,9 @@ def build_company(
     if newest.max() > -INF:
         company["lastSync"] = stamps[1]
     conns = []
+    moved = hash_unit(data.seed, "superseded", i) < SUPERSEDED_SHARE
+    if moved and int(data.conn_state[i, 0]) == LINKED:
+        conns.append(_superseded(data, i, stamps[-1]))
     for s, platforms in enumerate(PLATFORMS_BY_SOURCE):
         state = int(data.conn_state[i, s])
         if state == NONE:
@@ -251,9 +268,43 @@ def build_company(
         }
         if state != PENDING and newest[s] > -INF:
             conn["lastSync"] = stamps[5 + s]
+        if state == DEAUTH:
+            conn["dataConnectionErrors"] = [{**_AUTH_ERROR, "erroredOnUtc": stamps[8]}]
+        elif s == 0 and state == LINKED and data.auth_broken[i]:
+            conn["dataConnectionErrors"] = [{**_AUTH_ERROR, "erroredOnUtc": stamps[9]}]
         conns.append(conn)
     company["dataConnections"] = conns
     return company
+
+
+def _superseded(data: FleetArrays, i: int, created: str) -> dict[str, Any]:
+    """An older, Deauthorized accounting connection to another platform than the Linked one
+    (created before it): the company moved platforms."""
+    platforms = PLATFORMS_BY_SOURCE[0]
+    current = int(data.platform[i, 0])
+    platform = platforms[(current + 1) % len(platforms)]
+    company_id = data.ids[i]
+    conn_id = uid(data.seed, "connection", i, "superseded")
+    return {
+        "id": conn_id,
+        "integrationId": uid(0, "integration", platform.key),
+        "integrationKey": platform.key,
+        "sourceId": uid(0, "source", platform.key),
+        "sourceType": platform.source_type,
+        "platformName": platform.name,
+        "linkUrl": f"https://link-api.codat.io/companies/{company_id}/connections/{conn_id}/start",
+        "status": "Deauthorized",
+        "created": created,
+        "dataConnectionErrors": [
+            {
+                "statusCode": "400",
+                "statusText": "invalid_grant",
+                "errorMessage": "The refresh token is no longer valid.",
+                "erroredOnUtc": created,
+                "status": "Active",
+            }
+        ],
+    }
 
 
 def build_record(
