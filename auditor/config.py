@@ -12,6 +12,8 @@ top level           ``timezone`` (display only; all computation is UTC), ``fail_
 ``[rules]``         ``select``/``ignore`` (rule names or codes, ``"all"``), then one table per
                     rule, by name or code: ``enabled``, ``severity`` and the rule's own options
                     (``auditor rules NAME`` prints them as TOML); a rule reads nothing else
+``[monitoring]``    what every rule leaves out (connections Deauthorized by design), handed to
+                    the rules as data (``RuleContext.monitoring``)
 ``[email]``         the email digest: recipients, routing, limits
                     (:class:`~auditor.email_settings.EmailSettings`)
 ``[run]``           where and how the commands work: store, out, base_url, snoozes, rate_limit,
@@ -54,6 +56,7 @@ from pydantic import (
 from auditor.codat import DEFAULT_BASE_URL
 from auditor.email_settings import EmailSettings
 from auditor.rules import RULES, Rule, RuleOptions, get_rule
+from auditor.rules._base import Monitoring
 from auditor.rules.cross_type_skew import SkewOptions
 
 __all__ = [
@@ -418,6 +421,8 @@ class AuditConfig(BaseModel):
     #: Older spelling of ``[rules.cross-type-skew.groups.<name>] members`` (folded on load).
     groups: dict[str, list[str]] = Field(default_factory=dict)
     rules: RulesConfig = Field(default_factory=RulesConfig)
+    #: What monitoring leaves out, read by every rule (connections Deauthorized by design).
+    monitoring: Monitoring = Field(default_factory=Monitoring)
     #: The email digest's recipients and routing, validated when the file loads (so that a
     #: typo in ``[email]`` fails then, with its line, not when tonight's digest is built).
     email: EmailSettings = Field(default_factory=EmailSettings)

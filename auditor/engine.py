@@ -99,6 +99,7 @@ def _context(snapshot: Snapshot, rule: Rule, config: AuditConfig, as_of: pd.Time
         options=config.rule_options(rule),
         as_of=as_of,
         findings=findings,
+        monitoring=config.monitoring,
     )
 
 

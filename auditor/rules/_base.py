@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Annotated, Any, Final, Literal, TypeVar
 
@@ -39,6 +39,7 @@ __all__ = [
     "HOUR",
     "STATUS_COLUMNS",
     "Hours",
+    "Monitoring",
     "Rule",
     "RuleContext",
     "RuleOptions",
@@ -126,6 +127,27 @@ class TieredOptions(RuleOptions):
     )
 
 
+class Monitoring(_Options):
+    """``[monitoring]``: what the fleet's monitoring leaves out, read by every rule.
+
+    A connection Deauthorized **by design** (a one-time sync: Codat reads the data once, then
+    the connection is deauthorized on purpose) is expected: it raises no ``needs-relink``, and
+    the data types it served raise no freshness finding (stale, skew, token expiry,
+    never-synced, stuck) either. Data types in ``AuthError`` still do.
+    """
+
+    expected_deauthorized_platforms: list[str] = Field(
+        default_factory=list,
+        description="Platform names or integration keys (any case) whose connections are "
+        "Deauthorized by design after a one-time sync: such a connection raises nothing.",
+    )
+    expected_deauthorized_tags: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Company tags (tag name -> the values that count) of companies whose "
+        'connections are Deauthorized by design, e.g. {sync = ["one-time"]}.',
+    )
+
+
 _O = TypeVar("_O", bound=RuleOptions)
 
 
@@ -146,6 +168,8 @@ class RuleContext:
     options: RuleOptions
     as_of: pd.Timestamp
     findings: pd.DataFrame | None = None
+    #: The fleet's monitoring scope (``[monitoring]``): data, like the frames, not config.
+    monitoring: Monitoring = field(default_factory=Monitoring)
 
     @cached_property
     def company_codes(self) -> tuple[np.ndarray, pd.Index]:

@@ -20,13 +20,14 @@ import numpy as np
 import pandas as pd
 
 from auditor.constants import FAILED_AFTER_SUCCESS_STATUSES
-from auditor.rules._base import STATUS_COLUMNS, RuleContext
+from auditor.rules._base import STATUS_COLUMNS, Monitoring, RuleContext
 from auditor.vectors import isin, map_values, text
 
 __all__ = [
     "REMEDY_BY_STATUS",
     "error_rows",
     "error_text",
+    "expected_deauthorized",
     "has_tag",
     "monitored_rows",
     "nonblank",
@@ -173,16 +174,45 @@ def unmonitored_companies(companies: pd.DataFrame) -> pd.Index:
     return out
 
 
+def expected_deauthorized(monitoring: Monitoring, companies: pd.DataFrame) -> np.ndarray:
+    """For each row of a companies frame: a connection Deauthorized by design (its platform
+    or integration key, or its company's tags, are in ``[monitoring]``)."""
+    deauth = isin(companies["connection_status"], ["Deauthorized"])
+    out = np.zeros(len(companies), dtype=bool)
+    if not deauth.any():
+        return out
+    if monitoring.expected_deauthorized_platforms:
+        names = {p.casefold() for p in monitoring.expected_deauthorized_platforms}
+        for column in ("platform", "integration_key"):
+            found = text(companies[column]).str.casefold().isin(names)
+            out |= found.to_numpy(dtype=bool, na_value=False)
+    if monitoring.expected_deauthorized_tags and "company_tags" in companies.columns:
+        out |= has_tag(companies["company_tags"], monitoring.expected_deauthorized_tags)
+    return np.asarray(out & deauth, dtype=bool)
+
+
 def monitored_rows(ctx: RuleContext, frame: pd.DataFrame) -> np.ndarray:
-    """A bool mask over ``frame``'s rows: True where the row's company is monitored."""
+    """A bool mask over ``frame``'s rows: True where the row's company is monitored, and its
+    connection (when the frame names one) is not Deauthorized by design (``[monitoring]``)."""
+    out = np.ones(len(frame), dtype=bool)
+    if frame.empty:
+        return out
     unmonitored = unmonitored_companies(ctx.companies)
-    if unmonitored.empty or frame.empty:
-        return np.ones(len(frame), dtype=bool)
-    ids = frame["company_id"]
-    if isinstance(ids.dtype, pd.CategoricalDtype):  # status: one look-up per company
-        bad = np.append(ids.cat.categories.astype("string").isin(unmonitored), False)
-        return ~bad[ids.cat.codes.to_numpy()]  # code -1 (null) takes the trailing False
-    return ~isin(ids, unmonitored)
+    if not unmonitored.empty:
+        ids = frame["company_id"]
+        if isinstance(ids.dtype, pd.CategoricalDtype):  # status: one look-up per company
+            bad = np.append(ids.cat.categories.astype("string").isin(unmonitored), False)
+            out &= ~bad[ids.cat.codes.to_numpy()]  # code -1 (null) takes the trailing False
+        else:
+            out &= ~isin(ids, unmonitored)
+    companies = ctx.companies
+    if "connection_id" in frame.columns and not companies.empty:
+        expected = expected_deauthorized(ctx.monitoring, companies)
+        if expected.any():
+            keys = text(companies["company_id"], "") + "|" + text(companies["connection_id"], "")
+            rows = text(frame["company_id"], "") + "|" + text(frame["connection_id"], "")
+            out &= ~isin(rows, keys[expected])
+    return out
 
 
 def has_tag(tags: pd.Series, wanted: Mapping[str, Iterable[str]]) -> np.ndarray:

@@ -16,8 +16,9 @@ When it is not raised
     source type, newer than the Linked one, or whose creation time is unknown, still needs a
     relink. A connection Deauthorized **by design** (a one-time sync, e.g. an on-premise
     connector set to sync once): its platform (name or integration key) is in
-    ``expected_deauthorized_platforms``, or its company has a tag listed in
-    ``expected_deauthorized_tags``. Data types in ``AuthError`` are flagged in every case,
+    ``[monitoring] expected_deauthorized_platforms``, or its company has a tag listed in
+    ``[monitoring] expected_deauthorized_tags`` (its data types raise no freshness finding
+    either). Data types in ``AuthError`` are flagged in every case,
     except for a company that is not monitored (every connection ``Unlinked``, or none): the
     client severed its connections on purpose, there is nothing to relink.
 
@@ -42,7 +43,7 @@ from pydantic import Field
 
 from auditor.links import DEFAULT_LINK_HOSTS, safe_links
 from auditor.rules._base import Rule, RuleContext, RuleOptions
-from auditor.rules._shared import has_tag, monitored_rows
+from auditor.rules._shared import expected_deauthorized, monitored_rows
 from auditor.vectors import fmt_ts, isin, text
 
 __all__ = ["RULE", "NeedsRelinkOptions", "check"]
@@ -55,18 +56,6 @@ class NeedsRelinkOptions(RuleOptions):
         default_factory=lambda: list(DEFAULT_LINK_HOSTS),
         description="Hosts (with their subdomains) whose https linkUrls may be sent to a "
         "customer; any other linkUrl is called unusable.",
-    )
-    expected_deauthorized_platforms: list[str] = Field(
-        default_factory=list,
-        description="Platform names or integration keys (any case) whose connections are "
-        "Deauthorized by design after a one-time sync: such a Deauthorized connection raises "
-        "nothing (data types in AuthError still do).",
-    )
-    expected_deauthorized_tags: dict[str, list[str]] = Field(
-        default_factory=dict,
-        description="Company tags (tag name -> the values that count) of companies whose "
-        'connections are Deauthorized by design, e.g. {sync = ["one-time"]}: their Deauthorized '
-        "connections raise nothing (data types in AuthError still do).",
     )
 
 
@@ -125,19 +114,6 @@ def _superseded(companies: pd.DataFrame, deauth: pd.DataFrame) -> np.ndarray:
     return later.fillna(False).to_numpy(dtype=bool)
 
 
-def _expected(opts: NeedsRelinkOptions, deauth: pd.DataFrame) -> np.ndarray:
-    """For each row of ``deauth``: Deauthorized by design (platform or company tag)."""
-    out = np.zeros(len(deauth), dtype=bool)
-    if opts.expected_deauthorized_platforms:
-        names = {p.casefold() for p in opts.expected_deauthorized_platforms}
-        for column in ("platform", "integration_key"):
-            found = text(deauth[column]).str.casefold().isin(names)
-            out |= found.to_numpy(dtype=bool, na_value=False)
-    if opts.expected_deauthorized_tags:
-        out |= has_tag(deauth["company_tags"], opts.expected_deauthorized_tags)
-    return out
-
-
 def _quote(error: pd.Series, at: pd.Series) -> pd.Series:
     """`` Codat's error for the connection (at ...): "..."`` where an error is known, else ""."""
     raw = text(error).str.strip()
@@ -167,7 +143,9 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     ).sort_values([*_KEYS, "data_type"], na_position="last")
     auth_summary = _summarise(auth)
     deauth_rows = companies.loc[isin(companies["connection_status"], ["Deauthorized"])]
-    silent = _superseded(companies, deauth_rows) | _expected(opts, deauth_rows)
+    silent = _superseded(companies, deauth_rows) | expected_deauthorized(
+        ctx.monitoring, deauth_rows
+    )
     deauth = deauth_rows.loc[~silent, _KEYS].assign(deauthorized=True)
     hits = deauth.merge(auth_summary, on=_KEYS, how="outer")
     if hits.empty:
