@@ -182,6 +182,9 @@ class RunConfig(BaseModel):
     max_attempts: int | None = Field(default=None, ge=1, le=20)
     #: Seconds before a request times out.
     timeout: float | None = Field(default=None, gt=0, le=3600)
+    #: Read each company's own sync settings once every N nights (a rolling slice of the
+    #: fleet, +1/N request per company per night); 1: every night, 0: never. Default 7.
+    company_settings_every_days: int | None = Field(default=None, ge=0, le=366)
 
     @field_validator("base_url")
     @classmethod

@@ -32,7 +32,12 @@ from auditor.codat import (
     RateLimitPolicy,
     RetryPolicy,
 )
-from auditor.collector import ProgressMode, StoreRun, collect_to_store
+from auditor.collector import (
+    DEFAULT_COMPANY_SETTINGS_EVERY_DAYS,
+    ProgressMode,
+    StoreRun,
+    collect_to_store,
+)
 from auditor.config import DEFAULT_RATE_LIMIT, DEFAULT_TIMEOUT, AuditConfig, FailOn
 from auditor.engine import SnoozesArg
 from auditor.pipeline import AuditRefusedError, AuditRun, audit_store
@@ -102,6 +107,7 @@ async def _collect(
     retry: RetryPolicy | None,
     timeout: float,
     progress: ProgressMode,
+    company_settings_every_days: int | None = None,
 ) -> StoreRun:
     async with CodatClient(
         api_key,
@@ -111,7 +117,16 @@ async def _collect(
         timeout=timeout,
     ) as client:
         return await collect_to_store(
-            client, store, snapshot_at=snapshot_at, shard=shard, progress=progress
+            client,
+            store,
+            snapshot_at=snapshot_at,
+            shard=shard,
+            progress=progress,
+            company_settings_every_days=(
+                DEFAULT_COMPANY_SETTINGS_EVERY_DAYS
+                if company_settings_every_days is None
+                else company_settings_every_days
+            ),
         )
 
 
@@ -161,6 +176,7 @@ def run_nightly(
                     retry=retry,
                     timeout=timeout,
                     progress=progress,
+                    company_settings_every_days=config.run.company_settings_every_days,
                 )
             )
         except CodatAuthError as exc:
