@@ -2,6 +2,7 @@
 
 ``failed-after-success`` and ``first-sync-failed`` read the same error rows (non-auth error
 statuses, with or without an earlier successful sync) and give the same remedy per status.
+``cross-type-skew`` and ``history-window`` start from the same consistency groups.
 """
 
 from __future__ import annotations
@@ -14,7 +15,29 @@ from auditor.constants import FAILED_AFTER_SUCCESS_STATUSES
 from auditor.rules._base import STATUS_COLUMNS, RuleContext
 from auditor.vectors import isin, map_values
 
-__all__ = ["REMEDY_BY_STATUS", "error_rows", "remedy_for"]
+__all__ = ["CONSISTENCY_GROUPS", "REMEDY_BY_STATUS", "error_rows", "remedy_for"]
+
+#: Data types that belong together (reports join them), checked unless the config changes
+#: them: the default groups of ``cross-type-skew`` and ``history-window``.
+CONSISTENCY_GROUPS: Final[dict[str, tuple[str, ...]]] = {
+    "accounts-receivable": (
+        "invoices",
+        "creditNotes",
+        "payments",
+        "accountTransactions",
+        "customers",
+        "balanceSheet",
+    ),
+    "accounts-payable": (
+        "bills",
+        "billCreditNotes",
+        "billPayments",
+        "suppliers",
+        "accountTransactions",
+        "balanceSheet",
+    ),
+    "cash": ("bankAccounts", "bankTransactions", "balanceSheet", "cashFlowStatement"),
+}
 
 #: What ops should usually do about each error status (then queue a new sync).
 REMEDY_BY_STATUS: Final[dict[str, str]] = {
