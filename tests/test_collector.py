@@ -392,3 +392,19 @@ async def test_company_settings_every_night_or_never(
     # The history fields come through: e.g. a company fetching 12 months of statements.
     own = every.sync_settings.loc[every.sync_settings["company_id"].notna()]
     assert own["months_to_sync"].isin([12, 24]).any()
+
+
+def test_every_company_is_in_exactly_one_slice_of_n_nights() -> None:
+    ids = [f"company-{i}" for i in range(2000)]
+    for every in (1, 3, 7):
+        nights = [AT + timedelta(days=d) for d in range(every)]
+        reads = {cid: sum(reads_settings_tonight(cid, n, every) for n in nights) for cid in ids}
+        assert set(reads.values()) == {1}
+    week = [AT + timedelta(days=d) for d in range(7)]
+    sizes = [sum(reads_settings_tonight(c, n, 7) for c in ids) for n in week]
+    assert min(sizes) > 2000 / 7 * 0.8  # about one in seven a night
+    assert not any(reads_settings_tonight(c, AT, 0) for c in ids[:50])  # 0: never
+    # Not lined up with the shards: a 7-shard machine reads part of its companies each night.
+    shard0 = [c for c in ids if shard_of(c, 7) == 0]
+    assert all(0 < sum(reads_settings_tonight(c, AT + timedelta(days=d), 7) for c in shard0)
+               < len(shard0) for d in range(7))  # fmt: skip
