@@ -201,13 +201,19 @@ def _override_rows(settings: pd.DataFrame) -> pd.DataFrame:
     return own.drop_duplicates(["company_id", "data_type"], keep="last")
 
 
-def _supported(ctx: RuleContext) -> pd.DataFrame:
-    """(company, data type) pairs the company has and supports, with their status columns."""
+def _supported(ctx: RuleContext, companies: Any, data_types: list[str]) -> pd.DataFrame:
+    """(company, data type) pairs of ``companies`` x ``data_types`` that the company has and
+    supports, with their status columns."""
     status = ctx.status
-    keep = ~isin(status["current_status"], ["NotSupported"])
+    keep = (
+        isin(status["company_id"], companies)
+        & isin(status["data_type"], data_types)
+        & ~isin(status["current_status"], ["NotSupported"])
+    )
     cols = ["company_id", "company_name", "platform", "connection_id", "data_type"]
     rows = status.loc[keep, cols].astype({"company_id": "string", "data_type": "string"})
-    return rows.drop_duplicates(["company_id", "data_type"])
+    out: pd.DataFrame = rows.drop_duplicates(["company_id", "data_type"])
+    return out
 
 
 def _statement_findings(
@@ -249,8 +255,9 @@ def _statement_findings(
     rows = own.loc[isin(own["data_type"], opts.statement_types)]
     if rows.empty:
         return out
+    supported = _supported(ctx, rows["company_id"].dropna().unique(), opts.statement_types)
     rows = rows.astype({"company_id": "string", "data_type": "string"}).merge(
-        _supported(ctx), on=["company_id", "data_type"], how="inner"
+        supported, on=["company_id", "data_type"], how="inner"
     )
     hist = _history(rows, as_of, opts.statement_types)
     short = (hist["months"] < minimum).to_numpy()
@@ -335,6 +342,8 @@ def _mismatched(long: pd.DataFrame, opts: HistoryWindowOptions) -> pd.DataFrame:
     agg = agg.loc[bad & (agg["n"] >= 2)]
     if agg.empty:
         return agg
+    wanted = pd.MultiIndex.from_frame(frame[keys]).isin(agg.index)
+    frame = frame.loc[wanted]
     ordered = frame.sort_values(["owner", "group", "pos"])
     labels = ordered.groupby(keys, sort=False)["label"].agg("; ".join)
     shortest = frame.sort_values(["start", "pos"], ascending=[False, True]).drop_duplicates(keys)
@@ -385,8 +394,7 @@ def _group_findings(
     companies = own["company_id"].dropna().astype("string").unique()
     if not len(companies) or not members:
         return out
-    pairs = _supported(ctx)
-    pairs = pairs.loc[isin(pairs["company_id"], companies) & isin(pairs["data_type"], members)]
+    pairs = _supported(ctx, companies, members)
     if pairs.empty:
         return out
     mine = own[["company_id", *columns, "read_at"]].astype(
