@@ -194,17 +194,20 @@ class RunConfig(BaseModel):
     #: A 429 whose Retry-After is longer than this means the daily quota is spent: the
     #: snapshot stops at once (seconds, or a duration such as ``"5m"``).
     quota_retry_after_bound: float | str | None = None
-
-    @field_validator("quota_retry_after_bound")
-    @classmethod
-    def _duration(cls, value: float | str | None) -> float | None:
-        return None if value is None else parse_duration(value)
     #: ``auditor run``: Prometheus metrics file for node_exporter's textfile collector
     #: (``--metrics-textfile`` / ``AUDITOR_METRICS_TEXTFILE`` win; see :mod:`auditor.metrics`).
     metrics_textfile: str | None = None
     #: ``auditor run``: Pushgateway URL the metrics are also pushed to (a secret: it may hold
     #: credentials; ``AUDITOR_PUSHGATEWAY_URL`` wins).
     pushgateway_url: str | None = None
+    #: Read each company's own sync settings once every N nights (a rolling slice of the
+    #: fleet, +1/N request per company per night); 1: every night, 0: never. Default 7.
+    company_settings_every_days: int | None = Field(default=None, ge=0, le=366)
+
+    @field_validator("quota_retry_after_bound")
+    @classmethod
+    def _duration(cls, value: float | str | None) -> float | None:
+        return None if value is None else parse_duration(value)
 
     @field_validator("base_url")
     @classmethod

@@ -35,7 +35,12 @@ from auditor.codat import (
     RateLimitPolicy,
     RetryPolicy,
 )
-from auditor.collector import ProgressMode, StoreRun, collect_to_store
+from auditor.collector import (
+    DEFAULT_COMPANY_SETTINGS_EVERY_DAYS,
+    ProgressMode,
+    StoreRun,
+    collect_to_store,
+)
 from auditor.config import (
     DEFAULT_QUOTA_RESERVE,
     DEFAULT_QUOTA_RETRY_AFTER_BOUND,
@@ -137,6 +142,7 @@ async def _collect(
     progress: ProgressMode,
     quota_reserve: float = DEFAULT_QUOTA_RESERVE,
     quota_retry_after_bound: float = DEFAULT_QUOTA_RETRY_AFTER_BOUND,
+    company_settings_every_days: int | None = None,
 ) -> tuple[StoreRun, dict[str, dict[str, int]]]:
     async with CodatClient(
         api_key,
@@ -150,7 +156,16 @@ async def _collect(
         timeout=timeout,
     ) as client:
         collected = await collect_to_store(
-            client, store, snapshot_at=snapshot_at, shard=shard, progress=progress
+            client,
+            store,
+            snapshot_at=snapshot_at,
+            shard=shard,
+            progress=progress,
+            company_settings_every_days=(
+                DEFAULT_COMPANY_SETTINGS_EVERY_DAYS
+                if company_settings_every_days is None
+                else company_settings_every_days
+            ),
         )
         return collected, client.stats.as_dict()
 
@@ -210,6 +225,7 @@ def run_nightly(
                     progress=progress,
                     quota_reserve=quota_reserve,
                     quota_retry_after_bound=quota_retry_after_bound,
+                    company_settings_every_days=config.run.company_settings_every_days,
                 )
             )
         except CodatQuotaExhaustedError as exc:  # one message, not one per company

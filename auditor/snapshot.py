@@ -12,7 +12,8 @@ Frames
                     connection columns null)
 ``errors``          one row per company whose data could not be collected (the run went on)
 ``pull_operations`` pull operations fetched for data types in progress (to time stuck syncs)
-``sync_settings``   the client's sync settings (``company_id`` null) and any company overrides
+``sync_settings``   the client's sync settings (``company_id`` null) and the latest known
+                    override of each company (read on a rolling slice, see ``read_at``)
 
 All timestamps are timezone-aware UTC (``datetime64[ns, UTC]``). Repeated strings are
 categoricals, so that 100,000 companies x 43 data types stay well under 2 GB.
@@ -134,6 +135,12 @@ PULL_OPERATIONS_SCHEMA: Final[dict[str, ColumnKind]] = {
 
 #: ``company_id`` null: the client-level (profile) settings; else that company's override.
 #: ``sync_schedule_hours`` is Codat's ``syncSchedule`` (hours between scheduled syncs).
+#: History: ``sync_from_utc`` (``syncFromUtc``, a start date), ``sync_from_window_months``
+#: (``syncFromWindow``, months back from each sync) and ``months_to_sync`` (``monthsToSync``,
+#: financial statements only); null when Codat did not send them.
+#: ``read_at``: when these settings were read. Company overrides are read on a rolling slice
+#: of the fleet (``docs/collector.md``) and carried from snapshot to snapshot, so a
+#: company's ``read_at`` may be up to ``company_settings_every_days`` nights old.
 SYNC_SETTINGS_SCHEMA: Final[dict[str, ColumnKind]] = {
     "company_id": "str",
     "data_type": "category",
@@ -141,6 +148,10 @@ SYNC_SETTINGS_SCHEMA: Final[dict[str, ColumnKind]] = {
     "sync_schedule_hours": "float",
     "sync_order": "int",
     "is_locked": "bool",
+    "sync_from_utc": "timestamp",
+    "sync_from_window_months": "int",
+    "months_to_sync": "int",
+    "read_at": "timestamp",
 }
 
 SCHEMAS: Final[dict[str, dict[str, ColumnKind]]] = {

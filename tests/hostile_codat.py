@@ -64,6 +64,9 @@ class FakeCodat:
                 "pageSize": 5000,
                 "totalResults": len(self.companies),
             }
+        if len(parts) == 4 and parts[1] == "companies" and parts[3] == "syncSettings":
+            # The collector's rolling slice reads some companies' own settings: none here.
+            return 200, {"companyId": unquote(parts[2]), "settings": [], "overridesDefaults": False}
         if len(parts) == 4 and parts[1] == "companies" and parts[3] == "dataStatus":
             company_id = unquote(parts[2])
             with self.lock:

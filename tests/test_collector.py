@@ -12,7 +12,14 @@ import pandas as pd
 import pytest
 
 from auditor.codat import CodatClient, RateLimitPolicy, RetryPolicy
-from auditor.collector import collect, collect_sync, collect_to_store, parse_shard, shard_of
+from auditor.collector import (
+    collect,
+    collect_sync,
+    collect_to_store,
+    parse_shard,
+    reads_settings_tonight,
+    shard_of,
+)
 from auditor.constants import FAILED_AFTER_SUCCESS_STATUSES, IN_PROGRESS_STATUSES, source_type_of
 from auditor.sandbox import (
     CompanyRecord,
@@ -165,7 +172,11 @@ async def test_about_one_request_per_company(
     assert by["get-company-data-status"] == n
     assert by["list-companies"] == math.ceil(n / 50)
     assert by["get-profile-syncSettings"] == 1
-    assert server.stats.total / n <= 1.05  # 120 + 3 pages + 1 settings
+    # Company sync settings: tonight's slice only, about one company in seven.
+    tonight = sum(1 for r in fleet if reads_settings_tonight(r.id, AT, 7))
+    assert by["get-company-syncSettings"] == tonight
+    assert 0 < tonight < n / 4
+    assert (server.stats.total - tonight) / n <= 1.05  # 120 + 3 pages + 1 settings
 
     # With pull operations: at most one more request per company with a sync running, plus
     # one per sync error (an empty store: every incident is new) within the budget.
@@ -178,7 +189,7 @@ async def test_about_one_request_per_company(
     extra = by_pull = server.stats.by_endpoint
     pulls = by_pull.get("get-pull-operation", 0) + by_pull.get("list-pull-operations", 0)
     assert pulls == running + fetched, extra
-    assert server.stats.total == n + 2 + running + fetched
+    assert server.stats.total == n + 2 + running + fetched + tonight
     assert snap.meta["error_details_fetched"] == fetched
     assert snap.meta["error_details_over_budget"] == errors - fetched
 
@@ -391,3 +402,91 @@ async def test_error_text_is_fetched_for_new_incidents_only_within_the_budget(
         == total[1]
     )
     assert meta[1]["error_details_fetched"] <= total[1] - still_open  # type: ignore[index]
+async def test_company_sync_settings_are_read_on_a_rolling_slice_and_carried(
+    sandbox_server: Callable[..., SandboxServer], tmp_path: Path
+) -> None:
+    """Each night reads the own settings of one slice of companies (1/N); the other
+    companies' latest known overrides come from the previous snapshot with their read_at."""
+    fleet = generate_fleet(300, seed=11, now=FLEET_NOW)
+    overriding = {r.id for r in fleet if r.sync_settings is not None}
+    assert len(overriding) >= 4
+    clock = [FLEET_NOW]
+    server = sandbox_server(fleet, clock=lambda: clock[0])
+    nights = [FLEET_NOW + timedelta(days=d) for d in range(3)]
+    every = 2
+    runs = []
+    for at in nights:
+        clock[0] = at
+        server.stats.reset()
+        async with connect(server, retry=RetryPolicy(max_attempts=1)) as client:
+            runs.append(
+                await collect_to_store(
+                    client,
+                    tmp_path,
+                    snapshot_at=at,
+                    progress="off",
+                    company_settings_every_days=every,
+                )
+            )
+        tonight = {r.id for r in fleet if reads_settings_tonight(r.id, at, every)}
+        assert server.stats.by_endpoint.get("get-company-syncSettings", 0) == len(tonight)
+        assert runs[-1].company_settings_read == len(tonight)
+        assert 0 < len(tonight) < len(fleet)
+        snap = load_snapshot(tmp_path, runs[-1].snapshot_id)
+        settings = snap.sync_settings
+        own = settings.loc[settings["company_id"].notna()]
+        read_on = own.groupby("company_id")["read_at"].agg(["min", "max"])
+        assert (read_on["min"] == read_on["max"]).all()  # one read time per company
+        known = {
+            r.id
+            for r in fleet
+            if r.id in overriding
+            and any(reads_settings_tonight(r.id, n, every) for n in nights if n <= at)
+        }
+        assert set(own["company_id"]) == known
+        for cid, row in read_on.iterrows():
+            last = max(n for n in nights if n <= at and reads_settings_tonight(str(cid), n, every))
+            assert row["max"] == pd.Timestamp(last)
+        assert runs[-1].company_settings_carried == len(known - tonight)
+        client_rows = settings.loc[settings["company_id"].isna()]
+        assert (client_rows["read_at"] == pd.Timestamp(at)).all()
+        assert client_rows["months_to_sync"].notna().sum() == 3  # the statements
+    # By the second night every overriding company is known, each read within 2 nights.
+    assert runs[0].company_settings_carried == 0
+    assert runs[2].company_settings_carried > 0
+
+
+async def test_company_settings_every_night_or_never(
+    sandbox_server: Callable[..., SandboxServer], fleet: Fleet
+) -> None:
+    server = sandbox_server(fleet)
+    async with connect(server, retry=RetryPolicy(max_attempts=1)) as client:
+        every = await collect(client, snapshot_at=AT, company_settings_every_days=1)
+        by = dict(server.stats.by_endpoint)
+        server.stats.reset()
+        never = await collect(client, snapshot_at=AT, company_settings_every_days=0)
+    assert by["get-company-syncSettings"] == len(fleet)
+    assert "get-company-syncSettings" not in server.stats.by_endpoint
+    overriding = {r.id for r in fleet if r.sync_settings is not None}
+    assert overriding
+    assert set(every.sync_settings["company_id"].dropna()) == overriding
+    assert never.sync_settings["company_id"].notna().sum() == 0
+    # The history fields come through: e.g. a company fetching 12 months of statements.
+    own = every.sync_settings.loc[every.sync_settings["company_id"].notna()]
+    assert own["months_to_sync"].isin([12, 24]).any()
+
+
+def test_every_company_is_in_exactly_one_slice_of_n_nights() -> None:
+    ids = [f"company-{i}" for i in range(2000)]
+    for every in (1, 3, 7):
+        nights = [AT + timedelta(days=d) for d in range(every)]
+        reads = {cid: sum(reads_settings_tonight(cid, n, every) for n in nights) for cid in ids}
+        assert set(reads.values()) == {1}
+    week = [AT + timedelta(days=d) for d in range(7)]
+    sizes = [sum(reads_settings_tonight(c, n, 7) for c in ids) for n in week]
+    assert min(sizes) > 2000 / 7 * 0.8  # about one in seven a night
+    assert not any(reads_settings_tonight(c, AT, 0) for c in ids[:50])  # 0: never
+    # Not lined up with the shards: a 7-shard machine reads part of its companies each night.
+    shard0 = [c for c in ids if shard_of(c, 7) == 0]
+    assert all(0 < sum(reads_settings_tonight(c, AT + timedelta(days=d), 7) for c in shard0)
+               < len(shard0) for d in range(7))  # fmt: skip

@@ -22,6 +22,7 @@ import copy
 import json
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -32,7 +33,14 @@ from openapi_core.testing import MockRequest, MockResponse
 from openapi_core.validation.response.exceptions import InvalidData
 
 from auditor.constants import ALL_STATUSES, IN_PROGRESS_STATUSES
-from auditor.sandbox import ALREADY_IN_PROGRESS_STATUS, OPERATION_IDS, Fleet, SandboxServer
+from auditor.sandbox import (
+    ALREADY_IN_PROGRESS_STATUS,
+    OPERATION_IDS,
+    Fleet,
+    SandboxServer,
+    generate_fleet,
+)
+from auditor.sandbox._generate import HISTORY_VARIANTS
 
 pytestmark = requires_spec
 
@@ -381,3 +389,24 @@ def test_quirk_responses_are_outside_the_spec(
                 plain += 1
     assert invalid >= 5
     assert plain >= 5
+
+
+def test_company_sync_settings_with_history_windows_validate(
+    exchange: Callable[..., Exchange],
+) -> None:
+    """Each history variant of a company's own settings (monthsToSync 12 on statements,
+    syncFromWindow or syncFromUtc on invoices) is a valid CompanySyncSettings."""
+    fleet = generate_fleet(600, seed=5, now=datetime(2026, 11, 30, 6, tzinfo=UTC))
+    ex = exchange(fleet)
+    seen: dict[int, dict[str, Any]] = {}
+    for i, company_id in enumerate(fleet.company_ids):
+        record = fleet.get(company_id)
+        assert record is not None
+        if record.sync_settings is not None and i % HISTORY_VARIANTS not in seen:
+            body = ex.check("GET", f"/companies/{company_id}/syncSettings", status=200).json()
+            seen[i % HISTORY_VARIANTS] = {s["dataType"]: s for s in body["settings"]}
+    assert set(seen) == set(range(HISTORY_VARIANTS))
+    assert seen[1]["balanceSheet"]["monthsToSync"] == 12
+    assert seen[2]["invoices"]["syncFromWindow"] == 12
+    assert seen[3]["invoices"]["syncFromUtc"] == "2025-01-01T00:00:00.000Z"
+    assert "syncFromWindow" not in seen[3]["invoices"]

@@ -31,6 +31,7 @@ from auditor.codat import (
     RetryPolicy,
 )
 from auditor.collector import (
+    DEFAULT_COMPANY_SETTINGS_EVERY_DAYS,
     ProgressMode,
     StoreRun,
     TransportName,
@@ -76,13 +77,18 @@ def snapshot(
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, help="Companies per Parquet batch.")
     ] = 1000,
-    company_sync_settings: Annotated[
-        bool,
+    company_settings_every_days: Annotated[
+        int | None,
         typer.Option(
-            "--company-sync-settings",
-            help="Also read each company's own sync settings (one more request per company).",
+            "--company-settings-every-days",
+            min=0,
+            help="Read each company's own sync settings once every N nights, a rolling slice "
+            "of the fleet (+1/N request per company per night; the others' overrides are "
+            "carried from the previous snapshot). 1: every night; 0: never. Default: "
+            "company_settings_every_days of the config's [run] table, else "
+            f"{DEFAULT_COMPANY_SETTINGS_EVERY_DAYS}.",
         ),
-    ] = False,
+    ] = None,
     progress: ProgressOption = DEFAULT_PROGRESS,
     transport: Annotated[
         TransportName,
@@ -99,9 +105,12 @@ def snapshot(
     STORE is created if missing. The API key is read from the CODAT_API_KEY environment
     variable and never printed.
     """
-    settings = settings_or_exit(
-        load_config_or_exit(config), store=store, base_url=base_url, rate_limit=rate_limit
-    )
+    cfg = load_config_or_exit(config)
+    settings = settings_or_exit(cfg, store=store, base_url=base_url, rate_limit=rate_limit)
+    if company_settings_every_days is None:
+        company_settings_every_days = cfg.run.company_settings_every_days
+    if company_settings_every_days is None:
+        company_settings_every_days = DEFAULT_COMPANY_SETTINGS_EVERY_DAYS
     api_key = api_key_or_exit()
     if resume and snapshot_id:
         raise typer.BadParameter("give --snapshot-id or --resume, not both")
@@ -127,7 +136,7 @@ def snapshot(
                 page_size=page_size,
                 concurrency=concurrency,
                 batch_size=batch_size,
-                company_sync_settings=company_sync_settings,
+                company_settings_every_days=company_settings_every_days,
                 progress=progress,
                 transport=transport,
             )
@@ -152,6 +161,11 @@ def snapshot(
         + f", with errors: {result.companies_with_errors:,}"
         + f", requests: {result.requests:,}, {result.elapsed_seconds:,.1f}s"
     )
+    if result.company_settings_read or result.company_settings_carried:
+        echo(
+            f"  company sync settings: {result.company_settings_read:,} read tonight, "
+            f"{result.company_settings_carried:,} overrides carried from the previous snapshot"
+        )
     malformed, skipped = result.malformed_fields, result.skipped_records
     if malformed or skipped:
         echo(
@@ -184,7 +198,7 @@ async def _run(
     page_size: int,
     concurrency: int,
     batch_size: int,
-    company_sync_settings: bool,
+    company_settings_every_days: int,
     progress: ProgressMode,
     transport: TransportName,
 ) -> StoreRun:
@@ -212,6 +226,6 @@ async def _run(
             page_size=page_size,
             concurrency=concurrency,
             batch_size=batch_size,
-            company_sync_settings=company_sync_settings,
+            company_settings_every_days=company_settings_every_days,
             progress=progress,
         )

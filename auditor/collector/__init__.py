@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from auditor.collector._collect import (
+    DEFAULT_COMPANY_SETTINGS_EVERY_DAYS,
     CollectClient,
     StoreRun,
     collect,
@@ -15,24 +16,32 @@ from auditor.collector._collect import (
     collect_to_store,
     default_snapshot_id,
     parse_shard,
+    reads_settings_tonight,
+    settings_day_of,
     shard_of,
 )
 from auditor.collector._frames import (
     BatchBuilder,
     ErrorRow,
     KnownPullOperations,
+    KnownSettings,
+    KnownSyncSettings,
     choose_connections,
     known_pull_operations,
+    known_sync_settings,
 )
 from auditor.collector._progress import CollectStats, ProgressMode
 from auditor.collector._transport import TransportName, collector_transport
 
 __all__ = [
+    "DEFAULT_COMPANY_SETTINGS_EVERY_DAYS",
     "BatchBuilder",
     "CollectClient",
     "CollectStats",
     "ErrorRow",
     "KnownPullOperations",
+    "KnownSettings",
+    "KnownSyncSettings",
     "ProgressMode",
     "StoreRun",
     "TransportName",
@@ -43,6 +52,9 @@ __all__ = [
     "collector_transport",
     "default_snapshot_id",
     "known_pull_operations",
+    "known_sync_settings",
     "parse_shard",
+    "reads_settings_tonight",
+    "settings_day_of",
     "shard_of",
 ]

@@ -14,6 +14,10 @@ Requests per run:
   text ``failed-after-success`` and ``first-sync-failed`` quote: only for incidents new
   tonight, within a nightly budget (``error_details_budget``); an incident still open carries
   the pull operation stored with it (see ``auditor.collector._errors``).
+* ``GET /companies/{id}/syncSettings`` for a rolling slice of the fleet: the companies whose
+  :func:`settings_day_of` is tonight's (one in ``company_settings_every_days``, 7 by
+  default: +1/7 request per company per night); the other companies' latest known overrides
+  are carried from the previous complete snapshot with their ``read_at``.
 
 A fixed pool of worker tasks (``concurrency``) pulls companies from one iterator; the
 client's shared rate limiter decides when each request may start, so the limiter stays busy
@@ -55,10 +59,13 @@ from auditor.collector._frames import (
     BatchBuilder,
     ErrorRow,
     KnownPullOperations,
+    KnownSettings,
+    KnownSyncSettings,
     in_progress_syncs,
     sync_settings_frame,
 )
 from auditor.collector._frames import known_pull_operations as _known_from_frame
+from auditor.collector._frames import known_sync_settings as _known_settings_from_frame
 from auditor.collector._progress import CollectStats, ProgressMode, report_progress
 from auditor.constants import IN_PROGRESS_STATUSES
 from auditor.snapshot import SCHEMAS, Snapshot
@@ -74,6 +81,7 @@ from auditor.store._integrity import completable
 from auditor.store._snapshots import finished_shard
 
 __all__ = [
+    "DEFAULT_COMPANY_SETTINGS_EVERY_DAYS",
     "CollectClient",
     "StoreRun",
     "collect",
@@ -82,6 +90,8 @@ __all__ = [
     "default_snapshot_id",
     "is_fatal",
     "parse_shard",
+    "reads_settings_tonight",
+    "settings_day_of",
     "shard_of",
 ]
 
@@ -128,6 +138,30 @@ def shard_of(company_id: str, shards: int) -> int:
     """The shard (0..shards-1) of a company: blake2b of its id, stable across machines."""
     digest = hashlib.blake2b(company_id.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") % shards
+
+
+#: Nights between two reads of a company's own sync settings, unless configured.
+DEFAULT_COMPANY_SETTINGS_EVERY_DAYS = 7
+
+
+def settings_day_of(company_id: str, every_days: int) -> int:
+    """The night (0..every_days-1) on which a company's own sync settings are read: blake2b
+    of its id, salted so that the slices do not line up with the shards of :func:`shard_of`."""
+    digest = hashlib.blake2b(company_id.encode(), digest_size=8, person=b"syncset").digest()
+    return int.from_bytes(digest, "big") % every_days
+
+
+def reads_settings_tonight(company_id: str, snapshot_at: datetime, every_days: int) -> bool:
+    """Whether the snapshot taken at ``snapshot_at`` reads the company's own sync settings:
+    its :func:`settings_day_of` equals the snapshot's UTC day number (days since 1970-01-01)
+    modulo ``every_days``. ``every_days`` 1: every night; 0: never."""
+    if every_days <= 0:
+        return False
+    day = (snapshot_at.astimezone(UTC).date() - _EPOCH).days
+    return settings_day_of(company_id, every_days) == day % every_days
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC).date()
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -191,7 +225,7 @@ class _Options:
     batch_size: int = 1000
     flush_seconds: float = 60.0
     pull_operations: bool = True
-    company_sync_settings: bool = False
+    company_settings_every_days: int = DEFAULT_COMPANY_SETTINGS_EVERY_DAYS
     progress: ProgressMode = "auto"
     #: Error-detail requests allowed tonight (None: 3 % of the companies, at least 10; 0: off).
     error_details_budget: int | None = None
@@ -210,6 +244,7 @@ class _Run:
         sink: Sink,
         options: _Options,
         known_pulls: KnownPullOperations | None = None,
+        known_settings: KnownSyncSettings | None = None,
     ) -> None:
         self.client = client
         self.snapshot_at = snapshot_at
@@ -219,6 +254,7 @@ class _Run:
         self.opt = options
         self.known_pulls: KnownPullOperations = known_pulls or {}
         self.error_details = ErrorDetails.start(self.known_pulls, 0)
+        self.known_settings: KnownSyncSettings = known_settings or {}
         self.stats = CollectStats()
         self._builder = BatchBuilder(snapshot_at)
         self._flush_lock = asyncio.Lock()
@@ -358,18 +394,33 @@ class _Run:
                 if ids:
                     pulls += await self._pull_operations(company, ids, errors)
             pulls += await self._error_pull_operations(company, statuses, errors)
-        own: CompanySyncSettings | None = None
-        if self.opt.company_sync_settings:
+        own = await self._own_settings(company, errors)
+        if errors:
+            self.stats.errors += 1
+        self._builder.add_company(company, statuses, pulls, errors, own)
+
+    async def _own_settings(
+        self, company: Company, errors: list[ErrorRow]
+    ) -> CompanySyncSettings | KnownSettings | None:
+        """The company's own sync settings: read tonight if the company is in tonight's
+        slice (:func:`reads_settings_tonight`), else (or if the read fails) the latest known
+        override carried with its ``read_at``; None when it has none (or reads are off)."""
+        every = self.opt.company_settings_every_days
+        if every <= 0:
+            return None
+        known = self.known_settings.get(company.id)
+        if reads_settings_tonight(company.id, self.snapshot_at, every):
             self.stats.requests += 1
+            self.stats.settings_read += 1
             try:
-                own = await self.client.get_company_sync_settings(company.id)
+                return await self.client.get_company_sync_settings(company.id)
             except Exception as exc:
                 if is_fatal(exc):
                     raise
                 errors.append(_error_row(company, exc, EP_COMPANY_SYNC_SETTINGS))
-        if errors:
-            self.stats.errors += 1
-        self._builder.add_company(company, statuses, pulls, errors, own)
+        if known is not None:
+            self.stats.settings_carried += 1
+        return known
 
     async def _error_pull_operations(
         self, company: Company, statuses: Mapping[str, DataStatus], errors: list[ErrorRow]
@@ -477,6 +528,8 @@ def _meta(run: _Run) -> dict[str, Any]:
         "error_details_fetched": run.error_details.fetched,
         "error_details_carried": run.error_details.carried,
         "error_details_over_budget": run.error_details.over_budget,
+        "company_settings_read": stats.settings_read,
+        "company_settings_carried": stats.settings_carried,
         "elapsed_seconds": round(stats.elapsed, 3),
         # What could not be read (docs/collector.md): {"company.name": 3, ...} and
         # {"company": 1, ...}; empty mappings on a clean night.
@@ -500,10 +553,11 @@ async def collect(
     concurrency: int = 64,
     batch_size: int = 1000,
     pull_operations: bool = True,
-    company_sync_settings: bool = False,
+    company_settings_every_days: int = DEFAULT_COMPANY_SETTINGS_EVERY_DAYS,
     progress: ProgressMode = "off",
     known_pull_operations: KnownPullOperations | pd.DataFrame | None = None,
     error_details_budget: int | None = None,
+    known_sync_settings: KnownSyncSettings | pd.DataFrame | None = None,
 ) -> Snapshot:
     """Snapshot every company (of ``shard`` = ``(K, N)``, if given) into memory.
 
@@ -512,8 +566,12 @@ async def collect(
     except when Codat refuses the API key (401) or the daily quota is spent (see
     :func:`is_fatal`): every worker stops and the error is raised (nothing is committed as
     complete).
-    ``company_sync_settings`` also reads each company's own sync settings (one request more
-    per company) and keeps those that override the defaults.
+    ``company_settings_every_days`` (N, default 7): each night reads the own sync settings
+    of the companies in tonight's slice (:func:`reads_settings_tonight`, about 1/N of the
+    fleet: +1/N request per company) and keeps those that override the defaults; 1 reads
+    every company, 0 none. ``known_sync_settings`` (``{company_id: KnownSettings}`` or a
+    ``sync_settings`` frame such as the previous snapshot's): the latest known overrides of
+    the companies not read tonight, carried into this snapshot with their ``read_at``.
     ``known_pull_operations`` (``{company_id: {dataset_id: PullOperation}}``, or a
     ``pull_operations`` frame such as the previous snapshot's): a data type in progress whose
     ``latestSyncId`` is known takes its ``requested`` time from there, and the operation is
@@ -549,13 +607,18 @@ async def collect(
             if isinstance(known_pull_operations, pd.DataFrame)
             else known_pull_operations
         ),
+        known_settings=(
+            _known_settings_from_frame(known_sync_settings)
+            if isinstance(known_sync_settings, pd.DataFrame)
+            else known_sync_settings
+        ),
         options=_Options(
             page_size=page_size,
             concurrency=concurrency,
             batch_size=batch_size,
             flush_seconds=float("inf"),
             pull_operations=pull_operations,
-            company_sync_settings=company_sync_settings,
+            company_settings_every_days=company_settings_every_days,
             progress=progress,
             error_details_budget=error_details_budget,
         ),
@@ -563,7 +626,7 @@ async def collect(
     await run.run()
     frames: dict[str, pd.DataFrame] = {}
     overrides = parts.pop("sync_settings", [])
-    to_arrow({"sync_settings": sync_settings_frame(run.settings)})
+    to_arrow({"sync_settings": sync_settings_frame(run.settings, read_at=at)})
     parts.setdefault("sync_settings", []).extend(overrides)  # the profile's rows first
     for name, schema in SCHEMAS.items():
         got = parts.pop(name, [])
@@ -600,6 +663,10 @@ class StoreRun:
     requests: int
     elapsed_seconds: float
     pull_operations_reused: int = 0
+    #: Companies whose own sync settings were read tonight (the rolling slice).
+    company_settings_read: int = 0
+    #: Companies whose override was carried from the previous snapshot (not read tonight).
+    company_settings_carried: int = 0
     #: Fields Codat sent that could not be read and were left missing, by ``kind.field``.
     malformed_fields: Mapping[str, int] = field(default_factory=dict)
     #: Records skipped because they could not be identified (no usable id), by kind.
@@ -616,28 +683,34 @@ def _unfinished(store: Path, shard: tuple[int, int]) -> pd.Series:
     return todo.loc[keep, "snapshot_id"] if keep else todo["snapshot_id"]
 
 
-def _previous_pull_operations(
-    store: Path, snapshot_id: str, snapshot_at: datetime
-) -> KnownPullOperations:
-    """The pull operations of the latest complete snapshot taken before ``snapshot_at``
-    (other than ``snapshot_id``), by company; empty if there is none or it cannot be read."""
+def _previous_known(
+    store: Path, snapshot_id: str, snapshot_at: datetime, *, pulls: bool, settings: bool
+) -> tuple[KnownPullOperations, KnownSyncSettings]:
+    """The pull operations (if ``pulls``) and company sync-settings overrides (if
+    ``settings``) of the latest complete snapshot taken before ``snapshot_at`` (other than
+    ``snapshot_id``), by company; empty if there is none or it cannot be read."""
+    frames = (*(("pull_operations",) if pulls else ()), *(("sync_settings",) if settings else ()))
+    if not frames:
+        return {}, {}
     snaps = list_snapshots(store, include_incomplete=False)
     before = snaps.loc[(snaps["snapshot_id"] != snapshot_id) & (snaps["snapshot_at"] < snapshot_at)]
     if before.empty:
-        return {}
+        return {}, {}
     previous = str(before["snapshot_id"].iloc[-1])
     try:
-        snap = load_snapshot(store, previous, frames=("pull_operations",))
+        snap = load_snapshot(store, previous, frames=frames)
     except Exception as exc:  # a damaged old snapshot costs requests, never the run
-        log.warning("could not read the pull operations of snapshot %s: %s", previous, exc)
-        return {}
-    known = _known_from_frame(snap.pull_operations)
+        log.warning("could not read the %s of snapshot %s: %s", " and ".join(frames), previous, exc)
+        return {}, {}
+    known = _known_from_frame(snap.pull_operations) if pulls else {}
+    overrides = _known_settings_from_frame(snap.sync_settings) if settings else {}
     log.info(
-        "%d pull operations known from snapshot %s",
+        "%d pull operations and %d company sync-settings overrides known from snapshot %s",
         sum(len(v) for v in known.values()),
+        len(overrides),
         previous,
     )
-    return known
+    return known, overrides
 
 
 def _finished_run(root: Path, sid: str, shard: tuple[int, int]) -> StoreRun | None:
@@ -685,7 +758,7 @@ async def collect_to_store(
     batch_size: int = 1000,
     flush_seconds: float = 60.0,
     pull_operations: bool = True,
-    company_sync_settings: bool = False,
+    company_settings_every_days: int = DEFAULT_COMPANY_SETTINGS_EVERY_DAYS,
     progress: ProgressMode = "auto",
     reuse_pull_operations: bool = True,
     error_details_budget: int | None = None,
@@ -696,8 +769,12 @@ async def collect_to_store(
       written are skipped; the original ``snapshot_at`` is kept).
     * ``resume`` without ``snapshot_id``: continue the latest unfinished snapshot (of the
       same shard count); :class:`LookupError` if there is none.
-    * ``company_sync_settings``: also read each company's sync settings (one more request
-      per company); those that override the defaults go into ``sync_settings``.
+    * ``company_settings_every_days`` (N, default 7): read the own sync settings of tonight's
+      slice of companies (:func:`reads_settings_tonight`: each company once every N nights,
+      +1/N request per company per night); those that override the defaults go into
+      ``sync_settings`` with ``read_at`` = this snapshot's time, and the other companies'
+      overrides are carried from the previous complete snapshot with their own ``read_at``.
+      1: every company every night; 0: never (no company overrides in the snapshot).
     * ``shard`` = ``(K, N)``: collect only companies with :func:`shard_of` == K; the snapshot
       becomes complete (manifest written) when the last of the N shards finishes.
     * ``reuse_pull_operations``: take the pull operations of the previous complete snapshot
@@ -727,30 +804,34 @@ async def collect_to_store(
         async def sink(frames: dict[str, pd.DataFrame]) -> None:
             await asyncio.to_thread(writer.write_batch, frames)
 
+        known_pulls, known_settings = _previous_known(
+            root,
+            sid,
+            writer.snapshot_at,
+            pulls=pull_operations and reuse_pull_operations,
+            settings=company_settings_every_days > 0,
+        )
         run = _Run(
             client,
             snapshot_at=writer.snapshot_at,
             shard=shard,
             skip=writer.done_company_ids,
             sink=sink,
-            known_pulls=(
-                _previous_pull_operations(root, sid, writer.snapshot_at)
-                if pull_operations and reuse_pull_operations
-                else None
-            ),
+            known_pulls=known_pulls,
+            known_settings=known_settings,
             options=_Options(
                 page_size=page_size,
                 concurrency=concurrency,
                 batch_size=batch_size,
                 flush_seconds=flush_seconds,
                 pull_operations=pull_operations,
-                company_sync_settings=company_sync_settings,
+                company_settings_every_days=company_settings_every_days,
                 progress=progress,
                 error_details_budget=error_details_budget,
             ),
         )
         await run.run()
-        writer.write_profile_settings(sync_settings_frame(run.settings))
+        writer.write_profile_settings(sync_settings_frame(run.settings, read_at=writer.snapshot_at))
         meta = _meta(run)
         complete = writer.finish(meta)
     finally:
@@ -774,6 +855,8 @@ async def collect_to_store(
         requests=run.stats.requests,
         elapsed_seconds=round(run.stats.elapsed, 3),
         pull_operations_reused=run.stats.pulls_reused,
+        company_settings_read=run.stats.settings_read,
+        company_settings_carried=run.stats.settings_carried,
         malformed_fields=meta["malformed_fields"],
         skipped_records=meta["skipped_records"],
     )

@@ -24,6 +24,7 @@ from auditor.codat import (
     Connection,
     DataStatus,
     PullOperation,
+    SyncSetting,
     SyncSettings,
 )
 from auditor.constants import IN_PROGRESS_STATUSES, source_type_of
@@ -42,9 +43,12 @@ __all__ = [
     "BatchBuilder",
     "ErrorRow",
     "KnownPullOperations",
+    "KnownSettings",
+    "KnownSyncSettings",
     "choose_connections",
     "in_progress_syncs",
     "known_pull_operations",
+    "known_sync_settings",
     "sync_settings_frame",
 ]
 
@@ -142,6 +146,65 @@ def known_pull_operations(frame: pd.DataFrame) -> dict[str, dict[str, PullOperat
 
 
 @dataclass(frozen=True, slots=True)
+class KnownSettings:
+    """A company's sync-settings override as last read: the settings and when (None: a
+    snapshot from before ``read_at`` was recorded)."""
+
+    settings: CompanySyncSettings
+    read_at: datetime | None
+
+
+KnownSyncSettings = Mapping[str, KnownSettings]
+"""Company overrides already read, by company id (see :func:`known_sync_settings`)."""
+
+
+def known_sync_settings(frame: pd.DataFrame) -> dict[str, KnownSettings]:
+    """A ``sync_settings`` frame (e.g. the previous snapshot's) as ``{company: KnownSettings}``.
+
+    Only company overrides (``company_id`` set) are kept; the client-level rows are read
+    again every night. A company's ``read_at`` is the latest of its rows'.
+    """
+    out: dict[str, KnownSettings] = {}
+    if frame.empty:
+        return out
+    rows = frame.loc[frame["company_id"].notna() & frame["data_type"].notna()]
+    if rows.empty:
+        return out
+    fields = [c for c in SYNC_SETTINGS_SCHEMA if c in rows.columns]
+    items: dict[str, list[SyncSetting]] = {}
+    read: dict[str, datetime | None] = {}
+    for values in zip(*(rows[c].tolist() for c in fields), strict=True):
+        row = dict(zip(fields, (_value(v) for v in values), strict=True))
+        cid = str(row["company_id"])
+        hours = row.get("sync_schedule_hours")
+        items.setdefault(cid, []).append(
+            SyncSetting.model_construct(
+                data_type=str(row["data_type"]),
+                fetch_on_first_link=bool(row.get("fetch_on_first_link") or False),
+                sync_schedule=None if hours is None else int(hours),
+                sync_order=row.get("sync_order"),
+                sync_from_utc=row.get("sync_from_utc"),
+                sync_from_window=row.get("sync_from_window_months"),
+                months_to_sync=row.get("months_to_sync"),
+                is_locked=row.get("is_locked"),
+            )
+        )
+        at, before = row.get("read_at"), read.get(cid)
+        if at is not None and (before is None or at > before):
+            read[cid] = at
+        else:
+            read.setdefault(cid, None)
+    for cid, settings in items.items():
+        out[cid] = KnownSettings(
+            CompanySyncSettings.model_construct(
+                company_id=cid, settings=settings, overrides_defaults=True
+            ),
+            read.get(cid),
+        )
+    return out
+
+
+@dataclass(frozen=True, slots=True)
 class ErrorRow:
     """One collection error (a row of the errors frame)."""
 
@@ -204,7 +267,7 @@ class BatchBuilder:
         self._companies: dict[str, list[Any]] = {k: [] for k in COMPANIES_SCHEMA}
         self._pulls: dict[str, list[Any]] = {k: [] for k in PULL_OPERATIONS_SCHEMA}
         self._errors: list[ErrorRow] = []
-        self._overrides: dict[str, CompanySyncSettings] = {}
+        self._overrides: dict[str, KnownSettings] = {}
 
     def add_company(
         self,
@@ -212,14 +275,17 @@ class BatchBuilder:
         statuses: Mapping[str, DataStatus] | None,
         pull_operations: Iterable[PullOperation] = (),
         errors: Iterable[ErrorRow] = (),
-        sync_settings: CompanySyncSettings | None = None,
+        sync_settings: CompanySyncSettings | KnownSettings | None = None,
     ) -> None:
         """Add one company: its connections, its data statuses (None when they could not be
         read), the pull operations fetched for it, its collection errors, and its own sync
-        settings (kept only when they override the defaults)."""
+        settings: read tonight (kept only when they override the defaults, ``read_at`` =
+        the snapshot time) or carried from an earlier snapshot (:class:`KnownSettings`)."""
         self.companies += 1
-        if sync_settings is not None and sync_settings.overrides_defaults:
+        if isinstance(sync_settings, KnownSettings):
             self._overrides[company.id] = sync_settings
+        elif sync_settings is not None and sync_settings.overrides_defaults:
+            self._overrides[company.id] = KnownSettings(sync_settings, self.snapshot_at)
         cid = company.id
         name = company.name
         conns = company.data_connections
@@ -369,16 +435,25 @@ class BatchBuilder:
 
 def sync_settings_frame(
     settings: SyncSettings | None,
-    overrides: Mapping[str, CompanySyncSettings] | None = None,
+    overrides: Mapping[str, CompanySyncSettings | KnownSettings] | None = None,
+    *,
+    read_at: datetime | None = None,
 ) -> pd.DataFrame:
-    """The ``sync_settings`` frame: client-level rows (``company_id`` null) then overrides."""
+    """The ``sync_settings`` frame: client-level rows (``company_id`` null) then overrides.
+
+    ``read_at`` is the time of the client-level rows and of overrides given as
+    :class:`~auditor.codat.CompanySyncSettings`; a :class:`KnownSettings` keeps its own.
+    """
     cols: dict[str, list[Any]] = {k: [] for k in SYNC_SETTINGS_SCHEMA}
-    sources: list[tuple[str | None, SyncSettings | CompanySyncSettings]] = []
+    sources: list[tuple[str | None, SyncSettings | CompanySyncSettings, datetime | None]] = []
     if settings is not None:
-        sources.append((None, settings))
+        sources.append((None, settings, read_at))
     for cid, override in (overrides or {}).items():
-        sources.append((cid, override))
-    for owner, s in sources:
+        if isinstance(override, KnownSettings):
+            sources.append((cid, override.settings, override.read_at))
+        else:
+            sources.append((cid, override, read_at))
+    for owner, s, at in sources:
         for item in s.settings:
             cols["company_id"].append(owner)
             cols["data_type"].append(item.data_type)
@@ -386,4 +461,9 @@ def sync_settings_frame(
             cols["sync_schedule_hours"].append(item.sync_schedule)
             cols["sync_order"].append(item.sync_order)
             cols["is_locked"].append(item.is_locked)
-    return conform(pd.DataFrame(cols), SYNC_SETTINGS_SCHEMA)
+            cols["sync_from_utc"].append(item.sync_from_utc)
+            cols["sync_from_window_months"].append(item.sync_from_window)
+            cols["months_to_sync"].append(item.months_to_sync)
+            cols["read_at"].append(at)
+    n = len(cols["company_id"])
+    return _frame(cols, SYNC_SETTINGS_SCHEMA, n)

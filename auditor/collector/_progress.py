@@ -39,6 +39,8 @@ class CollectStats:
     errors: int = 0
     requests: int = 0
     pulls_reused: int = 0
+    settings_read: int = 0
+    settings_carried: int = 0
     started: float = field(default_factory=time.monotonic)
 
     @property

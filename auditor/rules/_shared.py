@@ -3,6 +3,7 @@
 ``failed-after-success`` and ``first-sync-failed`` read the same error rows (non-auth error
 statuses, with or without an earlier successful sync), give the same remedy per status and
 quote the same pull operation error text; ``stuck-sync`` reads the pull operations too.
+``cross-type-skew`` and ``history-window`` start from the same consistency groups.
 
 Connection lifecycle (``docs/codat-behaviour.md``, "Connection lifecycle"): a company none of
 whose connections is other than ``Unlinked`` (or that has none) is **not monitored**
@@ -24,6 +25,7 @@ from auditor.rules._base import STATUS_COLUMNS, Monitoring, RuleContext
 from auditor.vectors import isin, map_values, text
 
 __all__ = [
+    "CONSISTENCY_GROUPS",
     "REMEDY_BY_STATUS",
     "error_rows",
     "error_text",
@@ -36,6 +38,28 @@ __all__ = [
     "unmonitored_companies",
     "unreadable_sync_time",
 ]
+
+#: Data types that belong together (reports join them), checked unless the config changes
+#: them: the default groups of ``cross-type-skew`` and ``history-window``.
+CONSISTENCY_GROUPS: Final[dict[str, tuple[str, ...]]] = {
+    "accounts-receivable": (
+        "invoices",
+        "creditNotes",
+        "payments",
+        "accountTransactions",
+        "customers",
+        "balanceSheet",
+    ),
+    "accounts-payable": (
+        "bills",
+        "billCreditNotes",
+        "billPayments",
+        "suppliers",
+        "accountTransactions",
+        "balanceSheet",
+    ),
+    "cash": ("bankAccounts", "bankTransactions", "balanceSheet", "cashFlowStatement"),
+}
 
 #: What ops should usually do about each error status (most then queue a new sync; not
 #: ``RateLimitError``, which Codat retries itself and ``auditor refresh`` never queues).

@@ -48,31 +48,13 @@ from auditor.rules._base import (
     severity_of,
     tier,
 )
-from auditor.rules._shared import monitored_rows
+from auditor.rules._shared import CONSISTENCY_GROUPS, monitored_rows
 from auditor.vectors import concat, fmt_hours, fmt_ts, isin, text
 
 __all__ = ["DEFAULT_GROUPS", "RULE", "SkewGroup", "SkewOptions", "check"]
 
-#: Consistency groups checked unless the config changes them.
-DEFAULT_GROUPS: Final[dict[str, tuple[str, ...]]] = {
-    "accounts-receivable": (
-        "invoices",
-        "creditNotes",
-        "payments",
-        "accountTransactions",
-        "customers",
-        "balanceSheet",
-    ),
-    "accounts-payable": (
-        "bills",
-        "billCreditNotes",
-        "billPayments",
-        "suppliers",
-        "accountTransactions",
-        "balanceSheet",
-    ),
-    "cash": ("bankAccounts", "bankTransactions", "balanceSheet", "cashFlowStatement"),
-}
+#: Consistency groups checked unless the config changes them (shared with history-window).
+DEFAULT_GROUPS: Final[dict[str, tuple[str, ...]]] = CONSISTENCY_GROUPS
 
 
 class SkewGroup(BaseModel):

@@ -55,7 +55,7 @@ import numpy as np
 
 from auditor.constants import ALL_DATA_TYPES
 from auditor.sandbox._arrays import NAME_A, NAME_B, NAME_C, REGIONS, FleetArrays
-from auditor.sandbox._fleet import CompanyRecord, Fleet
+from auditor.sandbox._fleet import CompanyRecord, Fleet, format_timestamp
 from auditor.sandbox._platforms import PLATFORMS_BY_SOURCE, SOURCES
 from auditor.sandbox._shares import (
     CONN_STATUS,
@@ -378,15 +378,7 @@ def build_record(
             "canBeRetried": "Unknown",
             "detailedErrorCode": 0,
         }
-    settings = None
-    if data.override[i]:
-        changed = []
-        for s in data.sync_settings["settings"]:
-            s2 = dict(s)
-            if s2["dataType"] in ("invoices", "bills", "bankTransactions", "payments"):
-                s2["syncSchedule"] = 12
-            changed.append(s2)
-        settings = {"companyId": company_id, "settings": changed, "overridesDefaults": True}
+    settings = company_sync_settings(data, i, company_id) if data.override[i] else None
     return CompanyRecord(
         company=company,
         data_status=data_status,
@@ -394,6 +386,36 @@ def build_record(
         data_status_error=error,
         sync_settings=settings,
     )
+
+
+#: The history variants of the companies with their own sync settings, by company index
+#: modulo 4 (no random draw, so the rest of the fleet is unchanged): 0 syncs more often only;
+#: 1 also fetches 12 months of financial statements; 2 fetches 12 months of invoices
+#: (``syncFromWindow``); 3 fetches invoices from 1 January of last year (``syncFromUtc``).
+HISTORY_VARIANTS: Final = 4
+
+
+def company_sync_settings(data: FleetArrays, i: int, company_id: str) -> dict[str, Any]:
+    """The CompanySyncSettings of company ``i`` (one with an override): invoices, bills,
+    bankTransactions and payments every 12 hours, and its history variant
+    (:data:`HISTORY_VARIANTS`)."""
+    variant = i % HISTORY_VARIANTS
+    start = format_timestamp(datetime(data.now.year - 1, 1, 1, tzinfo=UTC))
+    changed = []
+    for setting in data.sync_settings["settings"]:
+        s2 = dict(setting)
+        data_type = s2["dataType"]
+        if data_type in ("invoices", "bills", "bankTransactions", "payments"):
+            s2["syncSchedule"] = 12
+        if variant == 1 and "monthsToSync" in s2:
+            s2["monthsToSync"] = 12
+        elif variant == 2 and data_type == "invoices":
+            s2["syncFromWindow"] = 12
+        elif variant == 3 and data_type == "invoices":
+            s2.pop("syncFromWindow", None)  # "set this or syncFromWindow" (the spec)
+            s2["syncFromUtc"] = start
+        changed.append(s2)
+    return {"companyId": company_id, "settings": changed, "overridesDefaults": True}
 
 
 def _pull_op(
