@@ -338,9 +338,14 @@ class BatchBuilder:
             else:
                 bad_col.append(None)
                 raw_col.append(None)
+            # In-progress types only (the schema's contract): an error type's pull operation
+            # may or may not have been fetched tonight (the error-text budget), and the status
+            # frame must not depend on that.
             req_col.append(
                 requested.get(status.latest_sync_id)
-                if requested and status.latest_sync_id
+                if requested
+                and status.latest_sync_id
+                and status.current_status in IN_PROGRESS_STATUSES
                 else None
             )
 
