@@ -23,7 +23,7 @@ from auditor.cli.options import (
 )
 from auditor.config import ConfigError
 from auditor.logs import configure_logging
-from auditor.pipeline import AuditRefusedError, audit_store
+from auditor.pipeline import AuditRefusedError, AuditRun, audit_store
 from auditor.store import SnapshotNotFoundError, StoreError
 
 __all__ = ["DEFAULT_AUDIT_OUT", "audit"]
@@ -66,6 +66,14 @@ def audit(
     run_id = f"audit-{snapshot}"
     configure_logging(run_id=run_id, fmt=log_format)
     assert settings.out is not None
+    out_dir = settings.out
+    def emit(audited: AuditRun | None, exit_code: int, reason: str) -> None:
+        """results.json (and its log line) for this audit, whatever its outcome."""
+        emit_audit(
+            command="audit", run_id=run_id, as_of=now, store=settings.store,
+            out_dir=out_dir, run=audited, exit_code=exit_code, reason=reason,
+        )  # fmt: skip
+
     try:
         run = audit_store(
             settings.store,
@@ -79,28 +87,10 @@ def audit(
         )
     except (SnapshotNotFoundError, ConfigError, OSError, StoreError, AuditRefusedError) as exc:
         echo(f"error: {exc}", err=True)
-        emit_audit(
-            command="audit",
-            run_id=run_id,
-            as_of=now,
-            store=settings.store,
-            out_dir=settings.out,
-            run=None,
-            exit_code=2,
-            reason=f"audit failed: {exc}",
-        )
+        emit(None, 2, f"audit failed: {exc}")
         raise typer.Exit(2) from None
     incomplete = [f.describe() for f in run.result.rule_failures] + run.result.missing_inputs
-    emit_audit(
-        command="audit",
-        run_id=run_id,
-        as_of=now,
-        store=settings.store,
-        out_dir=settings.out,
-        run=run,
-        exit_code=2 if incomplete else 0,
-        reason="; ".join(incomplete) or "ok",
-    )
+    emit(run, 2 if incomplete else 0, "; ".join(incomplete) or "ok")
     echo_summary(run.result)
     echo_refreshes(run)
     assert run.reports is not None
