@@ -20,11 +20,9 @@ import asyncio
 import collections
 import json
 import os
-import select
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -35,47 +33,18 @@ import psutil
 
 from auditor.listen import signed_headers
 from auditor.listen.eventlog import iter_segment_ids
+from auditor.testing.listen import start_listener as _start_listener
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
 def start_listener(store: Path, log: Path) -> tuple[subprocess.Popen[str], str]:
-    env = {**os.environ, "CODAT_WEBHOOK_SECRET": SECRET}
     profile = (
         ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]]
         if os.environ.get("BENCH_PROFILE")
         else []
     )
-    argv = [
-        sys.executable,
-        *profile,
-        "-m",
-        "auditor",
-        "listen",
-        "--store",
-        str(store),
-        "--port",
-        "0",
-    ]
-    proc = subprocess.Popen(
-        [*argv, "--log-format", "json"],
-        stdout=subprocess.PIPE,
-        stderr=log.open("a"),
-        env=env,
-        text=True,
-    )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.2)
-        if ready:
-            line = proc.stdout.readline()
-            if line.startswith("listening on "):
-                return proc, line.split()[-1]
-            if not line and proc.poll() is not None:
-                break
-    proc.kill()
-    raise SystemExit(f"listener did not start:\n{log.read_text()}")
+    return _start_listener(store, log, secret=SECRET, python_args=profile, timeout=120)
 
 
 def event_body(i: int) -> str:

@@ -7,11 +7,8 @@ import asyncio
 import collections
 import json
 import os
-import select
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import aiohttp
@@ -19,6 +16,7 @@ import pytest
 
 from auditor.listen import load_events, signed_headers
 from auditor.listen.eventlog import iter_segment_ids
+from auditor.testing.listen import start_listener as _start_listener
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 EVENTS = 400
@@ -28,37 +26,7 @@ pytestmark = pytest.mark.slow
 
 
 def start_listener(store: Path, log: Path) -> tuple[subprocess.Popen[str], str]:
-    env = {**os.environ, "CODAT_WEBHOOK_SECRET": SECRET}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "auditor",
-            "listen",
-            "--store",
-            str(store),
-            "--port",
-            "0",
-            "--log-format",
-            "json",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=log.open("a"),
-        env=env,
-        text=True,
-    )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
-        if ready:
-            line = proc.stdout.readline()
-            if line.startswith("listening on "):
-                return proc, line.split()[-1]
-            if not line and proc.poll() is not None:
-                break
-    proc.kill()
-    raise AssertionError(f"listener did not start: {log.read_text()}")
+    return _start_listener(store, log, secret=SECRET)
 
 
 def body(i: int) -> str:
