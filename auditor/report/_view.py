@@ -18,6 +18,7 @@ import pandas as pd
 
 from auditor.findings import FINDINGS_COLUMNS, SEVERITIES, empty_findings
 from auditor.result import EXPIRED_SNOOZE_COLUMNS, AuditResult
+from auditor.safe_text import clip
 
 from ._env import resolve_tz
 from ._rule_docs import RuleDoc, RuleSection, build_appendix, load_rules, rule_anchor
@@ -90,12 +91,6 @@ def _when(value: object) -> datetime | None:
     if isinstance(value, pd.Timestamp):
         return value.to_pydatetime(warn=False)
     return value if isinstance(value, datetime) else None
-
-
-def _truncate(text: str | None, limit: int) -> str | None:
-    if text is None or len(text) <= limit:
-        return text
-    return text[: limit - 1] + "…"
 
 
 def _str_col(frame: pd.DataFrame, name: str, missing: str) -> pd.Series:
@@ -393,7 +388,7 @@ def finding_rows(frame: pd.DataFrame, *, text_limit: int = 500) -> tuple[Finding
                 anchor=rule_anchor(rule),
                 severity=_text(rec.get("severity")) or "warning",
                 company_id=_text(rec.get("company_id")) or "",
-                company_name=_truncate(_text(rec.get("company_name")), 200),
+                company_name=clip(_text(rec.get("company_name")), 200),
                 platform=_text(rec.get("platform")),
                 data_type=_text(rec.get("data_type")),
                 group=_text(rec.get("group")),
@@ -401,12 +396,12 @@ def finding_rows(frame: pd.DataFrame, *, text_limit: int = 500) -> tuple[Finding
                 last_successful_sync=_when(rec.get("last_successful_sync")),
                 age_hours=_number(rec.get("age_hours")),
                 threshold_hours=_number(rec.get("threshold_hours")),
-                message=_truncate(_text(rec.get("message")), text_limit),
-                remedy=_truncate(_text(rec.get("remedy")), text_limit),
+                message=clip(_text(rec.get("message")), text_limit),
+                remedy=clip(_text(rec.get("remedy")), text_limit),
                 state=_text(rec.get("state")),
                 first_seen=_when(rec.get("first_seen")),
                 nights_open=None if nights is None else int(nights),
-                snooze_reason=_truncate(_text(rec.get("snooze_reason")), 200),
+                snooze_reason=clip(_text(rec.get("snooze_reason")), 200),
                 carried_over=rec.get("carried_over") is True,
             )
         )
