@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final, Literal
 
+import numpy as np
 import pandas as pd
 
 __all__ = [
@@ -192,7 +193,14 @@ def _convert(series: pd.Series, kind: ColumnKind) -> pd.Series:
             return series
         return series.astype("string").astype("category")
     if kind == "int":
-        return pd.to_numeric(series, errors="coerce").astype("Int64")
+        numbers = pd.to_numeric(series, errors="coerce")
+        if numbers.dtype.kind in "ib":
+            return numbers.astype("Int64")
+        # Floats (missing values), uint64 or objects (2**63 and up): whole numbers inside
+        # int64's range are kept, anything else is missing, never an error for the frame.
+        floats = pd.to_numeric(numbers, errors="coerce").astype("float64")
+        whole = (floats.abs() < 2.0**63) & (floats == np.floor(floats))
+        return floats.where(whole).astype("Int64")
     if kind == "float":
         return pd.to_numeric(series, errors="coerce").astype("float64")
     if kind == "bool":

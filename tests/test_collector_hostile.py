@@ -325,3 +325,17 @@ def test_a_401_mid_run_exits_2(command: str, tmp_path: Path) -> None:
     assert API_KEY not in proc.stdout + proc.stderr
     assert list_snapshots(store, include_incomplete=False).empty
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.html"))
+
+
+def test_an_integer_beyond_int64_becomes_missing_not_an_error() -> None:
+    """Found by the parsing property test: a pull operation's ``progress`` of 2**64 - 1 made
+    the frame conversion raise (uint64 cannot be cast to int64)."""
+    import pandas as pd
+
+    from auditor.snapshot import PULL_OPERATIONS_SCHEMA, conform
+
+    frame = pd.DataFrame(
+        {"company_id": ["a", "b", "c", "d"], "progress": [2**64 - 1, 50, 2**63, 1.5]}
+    )
+    out = conform(frame, PULL_OPERATIONS_SCHEMA)
+    assert out["progress"].tolist() == [pd.NA, 50, pd.NA, pd.NA]
