@@ -39,8 +39,8 @@ from auditor.findings import FINDINGS_COLUMNS, FINDINGS_SCHEMA, conform_findings
 from auditor.ledger import apply_ledger, incident_keys, unchecked_companies
 from auditor.logs import redact
 from auditor.result import AuditResult, RuleFailure
-from auditor.rules import RULES, Rule, RuleContext
 from auditor.routing import company_tags_series
+from auditor.rules import RULES, Rule, RuleContext
 from auditor.snapshot import SCHEMAS, Snapshot, conform
 from auditor.snoozes import Snooze, apply_snoozes, load_snoozes, split_expired
 from auditor.vectors import as_utc_timestamp, concat, isin, map_values, text

@@ -21,7 +21,7 @@ fleet-level finding (no company) or a company without tags never matches a ``tag
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -132,10 +132,9 @@ class Scope:
     clauses: tuple[Clause, ...] = ()
 
     @classmethod
-    def of(cls, filters: object) -> Scope:
-        """The scope of some routes (:class:`RouteFilter`, or anything with ``.clause()``)."""
-        items = filters if isinstance(filters, list | tuple) else [filters]
-        clauses = {f.clause() for f in items}
+    def of(cls, filters: Sequence[RouteFilter]) -> Scope:
+        """The scope of some routes: the union of their filters."""
+        clauses = {f.clause() for f in filters}
         scope = cls(tuple(sorted(clauses, key=repr)))
         return cls() if scope.everything else scope
 

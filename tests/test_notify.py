@@ -107,19 +107,22 @@ def _no_sleep(waits: list[float]) -> Any:
 
 def _check_slack(payload: dict[str, Any]) -> None:
     blocks = payload["blocks"]
-    assert isinstance(blocks, list) and 0 < len(blocks) <= MAX_BLOCKS
+    assert isinstance(blocks, list)
+    assert 0 < len(blocks) <= MAX_BLOCKS
     assert blocks[0]["type"] == "header"
     assert len(blocks[0]["text"]["text"]) <= MAX_HEADER_CHARS
     assert {b["type"] for b in blocks} <= {"header", "section", "context", "divider", "actions"}
     for block in blocks:
         if block["type"] == "section":
-            assert block["text"]["type"] == "mrkdwn" and block["text"]["verbatim"] is True
+            assert block["text"]["type"] == "mrkdwn"
+            assert block["text"]["verbatim"] is True
             assert len(block["text"]["text"]) <= MAX_SECTION_CHARS
             assert len(block.get("fields", [])) <= 10
             assert all(len(f["text"]) <= MAX_FIELD_CHARS for f in block.get("fields", []))
         if block["type"] == "context":
             assert 1 <= len(block["elements"]) <= 10
-    assert isinstance(payload["text"], str) and payload["text"]
+    assert isinstance(payload["text"], str)
+    assert payload["text"]
     assert text_length(payload) <= TEXT_BUDGET <= 40_000
 
 
@@ -131,7 +134,8 @@ def _check_teams(payload: dict[str, Any]) -> None:
     assert card["type"] == "AdaptiveCard"
     assert card["version"] in ("1.2", "1.3", "1.4", "1.5")
     assert card["$schema"] == "http://adaptivecards.io/schemas/adaptive-card.json"
-    assert isinstance(card["body"], list) and card["body"]
+    assert isinstance(card["body"], list)
+    assert card["body"]
     assert {b["type"] for b in card["body"]} <= {"TextBlock", "Container", "FactSet"}
     assert len(encode_body(payload)) <= MAX_PAYLOAD_BYTES
 
@@ -159,7 +163,8 @@ def test_every_channel_arrives_in_its_documented_shape(receiver: Receiver) -> No
     _check_teams(by_path["teams"]["body"])
     hook = by_path["hook"]["body"]
     jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text())).validate(hook)
-    assert hook["entries"] and hook["entries_total"] >= len(hook["entries"])
+    assert hook["entries"]
+    assert hook["entries_total"] >= len(hook["entries"])
     # The report link: a Slack button, a Teams OpenUrl action, a field of the webhook.
     slack = by_path["slack"]["body"]
     assert slack["blocks"][-1]["elements"][0]["url"] == settings.report_url
@@ -194,9 +199,12 @@ def test_an_incomplete_audit_says_so_in_every_channel() -> None:
     slack = json.dumps(slack_payload(note))
     teams = json.dumps(teams_payload(note))
     hook = webhook_payload(note)
-    assert "*INCOMPLETE*" in slack and "sync settings could not be read" in slack
-    assert "INCOMPLETE" in teams and "sync settings could not be read" in teams
-    assert hook["incomplete"] is True and any("sync settings" in n for n in hook["notices"])
+    assert "*INCOMPLETE*" in slack
+    assert "sync settings could not be read" in slack
+    assert "INCOMPLETE" in teams
+    assert "sync settings could not be read" in teams
+    assert hook["incomplete"] is True
+    assert any("sync settings" in n for n in hook["notices"])
 
 
 # ------------------------------------------------------------------------------ hostile text
@@ -213,9 +221,11 @@ def test_hostile_names_cannot_ping_or_link() -> None:
     teams = teams_payload(note)
     blocks = json.dumps(teams["attachments"][0]["content"]["body"], ensure_ascii=False)
     assert "\\\\[click\\\\]" in blocks  # JSON of a backslash-escaped [click]
-    assert "](https://" not in blocks and "https://evil" not in blocks
-    assert "<at>" not in blocks and "msteams" not in json.dumps(teams["attachments"][0]["content"]
-                                                             ["body"])  # fmt: skip
+    assert "](https://" not in blocks
+    assert "https://evil" not in blocks
+    assert "<at>" not in blocks
+    assert "msteams" not in json.dumps(teams["attachments"][0]["content"]
+                                                             ["body"])
     assert EVIL in json.dumps(webhook_payload(note), ensure_ascii=False)  # data stays data
 
 
@@ -229,7 +239,8 @@ def test_429_with_retry_after_is_waited_out(receiver: Receiver) -> None:
         _hostile_result(), _settings(slack=[{"url_env": "U"}]),
         env={"U": receiver.url()}, sleep=_no_sleep(waits),
     )  # fmt: skip
-    assert outcomes[0].sent and outcomes[0].error is None
+    assert outcomes[0].sent
+    assert outcomes[0].error is None
     assert waits == [2.0]
     assert len(receiver.requests) == 2
     assert receiver.requests[0]["body"] == receiver.requests[1]["body"]
@@ -254,8 +265,10 @@ def test_a_retry_after_past_the_budget_fails_at_once(receiver: Receiver) -> None
         _hostile_result(), _settings(slack=[{"url_env": "U"}]),
         env={"U": receiver.url()}, sleep=_no_sleep(waits),
     )  # fmt: skip
-    assert outcomes[0].failed and "HTTP 429" in (outcomes[0].error or "")
-    assert waits == [] and len(receiver.requests) == 1
+    assert outcomes[0].failed
+    assert "HTTP 429" in (outcomes[0].error or "")
+    assert waits == []
+    assert len(receiver.requests) == 1
 
 
 def test_a_failure_never_shows_the_url(
@@ -270,13 +283,18 @@ def test_a_failure_never_shows_the_url(
             _hostile_result(), settings, env={"U": url}, sleep=_no_sleep(waits)
         )
     slack, hook = outcomes
-    assert slack.failed and "not delivered after 4 attempts" in (slack.error or "")
+    assert slack.failed
+    assert "not delivered after 4 attempts" in (slack.error or "")
     assert "slack ops" in (slack.error or "")
-    assert hook.failed and "MISSING is not set" in (hook.error or "")
-    assert len(receiver.requests) == 4 and len(waits) == 3
-    seen = caplog.text + " ".join(o.error or "" for o in outcomes)
+    assert hook.failed
+    assert "MISSING is not set" in (hook.error or "")
+    assert len(receiver.requests) == 4
+    assert len(waits) == 3
+    ours = [r for r in caplog.records if not r.name.startswith("aiohttp")]  # not the receiver
+    seen = " ".join(r.getMessage() for r in ours) + " ".join(o.error or "" for o in outcomes)
     assert "notification failed" in caplog.text
-    assert url not in seen and TOKEN not in seen
+    assert url not in seen
+    assert TOKEN not in seen
 
 
 def test_a_4xx_is_not_retried_and_plain_http_elsewhere_is_refused(receiver: Receiver) -> None:
@@ -284,14 +302,17 @@ def test_a_4xx_is_not_retried_and_plain_http_elsewhere_is_refused(receiver: Rece
     out = deliver_notifications(
         _hostile_result(), _settings(slack=[{"url_env": "U"}]), env={"U": receiver.url()}
     )
-    assert out[0].failed and "refused: HTTP 400" in (out[0].error or "")
+    assert out[0].failed
+    assert "refused: HTTP 400" in (out[0].error or "")
     assert len(receiver.requests) == 1
     out = deliver_notifications(
         _hostile_result(),
         _settings(slack=[{"url_env": "U"}]),
         env={"U": f"http://hooks.example.com/services/{TOKEN}"},
     )
-    assert out[0].failed and "https" in (out[0].error or "") and TOKEN not in (out[0].error or "")
+    assert out[0].failed
+    assert "https" in (out[0].error or "")
+    assert TOKEN not in (out[0].error or "")
 
 
 def test_dry_run_writes_the_bodies_and_sends_nothing(receiver: Receiver, tmp_path: Path) -> None:
@@ -299,7 +320,8 @@ def test_dry_run_writes_the_bodies_and_sends_nothing(receiver: Receiver, tmp_pat
         _hostile_result(), _settings(slack=[{"url_env": "U"}]), env={}, dry_run=True,
         out_dir=tmp_path,
     )  # fmt: skip
-    assert out[0].path == tmp_path / "notify-slack-0.json" and not out[0].sent
+    assert out[0].path == tmp_path / "notify-slack-0.json"
+    assert not out[0].sent
     _check_slack(json.loads(out[0].path.read_text()))
     assert receiver.requests == []
 
@@ -352,7 +374,8 @@ def test_slack_routes_by_tags_and_min_nights(receiver: Receiver) -> None:
     body = json.dumps(receiver.requests[0]["body"])
     allowed = set(result.findings.loc[result.findings["company_id"].isin(team_a), "company_name"])
     shown = {n for n in names if f"*{n}*" in body}
-    assert shown and shown <= allowed
+    assert shown
+    assert shown <= allowed
     note = build_notification(result, scope=plans[0].scope, max_items=10_000)
     assert all(e.nights_open >= 3 and e.company_id in team_a for e in note.entries)
 
@@ -385,7 +408,8 @@ def test_config_reads_notify_routes_and_refuses_a_url(tmp_path: Path) -> None:
                    'url_env = "X"\n')  # fmt: skip
     with pytest.raises(ConfigError) as err:
         load_config(bad)
-    assert "notify.slack.0.url" in str(err.value) and TOKEN not in str(err.value)
+    assert "notify.slack.0.url" in str(err.value)
+    assert TOKEN not in str(err.value)
     bad.write_text('[[notify.slack]]\nurl_env = "https://hooks.slack.com/x"\n')
     with pytest.raises(ConfigError, match="environment variable name"):
         load_config(bad)
@@ -402,4 +426,5 @@ def test_sizes_stay_within_limits_at_fleet_scale(companies: int) -> None:
     _check_slack(slack)
     _check_teams(teams_payload(note))
     more = slack["blocks"][-2]["elements"][0]["text"]
-    assert more.startswith("and ") and more.endswith("more — see the report")
+    assert more.startswith("and ")
+    assert more.endswith("more — see the report")

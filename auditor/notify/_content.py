@@ -135,7 +135,8 @@ def group_findings(active: pd.DataFrame, limit: int) -> tuple[list[Entry], int]:
         part = by_group[g]
         head = part.iloc[0]
         subjects = part["group"].astype("string").fillna(part["data_type"].astype("string"))
-        types = tuple(dict.fromkeys(flat(t, DISPLAY_LIMITS["data_type"]) for t in subjects.dropna()))
+        limit = DISPLAY_LIMITS["data_type"]
+        types = tuple(dict.fromkeys(flat(t, limit) for t in subjects.dropna()))
         states = set(part["state"].astype("string").dropna())
         nights = pd.to_numeric(part["nights_open"], errors="coerce").max()
         company_id, rule_name = uniques[g]

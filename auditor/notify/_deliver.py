@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -146,22 +146,23 @@ def deliver_notifications(
     outcomes = []
     for n, (plan, note, payload) in enumerate(payloads):
         body = encode_body(payload)
-        common = {
-            "channel": plan.channel,
-            "label": plan.label,
-            "scope": plan.scope.label(),
-            "bytes": len(body),
-            "entries_shown": entries_shown(plan.channel, payload),
-            "entries_total": note.entries_total,
-        }
+        base = NotifyOutcome(
+            channel=plan.channel,
+            label=plan.label,
+            scope=plan.scope.label(),
+            sent=False,
+            bytes=len(body),
+            entries_shown=entries_shown(plan.channel, payload),
+            entries_total=note.entries_total,
+        )
         if dry_run:
             if out_dir is None:
-                outcomes.append(NotifyOutcome(sent=False, **common))
+                outcomes.append(base)
                 continue
             path = Path(out_dir) / f"notify-{plan.channel}-{n}.json"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(body)
-            outcomes.append(NotifyOutcome(sent=False, path=path, **common))
+            outcomes.append(replace(base, path=path))
             continue
         url = environ.get(plan.url_env, "").strip()
         try:
@@ -180,13 +181,13 @@ def deliver_notifications(
         except NotifyError as exc:
             message = redact(str(exc))
             log.error("notification failed: %s", message)
-            outcomes.append(NotifyOutcome(sent=False, error=message, **common))
+            outcomes.append(replace(base, error=message))
             continue
         except Exception as exc:  # a bug must not leak the URL either
             message = redact(f"{plan.label}: {type(exc).__name__}: {exc}")
             log.error("notification failed: %s", message)
-            outcomes.append(NotifyOutcome(sent=False, error=message, **common))
+            outcomes.append(replace(base, error=message))
             continue
         log.info("notification sent: %s (%d bytes)", plan.label, len(body))
-        outcomes.append(NotifyOutcome(sent=True, **common))
+        outcomes.append(replace(base, sent=True))
     return outcomes

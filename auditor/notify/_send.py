@@ -30,13 +30,16 @@ from tenacity.stop import stop_base
 
 from auditor.codat._limiter import parse_retry_after
 from auditor.email_settings import is_loopback
-from auditor.logs import redact, register_secret
+from auditor.logs import redact, redact_logger, register_secret
 
 from ._content import flat
 
 __all__ = ["NotifyError", "encode_body", "post_json", "register_url"]
 
 log = logging.getLogger("auditor.notify")
+# httpx logs "HTTP Request: POST <url>" at INFO: the URL is a secret.
+for _name in ("httpx", "httpcore"):
+    redact_logger(_name)
 
 #: Seconds of the first backoff without Retry-After (doubling, at most :data:`_MAX_BACKOFF`).
 _FIRST_BACKOFF: Final = 0.5
@@ -101,8 +104,8 @@ def _wait(retry_state: RetryCallState) -> float:
     outcome = retry_state.outcome
     exc = outcome.exception() if outcome is not None else None
     if isinstance(exc, _Retryable) and exc.retry_after is not None:
-        return exc.retry_after
-    return min(_FIRST_BACKOFF * 2 ** (retry_state.attempt_number - 1), _MAX_BACKOFF)
+        return float(exc.retry_after)
+    return float(min(_FIRST_BACKOFF * 2.0 ** (retry_state.attempt_number - 1), _MAX_BACKOFF))
 
 
 def post_json(

@@ -41,7 +41,9 @@ def _text(text: str, **extra: Any) -> dict[str, Any]:
 
 
 def _entry(entry: Entry) -> dict[str, Any]:
-    state = {"new": "new", "regressed": "regressed"}.get(entry.state, f"open {entry.nights_open} nights")
+    state = {"new": "new", "regressed": "regressed"}.get(
+        entry.state, f"open {entry.nights_open} nights"
+    )
     types = ", ".join(entry.data_types[:12])
     if len(entry.data_types) > 12:
         types += f" and {len(entry.data_types) - 12} more"
