@@ -22,7 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from auditor.findings import Severity
 from auditor.logs import register_secret
-from auditor.routing import RouteFilter
+from auditor.route_filters import RouteFilter
 from auditor.safe_text import EmailAddress, OneLine
 
 __all__ = [

@@ -33,7 +33,7 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from auditor.routing import RouteFilter
+from auditor.route_filters import RouteFilter
 
 __all__ = ["CHANNELS", "Channel", "NotifyRoute", "NotifySettings"]
 

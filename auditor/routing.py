@@ -26,103 +26,37 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
 
-from auditor.findings import Severity
 from auditor.result import AuditResult
+from auditor.route_filters import Clause, RouteFilter, TagFilter
 from auditor.rules._shared import has_tag
-from auditor.safe_text import OneLine
 
-__all__ = ["Clause", "RouteFilter", "Scope", "TagFilter", "company_tags_series"]
-
-#: ``tags`` of a route: key -> value or values (values of one key: any; keys: all).
-TagFilter = dict[OneLine, OneLine | list[OneLine]]
+__all__ = ["Clause", "RouteFilter", "Scope", "TagFilter", "clause_mask", "company_tags_series"]
 
 
-class RouteFilter(BaseModel):
-    """The filters of one route (email or notification); a missing one matches everything."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    severities: list[Severity] | None = None
-    platforms: list[str] | None = None
-    rules: list[str] | None = None
-    tags: TagFilter | None = None
-    min_nights: int | None = Field(default=None, ge=1, le=10_000)
-
-    def clause(self) -> Clause:
-        """This route's filters as a hashable :class:`Clause`."""
-
-        def fs(values: list[str] | None) -> frozenset[str] | None:
-            return None if values is None else frozenset(values)
-
-        tags = None
-        if self.tags is not None:
-            tags = frozenset(
-                (key, frozenset([value] if isinstance(value, str) else value))
-                for key, value in self.tags.items()
-            )
-        return Clause(
-            fs(list(self.severities) if self.severities is not None else None),
-            fs(self.platforms),
-            fs(self.rules),
-            tags,
-            self.min_nights,
-        )
-
-
-@dataclass(frozen=True)
-class Clause:
-    """One route's filters (``None`` = any)."""
-
-    severities: frozenset[str] | None = None
-    platforms: frozenset[str] | None = None
-    rules: frozenset[str] | None = None
-    #: (key, allowed values) pairs: every key must match one of its values.
-    tags: frozenset[tuple[str, frozenset[str]]] | None = None
-    min_nights: int | None = None
-
-    @property
-    def everything(self) -> bool:
-        return self == Clause()
-
-    def mask(self, frame: pd.DataFrame, company_tags: pd.Series | None) -> np.ndarray:
-        """Which rows of ``frame`` (a findings table) this clause lets through."""
-        out = np.ones(len(frame), dtype=bool)
-        for column, allowed in (
-            ("severity", self.severities),
-            ("platform", self.platforms),
-            ("rule", self.rules),
-        ):
-            if allowed is not None:
-                col = frame[column].astype("string")
-                out &= col.isin(sorted(allowed)).fillna(False).to_numpy(dtype=bool)
-        if self.min_nights is not None:
-            nights = pd.to_numeric(frame["nights_open"], errors="coerce").astype("Float64")
-            out &= (nights >= self.min_nights).fillna(False).to_numpy(dtype=bool)
-        if self.tags is not None:
-            if company_tags is None or company_tags.empty:
-                return np.zeros(len(frame), dtype=bool)
-            tags = frame["company_id"].astype("string").map(company_tags).astype("string")
-            for key, values in sorted(self.tags):
-                out &= has_tag(tags, {key: sorted(values)})
-        return out
-
-    def label(self) -> str:
-        bits = [
-            f"{name} {', '.join(sorted(vals))}"
-            for name, vals in (
-                ("severity", self.severities),
-                ("platform", self.platforms),
-                ("rule", self.rules),
-            )
-            if vals is not None
-        ]
-        if self.tags is not None:
-            bits += [f"tag {key}={'|'.join(sorted(vals))}" for key, vals in sorted(self.tags)]
-        if self.min_nights is not None:
-            bits.append(f"open {self.min_nights}+ nights")
-        return " & ".join(bits)
+def clause_mask(
+    clause: Clause, frame: pd.DataFrame, company_tags: pd.Series | None
+) -> np.ndarray:
+    """Which rows of ``frame`` (a findings table) ``clause`` lets through."""
+    out = np.ones(len(frame), dtype=bool)
+    for column, allowed in (
+        ("severity", clause.severities),
+        ("platform", clause.platforms),
+        ("rule", clause.rules),
+    ):
+        if allowed is not None:
+            col = frame[column].astype("string")
+            out &= col.isin(sorted(allowed)).fillna(False).to_numpy(dtype=bool)
+    if clause.min_nights is not None:
+        nights = pd.to_numeric(frame["nights_open"], errors="coerce").astype("Float64")
+        out &= (nights >= clause.min_nights).fillna(False).to_numpy(dtype=bool)
+    if clause.tags is not None:
+        if company_tags is None or company_tags.empty:
+            return np.zeros(len(frame), dtype=bool)
+        tags = frame["company_id"].astype("string").map(company_tags).astype("string")
+        for key, values in sorted(clause.tags):
+            out &= has_tag(tags, {key: sorted(values)})
+    return out
 
 
 @dataclass(frozen=True)
@@ -147,7 +81,7 @@ class Scope:
             return pd.Series(True, index=frame.index)
         out = np.zeros(len(frame), dtype=bool)
         for clause in self.clauses:
-            out |= clause.mask(frame, company_tags)
+            out |= clause_mask(clause, frame, company_tags)
         return pd.Series(out, index=frame.index)
 
     def label(self) -> str | None:
