@@ -44,8 +44,11 @@ from auditor.notify.teams import CARD_CONTENT_TYPE, MAX_PAYLOAD_BYTES
 from auditor.report import plan_deliveries
 from auditor.result import AuditResult
 from auditor.routing import Scope, company_tags_series
+from auditor.sandbox import SandboxOptions, SandboxServer, load_fleet
 from auditor.testing.synthetic import synthetic_result, tiny_result
+from tests.conftest import FLEET_NOW
 from tests.hostile_codat import LoopbackServer
+from tests.test_nightly_run import nightly
 
 AS_OF = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "notification.schema.json"
@@ -428,3 +431,44 @@ def test_sizes_stay_within_limits_at_fleet_scale(companies: int) -> None:
     more = slack["blocks"][-2]["elements"][0]["text"]
     assert more.startswith("and ")
     assert more.endswith("more — see the report")
+
+
+# ------------------------------------------------------------------------------ auditor run
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SandboxServer]:
+    fleet = load_fleet(Path(__file__).parent / "fixtures" / "fleet_small.json")
+    server = SandboxServer(fleet, SandboxOptions(clock=lambda: FLEET_NOW))
+    server.start()
+    yield server
+    server.close()
+
+
+def test_auditor_run_exits_2_when_a_notification_fails(
+    sandbox: SandboxServer, receiver: Receiver, tmp_path: Path
+) -> None:
+    config = tmp_path / "auditor.toml"
+    config.write_text(
+        '[run]\nmax_attempts = 2\n[notify]\nmax_attempts = 2\n'
+        '[[notify.slack]]\nurl_env = "SLACK_URL"\nname = "ops"\n'
+        '[[notify.webhook]]\nurl_env = "HOOK_URL"\n'
+    )
+    receiver.script = [(500, {}), (500, {})]  # Slack fails twice; the webhook then gets 200
+    env = {"SLACK_URL": receiver.url(f"/slack/{TOKEN}"), "HOOK_URL": receiver.url("/hook")}
+    run = nightly(sandbox, tmp_path, config, "--fail-on", "never", env=env)
+    assert run.returncode == 2, run.stderr
+    assert "notification failed: slack ops: not delivered after 2 attempts" in run.stderr
+    assert [r["path"] for r in receiver.requests] == [f"/slack/{TOKEN}"] * 2 + ["/hook"]
+    assert TOKEN not in run.stdout + run.stderr
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["exit_code"] == 2
+    assert "notification failed" in results["reason"]
+
+    # --dry-run writes the bodies instead of sending them (one more night: a run per night).
+    dry = nightly(sandbox, tmp_path, config, "--fail-on", "never", "--dry-run", env=env,
+                  as_of="2024-05-01T07:00:00Z")  # fmt: skip
+    assert dry.returncode == 0, dry.stderr
+    assert len(receiver.requests) == 3
+    assert (tmp_path / "out" / "notify-slack-0.json").is_file()
+    assert (tmp_path / "out" / "notify-webhook-1.json").is_file()
