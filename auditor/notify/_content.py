@@ -13,8 +13,10 @@ exists, :func:`group_findings` is the one function to replace.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Hashable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -90,6 +92,21 @@ class Notification:
         return max(self.entries_total - shown, 0)
 
 
+def _present(value: object) -> str | None:
+    """``value`` as text; None for a missing value (None, NA, NaN)."""
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return None
+    return str(value)
+
+
+def _number(value: object) -> float | None:
+    text = _present(value)
+    try:
+        return None if text is None else float(text)
+    except ValueError:
+        return None
+
+
 def _key_text(frame: pd.DataFrame, column: str, missing: str) -> pd.Series:
     return frame[column].astype("string").fillna(missing)
 
@@ -129,16 +146,18 @@ def group_findings(active: pd.DataFrame, limit: int) -> tuple[list[Entry], int]:
         _err=(rows["severity"].astype("string") == "error").fillna(False).to_numpy(bool),
         _age=pd.to_numeric(rows["age_hours"], errors="coerce").fillna(0).to_numpy(float),
     ).sort_values(["_g", "_err", "_age"], ascending=[True, False, False], kind="stable")
+    by_group: dict[int, list[dict[Hashable, Any]]] = {}
+    for rec in rows.to_dict("records"):
+        by_group.setdefault(int(rec["_g"]), []).append(rec)
     entries = []
-    by_group = dict(tuple(rows.groupby("_g", sort=False)))
     for g in top:
-        part = by_group[g]
-        head = part.iloc[0]
-        subjects = part["group"].astype("string").fillna(part["data_type"].astype("string"))
+        part = by_group[int(g)]
+        head = part[0]
         limit = DISPLAY_LIMITS["data_type"]
-        types = tuple(dict.fromkeys(flat(t, limit) for t in subjects.dropna()))
-        states = set(part["state"].astype("string").dropna())
-        nights = pd.to_numeric(part["nights_open"], errors="coerce").max()
+        subjects = (_present(r["group"]) or _present(r["data_type"]) for r in part)
+        types = tuple(dict.fromkeys(flat(t, limit) for t in subjects if t))
+        states = {_present(r["state"]) for r in part}
+        nights = [int(n) for r in part if (n := _number(r["nights_open"])) is not None]
         company_id, rule_name = uniques[g]
         entries.append(
             Entry(
@@ -147,12 +166,12 @@ def group_findings(active: pd.DataFrame, limit: int) -> tuple[list[Entry], int]:
                 platform=flat(head["platform"], DISPLAY_LIMITS["platform"]),
                 rule=flat(rule_name, 60),
                 code=flat(head["code"], 20),
-                severity="error" if bool(part["_err"].any()) else "warning",
+                severity="error" if any(r["_err"] for r in part) else "warning",
                 state="new" if "new" in states else "regressed" if "regressed" in states
                 else "ongoing",
                 data_types=tuple(t for t in types if t),
                 findings=len(part),
-                nights_open=int(nights) if pd.notna(nights) else 1,
+                nights_open=max(nights, default=1),
                 message=flat(head["message"], 300),
                 remedy=flat(head["remedy"], 300),
             )
