@@ -472,3 +472,27 @@ def test_auditor_run_exits_2_when_a_notification_fails(
     assert len(receiver.requests) == 3
     assert (tmp_path / "out" / "notify-slack-0.json").is_file()
     assert (tmp_path / "out" / "notify-webhook-1.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("raw", "escaped"),
+    [
+        ("1. Acme", "1\\. Acme"),
+        ("- Acme", "\\- Acme"),
+        ("# Acme", "\\# Acme"),
+        ("**Acme** _x_ `y`", "\\*\\*Acme\\*\\* \\_x\\_ \\`y\\`"),
+        ("see https://evil.example", "see https:\u2060//evil.example"),
+        ("Acme Ltd. - UK", "Acme Ltd. - UK"),
+    ],
+)
+def test_teams_markdown_is_escaped(raw: str, escaped: str) -> None:
+    from auditor.notify.teams import escape
+
+    assert escape(raw) == escaped
+
+
+def test_slack_escape_keeps_entities_whole() -> None:
+    from auditor.notify.slack import _cut, escape
+
+    assert escape("a & <b> > c") == "a &amp; &lt;b&gt; &gt; c"
+    assert _cut("x" * 10 + "&amp;", 12) == "x" * 10 + "…"

@@ -27,13 +27,26 @@ CARD_CONTENT_TYPE: Final = "application/vnd.microsoft.card.adaptive"
 CARD_VERSION: Final = "1.4"
 #: Bytes of the JSON body at most (Teams: "about 28 KB"; a margin for what Teams adds).
 MAX_PAYLOAD_BYTES: Final = 27_000
-_MARKDOWN: Final = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~])")
+#: Characters with a Markdown meaning anywhere in a line (emphasis, code, links, HTML).
+_MARKDOWN: Final = re.compile(r"([\\`*_\[\]()<>~|])")
+#: What makes a list, a heading or a quote of a line's start.
+_LINE_START: Final = re.compile(r"^(\s*)([-+#]|\d+(?=[.)]))")
+
+
+def _escape_start(match: re.Match[str]) -> str:
+    lead, marker = match.group(1), match.group(2)
+    if marker.isdigit():  # "1." / "1)": escape the punctuation, a digit takes no backslash
+        return f"{lead}{marker}\\"
+    return f"{lead}\\{marker}"
 
 
 def escape(text: str) -> str:
-    """``text`` safe in a TextBlock: Markdown's characters backslash-escaped, ``://`` broken
-    by a word joiner (U+2060) so that no link is made of it."""
-    return _MARKDOWN.sub(r"\\\1", text).replace(":/", ":\u2060/")
+    """``text`` safe in a TextBlock (one line): the characters Markdown gives a meaning
+    backslash-escaped (a list, heading or quote marker only at the start), ``://`` and
+    ``www.`` broken by a word joiner (U+2060) so that no link is made of them."""
+    out = _MARKDOWN.sub(r"\\\1", text)
+    out = _LINE_START.sub(_escape_start, out, count=1)
+    return out.replace(":/", ":\u2060/").replace("www.", "www\u2060.")
 
 
 def _text(text: str, **extra: Any) -> dict[str, Any]:
