@@ -42,7 +42,7 @@ from auditor.notify.slack import (
 )
 from auditor.notify.teams import CARD_CONTENT_TYPE, MAX_PAYLOAD_BYTES
 from auditor.report import plan_deliveries
-from auditor.result import AuditResult
+from auditor.result import AuditResult, RuleFailure
 from auditor.routing import Scope, company_tags_series
 from auditor.sandbox import SandboxOptions, SandboxServer, load_fleet
 from auditor.testing.synthetic import synthetic_result, tiny_result
@@ -496,3 +496,17 @@ def test_slack_escape_keeps_entities_whole() -> None:
 
     assert escape("a & <b> > c") == "a &amp; &lt;b&gt; &gt; c"
     assert _cut("x" * 10 + "&amp;", 12) == "x" * 10 + "…"
+
+
+def test_an_empty_night_says_so_and_never_all_clear_when_incomplete() -> None:
+    result = tiny_result(as_of=AS_OF)
+    empty = replace(result, findings=result.findings.head(0), resolved=result.resolved.head(0))
+    slack = json.dumps(slack_payload(build_notification(empty)))
+    assert "Nothing open in scope tonight." in slack
+    _check_slack(json.loads(slack))
+    _check_teams(teams_payload(build_notification(empty)))
+    failure = RuleFailure("stale", "FA101", "boom", fleet_wide=True)
+    broken = replace(empty, rule_failures=(failure,))
+    teams = json.dumps(teams_payload(build_notification(broken)))
+    assert "the audit is incomplete" in teams
+    assert "Nothing open in scope tonight" not in teams

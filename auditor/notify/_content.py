@@ -29,7 +29,14 @@ from auditor.result import AuditResult
 from auditor.routing import Scope
 from auditor.safe_text import DISPLAY_LIMITS, clip
 
-__all__ = ["Entry", "Notification", "build_notification", "flat", "group_findings"]
+__all__ = [
+    "Entry",
+    "Notification",
+    "build_notification",
+    "flat",
+    "group_findings",
+    "nothing_open",
+]
 
 _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
 
@@ -177,6 +184,13 @@ def group_findings(active: pd.DataFrame, limit: int) -> tuple[list[Entry], int]:
             )
         )
     return entries, total
+
+
+def nothing_open(note: Notification) -> str:
+    """The line that stands for an empty list of entries (never an unqualified all clear)."""
+    if note.incomplete:
+        return "No open finding in scope among what could be checked: the audit is incomplete."
+    return "Nothing open in scope tonight."
 
 
 def build_notification(

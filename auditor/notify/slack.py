@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
-from ._content import Entry, Notification
+from ._content import Entry, Notification, nothing_open
 
 __all__ = [
     "MAX_BLOCKS",
@@ -173,6 +173,8 @@ def slack_payload(note: Notification) -> dict[str, Any]:
     room = MAX_BLOCKS - len(fixed) - 1 - 2  # a divider; "and N more" and the button
     entries = entries[: max(room, 0)]
     fallback = _cut(escape(f"{note.title}: {note.subject}"), 300)
+    if not note.entries:
+        fixed.append(_section(nothing_open(note)))
     while True:
         blocks = [*fixed, {"type": "divider"}, *entries, *_tail_blocks(note, len(entries))]
         payload = {"text": fallback, "blocks": blocks, "unfurl_links": False}

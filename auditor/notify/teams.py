@@ -19,7 +19,7 @@ import json
 import re
 from typing import Any, Final
 
-from ._content import Entry, Notification
+from ._content import Entry, Notification, nothing_open
 
 __all__ = ["CARD_CONTENT_TYPE", "CARD_VERSION", "MAX_PAYLOAD_BYTES", "escape", "teams_payload"]
 
@@ -106,7 +106,7 @@ def _card(note: Notification, entries: list[dict[str, Any]], shown: int) -> dict
     if note.scope:
         context = f"Scope: {note.scope} · {context}"
     body.append(_text(escape(context), isSubtle=True, size="Small", spacing="Small"))
-    body += entries
+    body += entries or [_text(nothing_open(note), separator=True)]
     more = note.more(shown)
     if more:
         where = "see the report" if note.report_url else "see report.html and findings.csv"
