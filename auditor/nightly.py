@@ -51,6 +51,7 @@ from auditor.config import (
     FailOn,
 )
 from auditor.engine import SnoozesArg
+from auditor.logs import redact
 from auditor.notify import NotifyOutcome, deliver_notifications
 from auditor.pipeline import AuditRefusedError, AuditRun, audit_store
 from auditor.report import DigestOutcome, DigestSendError, SmtpSettings, deliver_digests
@@ -282,18 +283,21 @@ def run_nightly(
             raise failed(f"store error: {exc}") from None
         stages["audit"] = time.monotonic() - started
         started = time.monotonic()
-        notified = (
-            deliver_notifications(
-                run.result,
-                config.notify,
-                fleet=run.fleet,
-                display_tz=config.timezone,
-                out_dir=out_dir,
-                dry_run=dry_run,
-            )
-            if notify
-            else []
-        )
+        notified: list[NotifyOutcome] = []
+        notify_bug: str | None = None
+        try:
+            if notify:
+                notified = deliver_notifications(
+                    run.result,
+                    config.notify,
+                    fleet=run.fleet,
+                    display_tz=config.timezone,
+                    out_dir=out_dir,
+                    dry_run=dry_run,
+                )
+        except Exception as exc:  # a bug in a layout must not cost tonight's email
+            notify_bug = redact(f"could not build the notifications: {type(exc).__name__}: {exc}")
+            log.exception("%s", notify_bug)
         try:
             digests = deliver_digests(
                 run.result,
@@ -320,6 +324,7 @@ def run_nightly(
             )
             log.error("run %s: the audit is incomplete: %s", run_id, reason)
         failed_notes = [n.error for n in notified if n.error is not None]
+        failed_notes += [notify_bug] if notify_bug is not None else []
         if failed_notes:
             code = EXIT_RUN_FAILED
             note_reason = "notification failed: " + "; ".join(failed_notes)
