@@ -464,6 +464,11 @@ def test_auditor_run_exits_2_when_a_notification_fails(
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["exit_code"] == 2
     assert "notification failed" in results["reason"]
+    assert [(n["channel"], n["route"], n["sent"]) for n in results["notifications"]] == [
+        ("slack", "slack ops", False), ("webhook", "webhook HOOK_URL", True),
+    ]
+    schema = json.loads((SCHEMA.parent / "results.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(results)
 
     # --dry-run writes the bodies instead of sending them (one more night: a run per night).
     dry = nightly(sandbox, tmp_path, config, "--fail-on", "never", "--dry-run", env=env,
