@@ -16,6 +16,8 @@ top level           ``timezone`` (display only; all computation is UTC), ``fail_
                     the rules as data (``RuleContext.monitoring``)
 ``[email]``         the email digest: recipients, routing, limits
                     (:class:`~auditor.email_settings.EmailSettings`)
+``[notify]``        Slack, Teams and JSON webhook notifications, routed like email
+                    (:class:`~auditor.notify_settings.NotifySettings`)
 ``[run]``           where and how the commands work: store, out, base_url, snoozes, rate_limit,
                     max_attempts, timeout, quota_reserve, quota_retry_after_bound.
                     :func:`run_settings` merges them with the command line and the
@@ -55,6 +57,7 @@ from pydantic import (
 
 from auditor.codat import DEFAULT_BASE_URL
 from auditor.email_settings import EmailSettings
+from auditor.notify_settings import NotifySettings
 from auditor.rules import RULES, Rule, RuleOptions, get_rule
 from auditor.rules._base import Monitoring
 from auditor.rules.cross_type_skew import SkewOptions
@@ -429,6 +432,8 @@ class AuditConfig(BaseModel):
     #: The email digest's recipients and routing, validated when the file loads (so that a
     #: typo in ``[email]`` fails then, with its line, not when tonight's digest is built).
     email: EmailSettings = Field(default_factory=EmailSettings)
+    #: Slack / Teams / JSON webhook notifications (``[[notify.slack]]`` ...), validated on load.
+    notify: NotifySettings = Field(default_factory=NotifySettings)
     #: Settings of the nightly job.
     run: RunConfig = Field(default_factory=RunConfig)
 

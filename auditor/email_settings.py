@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from auditor.findings import Severity
 from auditor.logs import register_secret
+from auditor.route_filters import RouteFilter
 from auditor.safe_text import EmailAddress, OneLine
 
 __all__ = [
@@ -37,16 +38,12 @@ DEFAULT_GZIP_ABOVE: Final[int] = 5_000_000
 _LOOPBACK_NAMES: Final[frozenset[str]] = frozenset({"localhost", "localhost.localdomain"})
 
 
-class EmailRoute(BaseModel):
+class EmailRoute(RouteFilter):
     """Extra recipients for the findings matching every given filter (a missing filter matches
-    everything)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    everything; the filters are :class:`~auditor.routing.RouteFilter`'s: severities,
+    platforms, rules, tags, min_nights)."""
 
     to: list[EmailAddress] = Field(min_length=1)
-    severities: list[Severity] | None = None
-    platforms: list[str] | None = None
-    rules: list[str] | None = None
 
 
 class EmailSettings(BaseModel):
@@ -69,6 +66,11 @@ class EmailSettings(BaseModel):
         to = ["payables@example.com"]
         rules = ["cross-type-skew"]
         platforms = ["Oracle NetSuite"]
+
+        [[email.routes]]                       # by company tag, after 3 nights open
+        to = ["team-a@example.com"]
+        tags = {owner = "team-a"}
+        min_nights = 3
     """
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)

@@ -39,6 +39,7 @@ from auditor.findings import FINDINGS_COLUMNS, FINDINGS_SCHEMA, conform_findings
 from auditor.ledger import apply_ledger, incident_keys, unchecked_companies
 from auditor.logs import redact
 from auditor.result import AuditResult, RuleFailure
+from auditor.routing import company_tags_series
 from auditor.rules import RULES, Rule, RuleContext
 from auditor.snapshot import SCHEMAS, Snapshot, conform
 from auditor.snoozes import Snooze, apply_snoozes, load_snoozes, split_expired
@@ -593,6 +594,7 @@ def audit(
         resolved=resolved,
         expired_snoozes=expired,
         rule_failures=tuple(failures),
+        company_tags=company_tags_series(snapshot.companies),
     )
 
 

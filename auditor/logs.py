@@ -23,6 +23,7 @@ __all__ = [
     "LogLevel",
     "configure_logging",
     "redact",
+    "redact_logger",
     "register_secret",
     "set_cli_defaults",
 ]
@@ -72,6 +73,27 @@ def redact(text: str) -> str:
         if secret in text:
             text = text.replace(secret, "***")
     return text
+
+
+class _Redacting(logging.Filter):
+    """Redacts a record's message in place (for loggers of libraries that quote URLs)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _SECRETS:
+            message = record.getMessage()
+            cleaned = redact(message)
+            if cleaned != message:
+                record.msg, record.args = cleaned, None
+        return True
+
+
+def redact_logger(name: str) -> None:
+    """Redact every registered secret from the records of logger ``name`` (e.g. ``httpx``,
+    whose INFO line quotes the request URL: a webhook URL is a secret), whatever handler
+    ends up writing them. Idempotent."""
+    logger = logging.getLogger(name)
+    if not any(isinstance(f, _Redacting) for f in logger.filters):
+        logger.addFilter(_Redacting())
 
 
 class _Context(logging.Filter):

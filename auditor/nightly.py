@@ -7,7 +7,8 @@ Exit codes (dbt convention)
 ``2``  the run itself failed: configuration, authentication, store, lock held by another run,
        no company reachable, a rule that raised instead of answering, or a fleet-wide input
        that could not be read (the client's sync settings): the report and the digest are
-       still written and sent, and say at the top what is missing.
+       still written and sent, and say at the top what is missing. Also: the email digest
+       or a notification (Slack, Teams, webhook) could not be delivered.
 
 Fail levels (``fail_on``): ``never``; ``warning`` (any finding); ``error`` (any error);
 ``new-warning`` (any finding new or regressed tonight); ``new-error`` (default: an error
@@ -50,6 +51,8 @@ from auditor.config import (
     FailOn,
 )
 from auditor.engine import SnoozesArg
+from auditor.logs import redact
+from auditor.notify import NotifyOutcome, deliver_notifications
 from auditor.pipeline import AuditRefusedError, AuditRun, audit_store
 from auditor.report import DigestOutcome, DigestSendError, SmtpSettings, deliver_digests
 from auditor.result import AuditResult
@@ -106,6 +109,8 @@ class NightlyOutcome:
     audit: AuditRun | None = None
     digests: list[DigestOutcome] = field(default_factory=list)
     reason: str = ""
+    #: The Slack / Teams / webhook messages (:mod:`auditor.notify`); a failed one exits 2.
+    notifications: list[NotifyOutcome] = field(default_factory=list)
     #: The client's counters (:meth:`auditor.codat.ClientStats.as_dict`): requests, retries,
     #: rate_limited (429s), failures, by endpoint and ``total``.
     client_stats: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
@@ -189,12 +194,16 @@ def run_nightly(
     progress: ProgressMode = "auto",
     quota_reserve: float = DEFAULT_QUOTA_RESERVE,
     quota_retry_after_bound: float = DEFAULT_QUOTA_RETRY_AFTER_BOUND,
+    notify: bool = True,
 ) -> NightlyOutcome:
     """One nightly run. Raises :class:`RunFailedError` when the run itself fails.
 
     With ``shard=(K, N)`` this machine collects shard K; the shard that completes the night's
     snapshot goes on to audit, report and email, the others stop after collecting (exit 0).
-    ``dry_run`` writes the digest as ``digest.eml`` next to the report instead of sending it.
+    ``dry_run`` writes the digest as ``digest.eml`` next to the report instead of sending it,
+    and each notification as ``notify-<channel>-<n>.json``; ``notify=False`` sends none.
+    Notifications go first (one failing never stops the others or the email); a failed one
+    makes the run exit 2, its reason naming the route (never the URL).
     Codat's daily quota spent (or down to ``quota_reserve``, see
     :class:`~auditor.codat.RateLimitPolicy`) stops the run with one :class:`RunFailedError`
     naming the reset time; the unfinished snapshot stays resumable.
@@ -274,6 +283,21 @@ def run_nightly(
             raise failed(f"store error: {exc}") from None
         stages["audit"] = time.monotonic() - started
         started = time.monotonic()
+        notified: list[NotifyOutcome] = []
+        notify_bug: str | None = None
+        try:
+            if notify:
+                notified = deliver_notifications(
+                    run.result,
+                    config.notify,
+                    fleet=run.fleet,
+                    display_tz=config.timezone,
+                    out_dir=out_dir,
+                    dry_run=dry_run,
+                )
+        except Exception as exc:  # a bug in a layout must not cost tonight's email
+            notify_bug = redact(f"could not build the notifications: {type(exc).__name__}: {exc}")
+            log.exception("%s", notify_bug)
         try:
             digests = deliver_digests(
                 run.result,
@@ -299,9 +323,23 @@ def run_nightly(
                 [f.describe() for f in run.result.rule_failures] + run.result.missing_inputs
             )
             log.error("run %s: the audit is incomplete: %s", run_id, reason)
+        failed_notes = [n.error for n in notified if n.error is not None]
+        failed_notes += [notify_bug] if notify_bug is not None else []
+        if failed_notes:
+            code = EXIT_RUN_FAILED
+            note_reason = "notification failed: " + "; ".join(failed_notes)
+            reason = note_reason if reason == "ok" else f"{reason}; {note_reason}"
         log.info("run %s finished: exit %d (%s)", run_id, code, reason)
         return NightlyOutcome(
-            run_id, code, collected, run, digests, reason, client_stats=stats, stages=stages
+            run_id,
+            code,
+            collected,
+            run,
+            digests,
+            reason,
+            notified,
+            client_stats=stats,
+            stages=stages,
         )
     finally:
         lock.release()

@@ -60,6 +60,8 @@ class AuditResult:
                         ``state='resolved'``, values as last seen).
     ``expired_snoozes`` snoozes whose ``until`` has passed (:data:`EXPIRED_SNOOZE_COLUMNS`).
     ``rule_failures``   rules that raised (see :class:`RuleFailure`); empty when all answered.
+    ``company_tags``    company id -> the company's Codat ``tags`` as JSON text (the snapshot's
+                        ``company_tags``; companies without tags left out), for routing by tag.
     """
 
     snapshot_id: str
@@ -70,6 +72,7 @@ class AuditResult:
         default_factory=lambda: pd.DataFrame({c: [] for c in EXPIRED_SNOOZE_COLUMNS})
     )
     rule_failures: tuple[RuleFailure, ...] = ()
+    company_tags: pd.Series = field(default_factory=lambda: pd.Series([], dtype="string"))
 
     @property
     def missing_inputs(self) -> list[str]:

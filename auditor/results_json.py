@@ -27,6 +27,8 @@ Its shape is pinned by the JSON Schema ``schemas/results.schema.json`` (draft 20
 ``stages``          seconds per stage (``collect``, ``audit``, ``deliver``), those that ran.
 ``stored``          whether the findings were stored in the ledger (``not_stored`` says why not).
 ``paths``           where the store, the reports and this file are.
+``notifications``   one per Slack / Teams / webhook message: channel, route (its name, never
+                    its URL), sent, error, bytes, entries shown / in scope (empty for none).
 
 A shard of a sharded run that only collected writes ``results.shard-K-of-N.json`` (same
 schema); the shard that completes the night audits and writes ``results.json``.
@@ -37,7 +39,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -46,6 +48,7 @@ import pandas as pd
 
 from auditor.collector import StoreRun
 from auditor.logs import redact
+from auditor.notify import NotifyOutcome
 from auditor.pipeline import AuditRun
 from auditor.result import AuditResult
 
@@ -153,6 +156,7 @@ def build_results(
     stages: Mapping[str, float] | None = None,
     now: datetime | None = None,
     name: str = RESULTS_JSON,
+    notifications: Sequence[NotifyOutcome] = (),
 ) -> dict[str, Any]:
     """The ``results.json`` document of one run (see the module docstring)."""
     result = audit.result if audit is not None else None
@@ -219,6 +223,18 @@ def build_results(
         "stored": bool(audit.stored) if audit is not None else False,
         "not_stored": audit.not_stored if audit is not None else "",
         "paths": paths,
+        "notifications": [
+            {
+                "channel": n.channel,
+                "route": redact(n.label),
+                "sent": n.sent,
+                "error": redact(n.error) if n.error is not None else None,
+                "bytes": n.bytes,
+                "entries_shown": n.entries_shown,
+                "entries_total": n.entries_total,
+            }
+            for n in notifications
+        ],
     }
 
 

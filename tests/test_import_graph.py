@@ -201,9 +201,14 @@ LEAVES = ("auditor.logs", "auditor.safe_text")
 def test_the_email_settings_are_a_leaf() -> None:
     # The findings' severities, secret registration (the SMTP password) and one-line text
     # validation: each a leaf itself, so config and report still meet only here.
+    # The route filters (shared with the notifications) are a leaf on the same terms.
     assert imports_of("auditor.email_settings", type_checking=True) == {
-        "auditor.findings", *LEAVES
+        "auditor.findings", "auditor.route_filters", *LEAVES
     }
+    for settings in ("auditor.route_filters", "auditor.notify_settings"):
+        assert imports_of(settings, type_checking=True) <= {
+            "auditor.findings", "auditor.route_filters", *LEAVES
+        }, settings
     for leaf in LEAVES:
         assert imports_of(leaf, type_checking=True) == set(), leaf
 

@@ -65,6 +65,7 @@ def emit_nightly(
         client_stats=stats,
         stages=stages,
         name=name,
+        notifications=outcome.notifications if outcome is not None else (),
     )
     _write(payload, out_dir, name)
     finished = time.time()

@@ -27,6 +27,7 @@ __all__ = [
     "BaseUrlOption",
     "ConfigOption",
     "LogFormatOption",
+    "NoNotifyOption",
     "OutOption",
     "ProgressOption",
     "RateLimitOption",
@@ -140,5 +141,14 @@ AsOfOption = Annotated[
     typer.Option(
         "--as-of",
         help="The command's 'now', ISO-8601; a date means midnight UTC [default: now, UTC].",
+    ),
+]
+
+NoNotifyOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-notify",
+        help="Send no Slack / Teams / webhook notification (the config's [notify] routes); "
+        "--dry-run writes them as OUT/notify-*.json instead.",
     ),
 ]

@@ -27,6 +27,7 @@ from auditor.cli.options import (
     BaseUrlOption,
     ConfigOption,
     LogFormatOption,
+    NoNotifyOption,
     OutOption,
     ProgressOption,
     RateLimitOption,
@@ -56,8 +57,13 @@ def run(
     base_url: BaseUrlOption = None,
     snoozes: SnoozesOption = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Send no email (the digest is written as .eml).")
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Send no email and no notification (written as .eml and notify-*.json).",
+        ),
     ] = False,
+    no_notify: NoNotifyOption = False,
     shard: Annotated[
         str | None, typer.Option("--shard", help="K/N: collect shard K of N (0-based).")
     ] = None,
@@ -104,7 +110,8 @@ def run(
     """The nightly job: snapshot every company, audit, write the reports, email the digest.
 
     Exit codes: 0 ok; 1 findings at or above --fail-on; 2 the run failed (configuration,
-    authentication, store, lock, no company reachable). The API key comes from CODAT_API_KEY,
+    authentication, store, lock, no company reachable, the digest or a notification not
+    delivered). The API key comes from CODAT_API_KEY,
     SMTP settings from SMTP_* variables. OUT defaults to ./reports/nightly. Writes
     OUT/results.json on every exit (schemas/results.schema.json).
     """
@@ -153,6 +160,7 @@ def run(
             quota_reserve=settings.quota_reserve,
             quota_retry_after_bound=settings.quota_retry_after_bound,
             progress=progress,
+            notify=not no_notify,
         )
     except RunFailedError as exc:
         error = exc
@@ -184,6 +192,15 @@ def run(
             sent_to = "sent to " + ", ".join(digest.recipients)
             where = sent_to if digest.sent else f"written to {digest.eml_path}"
             echo(f"digest: {digest.subject} ({where})")
+        for note in outcome.notifications:
+            if note.error is not None:
+                echo(f"notification FAILED: {note.error}", err=True)
+                continue
+            where = "sent" if note.sent else f"written to {note.path}" if note.path else "not sent"
+            echo(
+                f"notification: {note.label}: {note.entries_shown} of {note.entries_total} "
+                f"entries, {note.bytes:,} bytes ({where})"
+            )
     echo(f"exit {outcome.exit_code}: {outcome.reason}")
     raise typer.Exit(outcome.exit_code)
 
