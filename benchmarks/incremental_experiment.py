@@ -69,6 +69,36 @@ def keys(findings: pd.DataFrame) -> set[tuple[str, ...]]:
     return set(frame.itertuples(index=False, name=None))
 
 
+def _status_of(snap: Snapshot, company: str, data_type: str) -> str:
+    st = snap.status
+    rows = st[(st["company_id"].astype("string") == company)
+              & (st["data_type"].astype("string") == data_type)]  # fmt: skip
+    if rows.empty:
+        return "no row"
+    r = rows.iloc[0]
+    return (f"{r['current_status']} latest={r['latest_sync_id']} "
+            f"last_ok={r['last_successful_sync']}")  # fmt: skip
+
+
+def explain(
+    night: int,
+    only_full: set[tuple[str, ...]],
+    only_incr: set[tuple[str, ...]],
+    full: Snapshot,
+    incr: Snapshot,
+) -> list[str]:
+    """One line per differing finding: which side has it, and the row each side read."""
+    out = []
+    for side, found in (("only full", only_full), ("only incr", only_incr)):
+        for rule, severity, company, data_type in sorted(found):
+            out.append(
+                f"night {night} {side}: {rule}/{severity} {company[:8]} {data_type}: "
+                f"full [{_status_of(full, company, data_type)}] "
+                f"carried [{_status_of(incr, company, data_type)}]"
+            )
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--companies", type=int, default=300)
@@ -89,6 +119,7 @@ def main() -> int:
     )
     fleet = generate_fleet(args.companies, args.seed, first)
     rows = []
+    details: list[str] = []
     unannounced: Counter[str] = Counter()
     started = time.perf_counter()
     with SandboxServer(fleet, options=options) as server:
@@ -137,6 +168,7 @@ def main() -> int:
             only_full, only_incr = k_full - k_incr, k_incr - k_full
             for key in only_full | only_incr:
                 unannounced[key[0]] += 1
+            details.extend(explain(night + 1, only_full, only_incr, full, incremental))
             per_company = (total - listing) / max(n, 1)
             rows.append(
                 {
@@ -170,6 +202,9 @@ def main() -> int:
     print(f"webhooks: {dict(stats.events) if stats else {}}; listener: {counts}")
     print(f"findings identical every night: {bool(table['identical'].all())}")
     print(f"differing findings by rule, all nights: {dict(unannounced.most_common())}")
+    print("differing findings (what the carried rows said vs tonight's full read):")
+    for line in details:
+        print("  " + line)
     print(f"elapsed {time.perf_counter() - started:.1f} s; store {store}")
     return 0
 
