@@ -16,6 +16,7 @@ of each (incremental: the listing pages plus the re-read companies' share of the
 requests of the full run, an estimate from the full run's own counts).
 
     python benchmarks/incremental_experiment.py [--companies 300] [--nights 7] [--seed 1]
+        [--reread-running]
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import pandas as pd
 from auditor.codat import CodatClient, RateLimitPolicy
 from auditor.collector import collect_to_store
 from auditor.collector._collect import reads_settings_tonight
+from auditor.constants import IN_PROGRESS_STATUSES
 from auditor.engine import audit
 from auditor.listen import load_events
 from auditor.listen.background import BackgroundListener
@@ -105,6 +107,12 @@ def main() -> int:
     parser.add_argument("--nights", type=int, default=7)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--slice-days", type=int, default=7)
+    parser.add_argument(
+        "--reread-running",
+        action="store_true",
+        help="also re-read the companies whose carried rows show a sync in progress (its "
+        "completion would be announced, a newer sync superseding it would not)",
+    )
     args = parser.parse_args()
     first = datetime(2026, 11, 1, 6, tzinfo=UTC)
     store = Path(tempfile.mkdtemp(prefix="incremental-")) / "store"
@@ -160,6 +168,10 @@ def main() -> int:
                 sliced = {c for c in ids if reads_settings_tonight(c, at, args.slice_days)}
                 new = ids - set(previous.company_ids)
                 reread = evented | sliced | new
+                if args.reread_running:
+                    st = previous.status
+                    running = st["current_status"].astype("string").isin(IN_PROGRESS_STATUSES)
+                    reread |= set(st.loc[running, "company_id"].astype(str)) & ids
                 carried = previous.partition(sorted(ids - reread))
                 incremental = combine(full.partition(sorted(reread)), carried, at)
             f_full = audit(full, as_of=at).findings
