@@ -249,3 +249,16 @@ def test_repr_and_options_keep_the_url_and_secret_out() -> None:
     assert secret not in repr(options)
     with pytest.raises(ValueError, match="whsec_"):
         SandboxOptions(webhook_url="http://127.0.0.1:9/", webhook_secret="plain")
+
+
+def test_cli_webhook_url_needs_a_whsec_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from auditor.cli import app
+
+    monkeypatch.delenv("CODAT_WEBHOOK_SECRET", raising=False)
+    url = "http://127.0.0.1:9/hooks/tok-123"
+    result = CliRunner().invoke(app, ["sandbox", "--companies", "1", "--webhook-url", url])
+    assert result.exit_code == 2
+    assert "CODAT_WEBHOOK_SECRET" in result.output
+    assert "tok-123" not in result.output
