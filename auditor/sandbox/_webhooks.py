@@ -34,6 +34,7 @@ import contextlib
 import json
 import logging
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -62,8 +63,8 @@ _VALIDATION_MESSAGE: Final = (
     "Something doesn't look right about these {data_type}. "
     "You can see more information in the logs."
 )
-#: Companies scanned between two yields to the event loop.
-_YIELD_EVERY: Final = 16
+#: Companies whose records a worker thread builds at a time.
+_CHUNK: Final = 32
 
 
 @dataclass
@@ -97,6 +98,25 @@ class _Event:
     body: str
     attempt: int = 0
     duplicate: bool = False
+
+
+def _build(
+    fleet: GeneratedFleet, lo: int, n: int, at: datetime, fixes: list[dict[str, datetime]]
+) -> list[tuple[CompanyRecord, list[tuple[int, int]]]]:
+    """Records ``lo .. lo+n-1`` of ``fleet`` at ``at`` and their churn AuthError windows (run
+    in a worker thread: pure functions of the fleet's arrays)."""
+    data = fleet.arrays
+    minute = data.minute_of(at)
+    out = []
+    for k in range(n):
+        i = lo + k
+        auth = [
+            (w.start, w.end)
+            for w in windows(data, i, minute)
+            if w.kind == AUTH and w.origin == "churn"
+        ]
+        out.append((fleet.record_at(i, at, fixes[k] or None), auth))
+    return out
 
 
 class WebhookEmitter:
@@ -184,13 +204,33 @@ class WebhookEmitter:
                 self._seen = upto
 
     async def _baseline(self, now: datetime) -> None:
-        for n, company_id in enumerate(self._state.fleet.company_ids):
-            record = self._state.record(company_id, now)
-            if record is not None:
-                self._views[company_id] = self._view_of(record, now)
-            if n % _YIELD_EVERY == _YIELD_EVERY - 1:
-                await asyncio.sleep(0)
+        async for company_id, record, _ in self._records(now):
+            self._views[company_id] = self._view_of(record, now)
         self._seen = now
+
+    async def _records(
+        self, at: datetime
+    ) -> AsyncIterator[tuple[str, CompanyRecord, list[tuple[int, int]]]]:
+        """Every company's record at ``at`` with its churn AuthError windows (minutes).
+
+        A generated fleet's records are built in a worker thread, a chunk at a time
+        (``build_record`` is a pure function of the fleet's arrays), so that the event loop
+        keeps serving the API meanwhile; the refresh overlay is read on the loop."""
+        fleet = self._state.fleet
+        ids = fleet.company_ids
+        for lo in range(0, len(ids), _CHUNK):
+            chunk = ids[lo : lo + _CHUNK]
+            if isinstance(fleet, GeneratedFleet):
+                fixes = [self._state.refresh.fixes(cid) for cid in chunk]
+                built = await asyncio.to_thread(_build, fleet, lo, len(chunk), at, fixes)
+                for cid, (record, auth) in zip(chunk, built, strict=True):
+                    yield cid, record, auth
+            else:
+                for cid in chunk:
+                    served = self._state.record(cid, at)
+                    if served is not None:
+                        yield cid, served, []
+                await asyncio.sleep(0)
 
     def _view_of(self, record: CompanyRecord, now: datetime) -> _View:
         types: dict[str, tuple[str, str]] = {}
@@ -207,21 +247,15 @@ class WebhookEmitter:
 
     async def _scan_step(self, start: datetime, end: datetime) -> None:
         self._check_quota_reset(end)
-        fleet = self._state.fleet
-        for n, company_id in enumerate(fleet.company_ids):
-            record = self._state.record(company_id, end)
-            if record is None:
-                continue
+        async for company_id, record, auth in self._records(end):
             view = self._view_of(record, end)
             before = self._views.get(company_id)
             self._views[company_id] = view
             if before is not None:
                 self._read_events(record, before, view, end)
                 self._connection_events(record, before, view, end)
-            if isinstance(fleet, GeneratedFleet):
-                self._churn_auth_events(fleet, record, start, end)
-            if n % _YIELD_EVERY == _YIELD_EVERY - 1:
-                await asyncio.sleep(0)
+            if auth:
+                self._churn_auth_events(record, auth, start, end)
 
     def _read_events(
         self, record: CompanyRecord, before: _View, after: _View, at: datetime
@@ -276,14 +310,11 @@ class WebhookEmitter:
             self._emit(event_type, at, payload, record.id, conn_id, new)
 
     def _churn_auth_events(
-        self, fleet: GeneratedFleet, record: CompanyRecord, start: datetime, end: datetime
+        self, record: CompanyRecord, auth: list[tuple[int, int]], start: datetime, end: datetime
     ) -> None:
         """A revoked token of the churn: disconnected at the window's start, reconnected at
         its end (both inside ``(start, end]``)."""
-        data = fleet.arrays
-        index = fleet.index_of(record.id)
-        assert index is not None
-        t0 = fleet.now
+        t0 = self._state.fleet.now
         assert t0 is not None
         a = int((start - t0).total_seconds() // 60)
         b = int((end - t0).total_seconds() // 60)
@@ -293,12 +324,10 @@ class WebhookEmitter:
         )  # fmt: skip
         if accounting is None:
             return
-        for w in windows(data, index, b):
-            if w.kind != AUTH or w.origin != "churn":
-                continue
+        for w_start, w_end in auth:
             for minute, event_type, status in (
-                (w.start, "connection.disconnected", "Deauthorized"),
-                (w.end, "connection.reconnected", "Linked"),
+                (w_start, "connection.disconnected", "Deauthorized"),
+                (w_end, "connection.reconnected", "Linked"),
             ):
                 if a < minute <= b:
                     at = t0 + timedelta(minutes=minute)
