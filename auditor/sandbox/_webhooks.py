@@ -104,7 +104,8 @@ def _build(
     fleet: GeneratedFleet, lo: int, n: int, at: datetime, fixes: list[dict[str, datetime]]
 ) -> list[tuple[CompanyRecord, list[tuple[int, int]]]]:
     """Records ``lo .. lo+n-1`` of ``fleet`` at ``at`` and their churn AuthError windows (run
-    in a worker thread: pure functions of the fleet's arrays)."""
+    in a worker thread: functions of the fleet's read-only arrays; the one memo they write,
+    the outage of a day, is deterministic and set with a single dict assignment)."""
     data = fleet.arrays
     minute = data.minute_of(at)
     out = []
