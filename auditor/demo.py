@@ -23,6 +23,7 @@ from auditor.codat import CodatClient, RateLimitPolicy
 from auditor.collector import ProgressMode, collect_to_store
 from auditor.config import AuditConfig
 from auditor.engine import SnoozesArg
+from auditor.listen.background import BackgroundListener
 from auditor.pipeline import AuditRun, audit_store
 from auditor.remediation import apply_refreshes, plan_refreshes
 from auditor.report import build_digest, write_eml
@@ -44,6 +45,9 @@ class DemoOutcome:
     requests: int = 0
     refreshes_queued: int = 0
     eml: Path | None = None
+    #: Webhooks the sandbox posted (by event type) and what the listener did with them.
+    webhooks: dict[str, int] = field(default_factory=dict)
+    listener: dict[str, int] = field(default_factory=dict)
 
 
 class _Clock:
@@ -115,11 +119,18 @@ def run_demo(
     refresh_share: float = 0.5,
     progress: ProgressMode = "auto",
     on_night: Callable[[int, AuditRun], None] | None = None,
+    webhooks: bool = True,
+    webhook_step_hours: int = 12,
 ) -> DemoOutcome:
     """Run ``nights`` nights ending at ``as_of`` against a sandbox; reports go to ``out``.
 
     ``refresh_share`` of each night's refresh plan is sent (the rest is left for ops), so a
     multi-night demo shows resolved incidents as well as ongoing ones.
+
+    ``webhooks``: a listener (in-process, on a free loopback port, with a one-off signing
+    secret) writes into the store's event log, and the sandbox posts its Svix-signed webhooks
+    to it as the clock moves through each day in ``webhook_step_hours`` steps, so the
+    events of a day land before that night's snapshot (their ``received_at`` is sandbox time).
     """
     config = config or AuditConfig()
     store = out / "store"
@@ -128,7 +139,55 @@ def run_demo(
     served = fleet if fleet is not None else generate_fleet(companies, seed, first)
     clock = _Clock(first)
     outcome = DemoOutcome(out=out, store=store)
-    with SandboxServer(served, options=SandboxOptions(clock=clock)) as server:
+    listener = BackgroundListener(store, clock=clock) if webhooks else None
+    options = SandboxOptions(clock=clock)
+    if listener is not None:
+        listener.start()
+        options = SandboxOptions(
+            clock=clock,
+            webhook_url=listener.url,
+            webhook_secret=listener.secret,
+            webhook_step_minutes=webhook_step_hours * 60,
+        )
+    try:
+        _nights(served, options, clock, listener, outcome, first=first, nights=nights,
+                config=config, snoozes=snoozes, refresh_share=refresh_share,
+                progress=progress, on_night=on_night, step_hours=webhook_step_hours)  # fmt: skip
+    finally:
+        if listener is not None:
+            outcome.listener = listener.stop()
+    final = outcome.nights[-1]
+    assert final.reports is not None
+    msg = build_digest(
+        final.result,
+        display_tz=config.timezone,
+        fleet=final.fleet,
+        report_paths=final.reports,
+        now=as_of,
+    )
+    outcome.eml = write_eml(msg, out / "demo.eml")
+    return outcome
+
+
+def _nights(
+    served: Fleet,
+    options: SandboxOptions,
+    clock: _Clock,
+    listener: BackgroundListener | None,
+    outcome: DemoOutcome,
+    *,
+    first: datetime,
+    nights: int,
+    config: AuditConfig,
+    snoozes: SnoozesArg,
+    refresh_share: float,
+    progress: ProgressMode,
+    on_night: Callable[[int, AuditRun], None] | None,
+    step_hours: int,
+) -> None:
+    store = outcome.store
+    out = outcome.out
+    with SandboxServer(served, options=options) as server:
 
         def client() -> CodatClient:
             return CodatClient(
@@ -152,6 +211,14 @@ def run_demo(
 
         for night in range(nights):
             night_at = first + timedelta(days=night)
+            if night and listener is not None:  # the day's webhooks, in steps
+                moment = night_at - timedelta(days=1)
+                while moment + timedelta(hours=step_hours) < night_at:
+                    moment += timedelta(hours=step_hours)
+                    clock.now = moment
+                    server.flush_webhooks()
+                clock.now = night_at - timedelta(minutes=1)
+                server.flush_webhooks()
             clock.now = night_at
             asyncio.run(collect(night_at))
             last = night == nights - 1
@@ -168,14 +235,5 @@ def run_demo(
             if not last:
                 outcome.refreshes_queued += asyncio.run(refresh(night_at, run))
         outcome.requests = server.stats.total
-    final = outcome.nights[-1]
-    assert final.reports is not None
-    msg = build_digest(
-        final.result,
-        display_tz=config.timezone,
-        fleet=final.fleet,
-        report_paths=final.reports,
-        now=as_of,
-    )
-    outcome.eml = write_eml(msg, out / "demo.eml")
-    return outcome
+        if server.webhook_stats is not None:
+            outcome.webhooks = dict(server.webhook_stats.events)

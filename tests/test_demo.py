@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from auditor.cli import app
 from auditor.demo import DEMO_MARKER
 from auditor.findings import FINDINGS_COLUMNS
+from auditor.listen import load_events
 from auditor.sandbox import SANDBOX_API_KEY
 from auditor.store import list_snapshots
 
@@ -41,6 +42,15 @@ def test_demo_two_nights_writes_reports_digest_and_no_secret(tmp_path: Path) -> 
     snaps = list_snapshots(out / "store", include_incomplete=False)
     assert len(snaps) == 2
     assert bool(snaps["has_findings"].all())
+
+    # The sandbox's webhooks went through a listener into the store's event log, the day's
+    # events between the two nights (received_at is sandbox time in the demo).
+    assert "webhooks: " in result.output
+    assert "0 rejected" in result.output
+    nights = sorted(snaps["snapshot_at"])
+    events = load_events(out / "store", since=nights[0], until=nights[1])
+    assert (events["event_type"] == "read.completed").sum() > 60
+    assert load_events(out / "store", until=nights[0]).empty  # none before the first night
 
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "<html" in html

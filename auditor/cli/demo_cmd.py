@@ -57,6 +57,14 @@ def demo(
     config: ConfigOption = None,
     snoozes: SnoozesOption = None,
     progress: ProgressOption = DEFAULT_PROGRESS,
+    webhooks: Annotated[
+        bool,
+        typer.Option(
+            "--webhooks/--no-webhooks",
+            help="Run a webhook listener on OUT/store and have the sandbox post Codat's "
+            "Svix-signed webhooks to it as the fleet changes (on by default).",
+        ),
+    ] = True,
 ) -> None:
     """Run the main job on the embedded sandbox, end to end.
 
@@ -96,6 +104,7 @@ def demo(
             snoozes=snoozes,
             progress=progress,
             on_night=night_done,
+            webhooks=webhooks,
         )
     except DemoRefusedError as exc:
         echo(f"error: {exc}", err=True)
@@ -106,6 +115,14 @@ def demo(
         f"collected {len(final.snapshot.company_ids)} companies a night; "
         f"{outcome.requests} requests to the sandbox in all"
     )
+    if outcome.webhooks:
+        sent = ", ".join(f"{n} {kind}" for kind, n in sorted(outcome.webhooks.items()))
+        got = outcome.listener
+        echo(
+            f"webhooks: {sent}; listener stored {got.get('stored', 0)}, "
+            f"{got.get('duplicates', 0)} duplicate deliveries recognised, "
+            f"{got.get('rejected', 0)} rejected (event log: {outcome.store / 'events'})"
+        )
     echo_summary(final.result)
     echo_refreshes(final)
     echo(f"report:   {final.reports.report_html}")

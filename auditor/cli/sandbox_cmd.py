@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -10,6 +11,7 @@ from typing import Annotated
 import typer
 
 from auditor.cli._app import app
+from auditor.logs import register_secret
 from auditor.sandbox import (
     SANDBOX_API_KEY,
     FleetFileError,
@@ -100,8 +102,25 @@ def sandbox(
     api_key: Annotated[
         str, typer.Option("--api-key", help="API key the sandbox accepts.")
     ] = SANDBOX_API_KEY,
+    webhook_url: Annotated[
+        str | None,
+        typer.Option(
+            "--webhook-url",
+            envvar="SANDBOX_WEBHOOK_URL",
+            show_envvar=True,
+            help="Post Codat's webhooks there (Svix-signed with $CODAT_WEBHOOK_SECRET) as the "
+            "fleet changes over sandbox time, e.g. an auditor listen endpoint.",
+        ),
+    ] = None,
 ) -> None:
     """Serve a Codat-compatible sandbox (generated or from a fleet file) until Ctrl-C."""
+    webhook_secret = os.environ.get("CODAT_WEBHOOK_SECRET") if webhook_url else None
+    if webhook_url:
+        register_secret(webhook_url)
+        register_secret(webhook_secret)
+        if not (webhook_secret or "").startswith("whsec_"):
+            typer.echo("error: --webhook-url needs CODAT_WEBHOOK_SECRET=whsec_...", err=True)
+            raise typer.Exit(2)
     try:
         options = SandboxOptions(
             latency_ms=latency_ms,
@@ -116,6 +135,8 @@ def sandbox(
             seed=seed,
             api_key=api_key,
             time_scale=time_scale,
+            webhook_url=webhook_url or None,
+            webhook_secret=webhook_secret,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
@@ -138,6 +159,8 @@ def sandbox(
     typer.echo(f"Codat sandbox serving {source}")
     typer.echo(f"  base URL: {server.base_url}")
     typer.echo(f"  API key:  {server.api_key}   (export CODAT_API_KEY=...; sandbox key only)")
+    if webhook_url:
+        typer.echo("  webhooks: posted to --webhook-url as the fleet changes")
     typer.echo("Press Ctrl-C to stop.")
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()

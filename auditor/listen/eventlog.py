@@ -26,7 +26,7 @@ import json
 import logging
 import os
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -520,9 +520,17 @@ class EventLog:
     the set of stored ids from disk, so whatever did reach the disk is never stored twice).
     """
 
-    def __init__(self, store: Path | str, *, dedup_days: int = 7) -> None:
+    def __init__(
+        self,
+        store: Path | str,
+        *,
+        dedup_days: int = 7,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.store = Path(store)
         self.dedup_days = dedup_days
+        # The day a batch is written under (default: the real date; a demo's sandbox clock).
+        self._clock = clock or (lambda: datetime.now(UTC))
         # Stored ids by partition day; days older than dedup_days are dropped as they age,
         # so a listener running for months holds only the window.
         self._seen: dict[date, set[str]] = {}
@@ -554,7 +562,7 @@ class EventLog:
     def load(self) -> None:
         """Rebuild the set of stored ids from the last ``dedup_days`` days (blocking)."""
         self._seen, self.startup_scan = _recent_ids(
-            self.store, self.dedup_days, datetime.now(UTC).date()
+            self.store, self.dedup_days, self._clock().astimezone(UTC).date()
         )
 
     async def start(self) -> None:
@@ -602,7 +610,7 @@ class EventLog:
         return "stored"
 
     def _write_batch(self, data: bytes) -> None:
-        day = datetime.now(UTC).date()
+        day = self._clock().astimezone(UTC).date()
         if self._segment is None or self._segment.day != day:
             if self._segment is not None:
                 self._segment.close()

@@ -25,7 +25,8 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
@@ -118,6 +119,10 @@ class ListenerOptions:
     # Events waiting for their sync beyond which new ones get 503 (Codat retries them later)
     # rather than piling up in memory when the disk stalls.
     max_in_flight: int = 10_000
+    # What ``received_at`` is taken from (default: the real clock). ``auditor demo`` passes its
+    # sandbox clock so that events fall between the demo's nights; the Svix timestamp check
+    # always uses the real clock.
+    clock: Callable[[], datetime] | None = field(default=None, compare=False)
 
 
 class _Metrics:
@@ -175,7 +180,9 @@ class ListenerServer:
         self.store = Path(store)
         self.host = host
         self.port = port
-        self.events = EventLog(self.store, dedup_days=self.options.dedup_days)
+        self.events = EventLog(
+            self.store, dedup_days=self.options.dedup_days, clock=self.options.clock
+        )
         self.metrics = _Metrics()
         self.started_at: datetime | None = None
         self._runner: web.AppRunner | None = None
@@ -335,7 +342,8 @@ class ListenerServer:
 
     async def _receive(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
-        received_at = datetime.now(UTC)
+        clock = self.options.clock
+        received_at = datetime.now(UTC) if clock is None else clock().astimezone(UTC)
         self.metrics.received.inc()
         self.counts["received"] += 1
         headers = request.headers

@@ -127,6 +127,11 @@ class GeneratedFleet(Fleet):
         super().__init__(_LazyRecords(data), data.sync_settings, now=now, company_ids=data.ids)
         self.seed = seed
 
+    @property
+    def arrays(self) -> FleetArrays:
+        """Every random draw of the fleet (the trouble model reads them)."""
+        return self._data
+
     def minute_of(self, when: datetime) -> int:
         """Whole minutes from the fleet's ``now`` to ``when`` (floored): the state changes
         only from one minute to the next, so this is a cache key for answers at ``when``."""

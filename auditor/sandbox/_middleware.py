@@ -23,7 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
-from email.utils import format_datetime
+from email.utils import format_datetime, parsedate_to_datetime
 
 from aiohttp import web
 
@@ -101,6 +101,8 @@ class SandboxMiddleware:
         self.stats = stats
         self.errors = errors
         self.closing: asyncio.Event | None = None
+        #: Called (with the quota and when it resets) each time a request finds it spent.
+        self.on_quota_spent: Callable[[int, datetime], None] | None = None
         self._fault_counts: Counter[str] = Counter()
         self._limiter = (
             _RateLimiter(options.rate_limit_per_min, options.rate_limit_window_seconds)
@@ -219,6 +221,9 @@ class SandboxMiddleware:
         headers.update(quota_headers)
         if not allowed:
             headers["Retry-After"] = str(max(1, math.ceil(real_left)))
+            if self.on_quota_spent is not None:  # the webhook client.rateLimit.reached
+                resets = parsedate_to_datetime(quota_headers["X-Rate-Limit-Reset"])
+                self.on_quota_spent(self._quota.limit, resets.astimezone(UTC))
         return allowed
 
     def _authorised(self, header: str | None) -> bool:

@@ -43,6 +43,16 @@ class SandboxOptions:
     ``refresh_error_rate``    share of refreshes that end in FetchError.
     ``start_time``            sandbox time at start (default: the fleet's ``now``, else now).
     ``clock``                 a callable giving sandbox time (overrides the three above).
+    ``webhook_url``           post Codat's webhooks there as the fleet changes (None: none);
+                              signed with ``webhook_secret`` (a ``whsec_`` Svix secret). See
+                              :mod:`auditor.sandbox._webhooks` and docs/sandbox.md.
+    ``webhook_poll_seconds``  real seconds between two looks at sandbox time.
+    ``webhook_step_minutes``  sandbox minutes per scan step (a sync that fails and recovers
+                              within one step is not seen).
+    ``webhook_issue_rate``    share of completed reads carrying a ``warning.validation``.
+    ``webhook_duplicate_rate`` share of events delivered twice (at least once delivery).
+    ``webhook_retry_seconds`` delays between attempts after a failed delivery (then gives up).
+    ``webhook_concurrency``   deliveries in flight at once.
     """
 
     latency_ms: float = 0.0
@@ -63,6 +73,14 @@ class SandboxOptions:
     refresh_error_rate: float = 0.0
     start_time: datetime | None = None
     clock: Callable[[], datetime] | None = field(default=None, compare=False)
+    webhook_url: str | None = field(default=None, repr=False)
+    webhook_secret: str | None = field(default=None, repr=False)
+    webhook_poll_seconds: float = 1.0
+    webhook_step_minutes: int = 240
+    webhook_issue_rate: float = 0.03
+    webhook_duplicate_rate: float = 0.05
+    webhook_retry_seconds: tuple[float, ...] = (0.0, 0.2, 1.0, 5.0, 30.0)
+    webhook_concurrency: int = 4
 
     def __post_init__(self) -> None:
         rates = {
@@ -72,6 +90,8 @@ class SandboxOptions:
             "malformed_rate": self.malformed_rate,
             "quirk_share": self.quirk_share,
             "refresh_error_rate": self.refresh_error_rate,
+            "webhook_issue_rate": self.webhook_issue_rate,
+            "webhook_duplicate_rate": self.webhook_duplicate_rate,
         }
         for name, value in rates.items():
             if not 0.0 <= value <= 1.0:
@@ -91,5 +111,9 @@ class SandboxOptions:
             raise ValueError("time_scale must be > 0 and sync_phase_seconds >= 0")
         if self.start_time is not None and self.start_time.tzinfo is None:
             raise ValueError("start_time must be timezone-aware")
+        if self.webhook_url is not None and not (self.webhook_secret or "").startswith("whsec_"):
+            raise ValueError("webhook_url needs a webhook_secret starting with whsec_")
+        if self.webhook_poll_seconds <= 0 or self.webhook_step_minutes < 1:
+            raise ValueError("webhook_poll_seconds must be > 0 and webhook_step_minutes >= 1")
         if not self.api_key:
             raise ValueError("api_key must not be empty")

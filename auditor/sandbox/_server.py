@@ -36,6 +36,7 @@ from auditor.sandbox._options import SandboxOptions
 from auditor.sandbox._routes_data import current_data_status
 from auditor.sandbox._state import SandboxState
 from auditor.sandbox._stats import SandboxStats
+from auditor.sandbox._webhooks import WebhookEmitter, WebhookStats
 
 __all__ = ["SandboxServer"]
 
@@ -65,6 +66,22 @@ class SandboxServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
+        self._webhooks: WebhookEmitter | None = None
+
+    @property
+    def webhook_stats(self) -> WebhookStats | None:
+        """What the webhook sender did (None: no ``webhook_url``)."""
+        return None if self._webhooks is None else self._webhooks.stats
+
+    def flush_webhooks(self, timeout: float = 60.0) -> bool:
+        """Post the webhooks of everything that changed up to sandbox now and wait until each
+        was delivered (or given up); False if ``timeout`` real seconds passed first. Call it
+        after moving ``clock`` (the demo does, every few sandbox hours)."""
+        loop, emitter = self._loop, self._webhooks
+        if loop is None or emitter is None:
+            return True
+        future = asyncio.run_coroutine_threadsafe(emitter.flush(timeout), loop)
+        return future.result(timeout=timeout + 30)
 
     @property
     def fleet(self) -> Fleet:
@@ -201,9 +218,18 @@ class SandboxServer:
         await site.start()
         address = self._runner.addresses[0]
         self.port = int(address[1])
+        options = self.options
+        if options.webhook_url is not None and options.webhook_secret is not None:
+            self._webhooks = WebhookEmitter(
+                self._state, options.webhook_url, options.webhook_secret
+            )
+            self._middleware.on_quota_spent = self._webhooks.quota_reached
+            await self._webhooks.start()
 
     async def _shutdown(self) -> None:
         if self._middleware.closing is not None:
             self._middleware.closing.set()
+        if self._webhooks is not None:
+            await self._webhooks.stop()
         if self._runner is not None:
             await self._runner.cleanup()
