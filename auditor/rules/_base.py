@@ -384,13 +384,18 @@ def crossed(is_error: np.ndarray, warn: pd.Series, error: pd.Series) -> pd.Serie
 
 
 def _override(frame: pd.DataFrame, column: str, table: Mapping[str, Thresholds],
-              attr: str) -> pd.Series | None:
+              attr: str) -> np.ndarray | None:
     """``attr`` of ``table[row's column value]`` per row (NaN where none), or None if unset."""
     mapping = {k: getattr(v, attr) for k, v in table.items()}
     mapping = {k: v for k, v in mapping.items() if v is not None}
     if not mapping or column not in frame.columns:
         return None
-    return map_values(frame[column], mapping).astype("float64")
+    return map_values(frame[column], mapping).to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _fill(values: np.ndarray, override: np.ndarray) -> np.ndarray:
+    """``override`` where it is set, else ``values``."""
+    return np.where(np.isnan(override), values, override)
 
 
 def resolve_thresholds(
@@ -431,40 +436,41 @@ def resolve_thresholds(
         else {}
     )
     out: list[pd.Series] = []
+    n = len(frame)
     for attr, default in (("warn_after", warn_default), ("error_after", error_default)):
-        series = (
-            default.astype("float64")
+        values = (
+            default.to_numpy(dtype="float64", na_value=np.nan)
             if isinstance(default, pd.Series)
-            else pd.Series(float(default), index=frame.index)
+            else np.full(n, float(default))
         )
         level: float | None = getattr(options, attr)
         if level is not None:
-            series = pd.Series(level, index=frame.index, dtype="float64")
+            values = np.full(n, float(level))
         for column in ("", "platform", "data_type"):
             if column:
                 fleet = options.platforms if column == "platform" else options.data_types
                 override = _override(frame, column, fleet, attr)
                 if override is not None:
-                    series = override.fillna(series)
-            matches: list[pd.Series] = []
+                    values = _fill(values, override)
+            lowest: np.ndarray | None = None
             for key, value, table in tagged:
                 mask = has.get((key, value))
                 if mask is None or not mask.any():
                     continue
+                found: np.ndarray | None
                 if not column:
                     hours = getattr(table, attr)
-                    found = None if hours is None else pd.Series(
-                        hours, index=frame.index, dtype="float64"
-                    )
+                    found = None if hours is None else np.full(n, float(hours))
                 else:
                     sub = table.platforms if column == "platform" else table.data_types
                     found = _override(frame, column, sub, attr)
-                if found is not None:
-                    matches.append(found.where(mask))
-            if matches:
-                lowest = matches[0] if len(matches) == 1 else pd.concat(matches, axis=1).min(axis=1)
-                series = lowest.fillna(series)
-        out.append(series)
+                if found is None:
+                    continue
+                found = np.where(mask, found, np.nan)
+                lowest = found if lowest is None else np.fmin(lowest, found)
+            if lowest is not None:
+                values = _fill(values, lowest)
+        out.append(pd.Series(values, index=frame.index, dtype="float64"))
     return out[0], out[1]
 
 
