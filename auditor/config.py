@@ -558,7 +558,7 @@ def locate_key(text: str, loc: Iterable[str | int]) -> int | None:
 
 
 #: Keys whose value is never echoed in an error (it may hold credentials).
-_SECRET_KEYS: Final = frozenset({("pushgateway_url",)})
+_SECRET_KEYS: Final = frozenset({("pushgateway_url",), ("heartbeat_url",)})
 
 
 def format_validation_error(exc: ValidationError, text: str, source: str) -> list[str]:
