@@ -203,6 +203,10 @@ class RunConfig(BaseModel):
     #: ``auditor run``: Pushgateway URL the metrics are also pushed to (a secret: it may hold
     #: credentials; ``AUDITOR_PUSHGATEWAY_URL`` wins).
     pushgateway_url: str | None = None
+    #: ``auditor run``: heartbeat (dead man's switch) URL pinged at start, success and failure,
+    #: healthchecks.io style (a secret: ``AUDITOR_HEARTBEAT_URL`` wins; see
+    #: :mod:`auditor.heartbeat`).
+    heartbeat_url: str | None = None
     #: Read each company's own sync settings once every N nights (a rolling slice of the
     #: fleet, +1/N request per company per night); 1: every night, 0: never. Default 7.
     company_settings_every_days: int | None = Field(default=None, ge=0, le=366)
@@ -217,7 +221,7 @@ class RunConfig(BaseModel):
     def _http_url(cls, value: str | None) -> str | None:
         return None if value is None else check_base_url(value)
 
-    @field_validator("pushgateway_url")
+    @field_validator("pushgateway_url", "heartbeat_url")
     @classmethod
     def _secret_http_url(cls, value: str | None) -> str | None:
         if value is None:
@@ -559,7 +563,7 @@ def locate_key(text: str, loc: Iterable[str | int]) -> int | None:
 
 
 #: Keys whose value is never echoed in an error (it may hold credentials).
-_SECRET_KEYS: Final = frozenset({("pushgateway_url",)})
+_SECRET_KEYS: Final = frozenset({("pushgateway_url",), ("heartbeat_url",)})
 
 
 def format_validation_error(exc: ValidationError, text: str, source: str) -> list[str]:

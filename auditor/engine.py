@@ -41,6 +41,7 @@ from auditor.logs import redact
 from auditor.result import AuditResult, RuleFailure
 from auditor.routing import company_tags_series
 from auditor.rules import RULES, Rule, RuleContext
+from auditor.rules._base import CompanyTags
 from auditor.snapshot import SCHEMAS, Snapshot, conform
 from auditor.snoozes import Snooze, apply_snoozes, load_snoozes, split_expired
 from auditor.vectors import as_utc_timestamp, concat, isin, map_values, text
@@ -90,7 +91,8 @@ def _conformed(snapshot: Snapshot) -> Snapshot:
 
 
 def _context(snapshot: Snapshot, rule: Rule, config: AuditConfig, as_of: pd.Timestamp,
-             findings: pd.DataFrame | None = None) -> RuleContext:
+             findings: pd.DataFrame | None = None,
+             tags: CompanyTags | None = None) -> RuleContext:
     return RuleContext(
         status=snapshot.status,
         companies=snapshot.companies,
@@ -101,6 +103,7 @@ def _context(snapshot: Snapshot, rule: Rule, config: AuditConfig, as_of: pd.Time
         as_of=as_of,
         findings=findings,
         monitoring=config.monitoring,
+        company_tags=tags,
     )
 
 
@@ -367,12 +370,14 @@ def _run_isolated(
     config: AuditConfig,
     as_of: pd.Timestamp,
     failures: list[RuleFailure],
+    tags: CompanyTags | None = None,
 ) -> pd.DataFrame:
     """``rule`` on ``snapshot``; if it raises, on halves of it until the companies it cannot
     read are found. Those are recorded in ``failures`` and get a finding that says so; the
-    other companies get the rule's findings as usual."""
+    other companies get the rule's findings as usual. ``tags``: the partition's company tags,
+    shared by its rules (the halves read their own)."""
     try:
-        return _run(rule, _context(snapshot, rule, config, as_of))
+        return _run(rule, _context(snapshot, rule, config, as_of, tags=tags))
     except RuleError as exc:
         first: RuleError = exc
     found: list[pd.DataFrame] = []
@@ -426,7 +431,8 @@ def _audit_partition(
     snapshot = _conformed(snapshot)
     rules = [rule for rule in config.enabled_rules() if rule.scope == "partition"]
     sink = failures if failures is not None else []
-    parts = [_run_isolated(rule, snapshot, config, as_of, sink) for rule in rules]
+    tags = CompanyTags(snapshot.companies)  # read once, shared by the partition's rules
+    parts = [_run_isolated(rule, snapshot, config, as_of, sink, tags) for rule in rules]
     shown, covered = apply_coverage(concat_findings(parts), RULES)
     return _stamp(shown, as_of), _stamp(covered, as_of)
 

@@ -296,3 +296,24 @@ def test_dockerfile_slim_non_root_auditor_entrypoint() -> None:
             pod = doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
             if "securityContext" in pod:
                 assert str(pod["securityContext"]["runAsUser"]) == user
+
+
+def test_readme_quotes_the_crontab_line_exactly() -> None:
+    """The nightly line the README shows is the one in deploy/crontab, character for
+    character (a copy that drifts sends people a schedule nobody tests)."""
+    readme = (DEPLOY.parent / "README.md").read_text(encoding="utf-8")
+    crontab = (DEPLOY / "crontab").read_text(encoding="utf-8").splitlines()
+    nightly = [line for line in crontab if "auditor run" in line and not line.startswith("#")]
+    assert len(nightly) == 1
+    quoted = [
+        line.strip() for line in readme.splitlines() if "auditor run" in line and "* * *" in line
+    ]
+    assert quoted == [nightly[0]], quoted
+
+
+def test_readme_documents_the_notebooks_extra_and_the_venv() -> None:
+    readme = (DEPLOY.parent / "README.md").read_text(encoding="utf-8")
+    project = tomllib.loads((DEPLOY.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    assert "notebooks" in project["project"]["optional-dependencies"]
+    assert "pip install -e '.[notebooks]'" in readme
+    assert ". .venv/bin/activate" in readme

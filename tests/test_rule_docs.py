@@ -101,3 +101,28 @@ def test_docs_rules_md_has_every_rule_and_option() -> None:
         assert f"## {rule.name} ({rule.code})" in text
         for name in rule.options_model.model_fields:
             assert name in text, (rule.name, name)
+
+
+def test_per_tag_thresholds_print_as_toml_that_loads_back(tmp_path: Path) -> None:
+    """``tags.<tag>.<value>`` (a table of tables) prints as nested TOML tables that load back."""
+    from auditor.rules._docs import _table
+    from auditor.rules.stale import StaleOptions
+
+    options = StaleOptions(
+        tags={
+            "tier": {
+                "gold": {"warn_after": 12, "data_types": {"invoices": {"warn_after": 6}}},
+                "silver lining": {"error_after": 100},
+            },
+            "region": {"eu": {"platforms": {"Sage 50 (UK)": {"warn_after": 3}}}},
+        }
+    )
+    text = "\n".join(_table("rules.stale", options)) + "\n"
+    assert "[rules.stale.tags.tier.gold]\nenabled" not in text
+    assert "[rules.stale.tags.tier.gold]\n" in text
+    assert '[rules.stale.tags.tier."silver lining"]\n' in text
+    assert "[rules.stale.tags.tier.gold.data_types.invoices]\n" in text
+    assert '[rules.stale.tags.region.eu.platforms."Sage 50 (UK)"]\n' in text
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    assert load_config(path).rule_options(get_rule("stale")) == options

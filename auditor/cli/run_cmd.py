@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 
 from auditor.cli._app import app
@@ -35,8 +37,9 @@ from auditor.cli.options import (
     StoreOption,
 )
 from auditor.codat import RetryPolicy
-from auditor.collector import parse_shard
-from auditor.config import FailOn
+from auditor.collector import ProgressMode, parse_shard
+from auditor.config import AuditConfig, FailOn
+from auditor.heartbeat import Heartbeat, heartbeat
 from auditor.logs import configure_logging
 from auditor.metrics import METRICS_TEXTFILE_ENV, metrics_settings
 from auditor.nightly import EXIT_RUN_FAILED, NightlyOutcome, RunFailedError, run_nightly
@@ -111,15 +114,76 @@ def run(
 
     Exit codes: 0 ok; 1 findings at or above --fail-on; 2 the run failed (configuration,
     authentication, store, lock, no company reachable, the digest or a notification not
-    delivered). The API key comes from CODAT_API_KEY,
-    SMTP settings from SMTP_* variables. OUT defaults to ./reports/nightly. Writes
+    delivered). The API key comes from CODAT_API_KEY, SMTP settings from SMTP_* variables, a
+    heartbeat URL (pinged at start, success, failure) from AUDITOR_HEARTBEAT_URL or
+    run.heartbeat_url. OUT defaults to ./reports/nightly. Writes
     OUT/results.json on every exit (schemas/results.schema.json).
     """
     started = time.monotonic()
     now = parse_as_of(as_of)
     run_id = f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     configure_logging(run_id=run_id, fmt=log_format)
-    cfg = load_config_or_exit(config)
+    try:
+        cfg = load_config_or_exit(config)
+    except typer.Exit:  # AUDITOR_HEARTBEAT_URL still hears of it
+        heartbeat(run_id).finish(EXIT_RUN_FAILED, "the configuration could not be read")
+        raise
+    beat = heartbeat(run_id, file_url=cfg.run.heartbeat_url)
+    beat.start()
+    try:
+        _run(
+            cfg,
+            beat,
+            run_id=run_id,
+            now=now,
+            started=started,
+            store=store,
+            out=out,
+            base_url=base_url,
+            snoozes=snoozes,
+            dry_run=dry_run,
+            no_notify=no_notify,
+            shard=shard,
+            shards=shards,
+            shard_index=shard_index,
+            fail_on=fail_on,
+            rate_limit=rate_limit,
+            progress=progress,
+            metrics_textfile=metrics_textfile,
+        )
+    except typer.Exit as exc:  # the run's own end pinged already; this is an early exit
+        beat.finish(exc.exit_code, "the run stopped before it started (see its log)")
+        raise
+    except click.UsageError as exc:
+        beat.finish(EXIT_RUN_FAILED, f"usage error: {exc.format_message()}")
+        raise
+    except BaseException as exc:  # interrupted or killed (SIGTERM): the run did not finish
+        beat.finish(EXIT_RUN_FAILED, f"the run was stopped ({type(exc).__name__})")
+        raise
+
+
+def _run(
+    cfg: AuditConfig,
+    beat: Heartbeat,
+    *,
+    run_id: str,
+    now: datetime,
+    started: float,
+    store: Path | None,
+    out: Path | None,
+    base_url: str | None,
+    snoozes: Path | None,
+    dry_run: bool,
+    no_notify: bool,
+    shard: str | None,
+    shards: int | None,
+    shard_index: int | None,
+    fail_on: FailOn | None,
+    rate_limit: float | None,
+    progress: ProgressMode,
+    metrics_textfile: Path | None,
+) -> None:
+    """The run once its configuration is read; always ends with ``typer.Exit``."""
     api_key = api_key_or_exit()  # exit 2 (EXIT_RUN_FAILED) when not set
     shard_k_n = _shard_or_exit(shard, shards, shard_index)
     settings = settings_or_exit(
@@ -184,6 +248,7 @@ def run(
         started=started,
     )
     if outcome is None:
+        beat.finish(EXIT_RUN_FAILED, reason)
         raise typer.Exit(EXIT_RUN_FAILED)
     if outcome.audit is not None:
         echo_summary(outcome.audit.result)
@@ -202,7 +267,10 @@ def run(
                 f"entries, {note.bytes:,} bytes ({where})"
             )
     echo(f"exit {outcome.exit_code}: {outcome.reason}")
+    beat.finish(outcome.exit_code, outcome.reason)
     raise typer.Exit(outcome.exit_code)
+
+
 
 
 def _shard_or_exit(

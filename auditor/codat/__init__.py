@@ -20,6 +20,7 @@ from auditor.codat._client import (
 from auditor.codat._config import RateLimitPolicy, RetryPolicy
 from auditor.codat._exceptions import (
     CodatAuthError,
+    CodatBaseURLError,
     CodatConnectError,
     CodatDeadlineError,
     CodatError,
@@ -79,6 +80,7 @@ __all__ = [
     "MAX_RESPONSE_BYTES",
     "ClientStats",
     "CodatAuthError",
+    "CodatBaseURLError",
     "CodatClient",
     "CodatConnectError",
     "CodatDeadlineError",

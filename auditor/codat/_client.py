@@ -13,6 +13,16 @@ Retry decision
 Reads (every GET) are retried on connection errors, timeouts, connection resets, 408, 429,
 5xx (unless Codat's body says ``canBeRetried: "False"``) and bodies that are not JSON.
 
+Errors no retry can fix fail at once, reads and queues alike, with a
+:class:`CodatBaseURLError` whose message says to check the base URL: a host that does not
+resolve (a ``socket.gaierror`` behind the transport error: httpx's ``ConnectError``, or
+the ``ConnectTimeout`` httpx-aiohttp raises for aiohttp's DNS error; a *temporary* failure,
+``EAI_AGAIN``, counts only until the client has had its first answer, after which it is
+retried as a resolver hiccup), a host under ``.invalid`` (RFC 6761 6.4: never resolves, so
+no lookup is made; tests rely on it where no DNS server answers) and a scheme httpx does not
+speak (``httpx.UnsupportedProtocol``). A refused connection is still retried (a server may
+be restarting).
+
 A 429 is one of two limits (docs.codat.io/using-the-api/rate-limits). One whose Retry-After
 is at most ``RateLimitPolicy.quota_retry_after_bound`` is the per-minute ceiling: every task
 pauses until then and the request is retried. A longer one means the daily quota is spent:
@@ -41,6 +51,7 @@ import asyncio
 import base64
 import json
 import logging
+import socket
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -64,6 +75,7 @@ from tenacity.stop import stop_base
 
 from auditor.codat._config import RateLimitPolicy, RetryPolicy
 from auditor.codat._exceptions import (
+    CodatBaseURLError,
     CodatConnectError,
     CodatDeadlineError,
     CodatError,
@@ -194,6 +206,8 @@ class _Attempts:
 def _is_retryable_read(exc: BaseException) -> bool:
     if isinstance(exc, DatasetAlreadyInProgressError | CodatResponseTooLargeError):
         return False
+    if isinstance(exc, CodatBaseURLError):
+        return False
     if isinstance(exc, CodatHTTPError):
         if exc.status_code >= 500:
             return (exc.can_be_retried or "").lower() != "false"
@@ -202,13 +216,32 @@ def _is_retryable_read(exc: BaseException) -> bool:
 
 
 def _is_retryable_queue(exc: BaseException) -> bool:
-    if isinstance(exc, DatasetAlreadyInProgressError):
+    if isinstance(exc, DatasetAlreadyInProgressError | CodatBaseURLError):
         return False
     if isinstance(exc, CodatHTTPError):
         return exc.status_code in _QUEUE_SAFE_STATUSES
     if isinstance(exc, CodatTransportError):
         return not exc.request_sent
     return False
+
+
+def _gaierror(exc: BaseException) -> socket.gaierror | None:
+    """The ``socket.gaierror`` (name resolution failed) behind ``exc``, if any: httpx raises
+    ``ConnectError`` from httpcore's, itself raised from the resolver's error."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, socket.gaierror):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+_CHECK_BASE_URL: Final = (
+    "check the Codat base URL (CODAT_BASE_URL, --base-url or [run] base_url; "
+    "https://api.codat.io for Codat)"
+)
 
 
 def _segment(value: str) -> str:
@@ -294,6 +327,12 @@ class CodatClient:
             follow_redirects=False,
         )
         self.base_url = base_url
+        host = (self._http.base_url.host or "").rstrip(".").lower()
+        #: RFC 6761 6.4: a name under ``.invalid`` never resolves; no lookup is made.
+        self._never_resolves = host == "invalid" or host.endswith(".invalid")
+        #: Whether any answer came back yet (a temporary resolver failure before that means
+        #: the host has never resolved for this client: not retried).
+        self._answered = False
         self.retry_policy = retry or RetryPolicy()
         self.rate_limit_policy = rate_limit or RateLimitPolicy()
         self.limiter = RequestLimiter(self.rate_limit_policy)
@@ -651,6 +690,15 @@ class CodatClient:
     ) -> tuple[httpx.Response, bytes]:
         """The response and its whole body (decompressed, at most ``max_response_bytes``),
         all within ``deadline`` seconds."""
+        if self._never_resolves:
+            raise CodatBaseURLError(
+                f"the host {self._http.base_url.host} of the Codat base URL does not resolve "
+                f"(a name under .invalid never does): {_CHECK_BASE_URL}",
+                request_sent=False,
+                method=method,
+                path=path,
+                endpoint=endpoint,
+            )
         deadline = asyncio.timeout(self.deadline)
         try:
             async with deadline, self._http.stream(method, path, params=params) as response:
@@ -670,6 +718,7 @@ class CodatClient:
             raise CodatTimeoutError(
                 "timed out", request_sent=True, method=method, path=path, endpoint=endpoint
             ) from None
+        self._answered = True
         return response, content
 
     async def _read_body(
@@ -703,6 +752,11 @@ class CodatClient:
         self, exc: httpx.HTTPError, method: str, path: str, endpoint: str
     ) -> CodatError:
         sent = not isinstance(exc, _NOT_SENT)
+        fatal = self._base_url_problem(exc)
+        if fatal is not None:
+            return CodatBaseURLError(
+                fatal, request_sent=False, method=method, path=path, endpoint=endpoint
+            )
         detail = self._redact(str(exc)) or type(exc).__name__
         message = f"{type(exc).__name__}: {detail}" if detail != type(exc).__name__ else detail
         cls: type[CodatTransportError]
@@ -715,6 +769,27 @@ class CodatClient:
         else:  # httpx.HTTPStatusError and friends: not raised by us, but be total
             return CodatError(message, method=method, path=path, endpoint=endpoint)
         return cls(message, request_sent=sent, method=method, path=path, endpoint=endpoint)
+
+    def _base_url_problem(self, exc: httpx.HTTPError) -> str | None:
+        """What no retry can fix about ``exc``, as a one-line message; None if a retry may."""
+        base = self._http.base_url
+        if isinstance(exc, httpx.UnsupportedProtocol):
+            scheme = base.scheme or "none"
+            return self._redact(
+                f"the Codat base URL has an unsupported scheme ({scheme!r}; use https://, or "
+                f"http:// for a sandbox): {_CHECK_BASE_URL}"
+            )
+        if not isinstance(exc, httpx.TransportError):
+            return None
+        # Any transport error: httpx-aiohttp maps aiohttp's DNS error to ConnectTimeout.
+        found = _gaierror(exc)
+        if found is None or (found.errno == socket.EAI_AGAIN and self._answered):
+            return None
+        why = found.strerror or str(found)
+        return self._redact(
+            f"the host {base.host} of the Codat base URL does not resolve ({why}): "
+            f"{_CHECK_BASE_URL}, and this machine's DNS"
+        )
 
     def _http_error(
         self, response: httpx.Response, content: bytes, method: str, path: str, endpoint: str

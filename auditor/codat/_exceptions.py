@@ -160,6 +160,11 @@ class CodatConnectError(CodatTransportError):
     """Could not open a connection: the request was never sent."""
 
 
+class CodatBaseURLError(CodatConnectError):
+    """The base URL cannot work as it is: its host does not resolve (DNS), or its scheme is
+    not http(s). Never retried (no retry can fix it); the message says what to check."""
+
+
 class CodatTimeoutError(CodatTransportError):
     """A connect, write, read or pool timeout."""
 

@@ -22,8 +22,9 @@ another rule module).
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Annotated, Any, Final, Literal, TypeVar
@@ -33,20 +34,23 @@ import pandas as pd
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from auditor.findings import Severity
-from auditor.vectors import isin, map_values
+from auditor.vectors import isin, map_values, text
 
 __all__ = [
     "HOUR",
     "STATUS_COLUMNS",
+    "CompanyTags",
     "Hours",
     "Monitoring",
     "Rule",
     "RuleContext",
     "RuleOptions",
     "Scope",
+    "TagThresholds",
     "Thresholds",
     "TieredOptions",
     "crossed",
+    "has_tag",
     "parse_hours",
     "resolve_thresholds",
     "severity_of",
@@ -103,11 +107,28 @@ class Thresholds(_Options):
     )
 
 
+class TagThresholds(Thresholds):
+    """``[rules.<rule>.tags.<tag>.<value>]``: thresholds for the companies with one tag value,
+    and per platform and per data type for those companies."""
+
+    platforms: dict[str, Thresholds] = Field(
+        default_factory=dict,
+        description="Thresholds per platform for the companies with this tag value.",
+    )
+    data_types: dict[str, Thresholds] = Field(
+        default_factory=dict,
+        description="Thresholds per data type for the companies with this tag value.",
+    )
+
+
 class TieredOptions(RuleOptions):
     """Options of a rule with a warning and an error threshold.
 
     ``warn_after``/``error_after`` apply to every row; ``platforms.<name>`` overrides them for a
-    platform, ``data_types.<name>`` for a data type (the data type wins over the platform).
+    platform, ``data_types.<name>`` for a data type, and ``tags.<tag>.<value>`` (with its own
+    ``platforms``/``data_types``) for the companies whose Codat tag ``<tag>`` is ``<value>``.
+    Most specific wins, the dimension first and within it the tag (see
+    :func:`resolve_thresholds` and ``docs/audit.md``, "Per-tenant thresholds").
     """
 
     warn_after: Hours | None = Field(
@@ -124,6 +145,14 @@ class TieredOptions(RuleOptions):
         default_factory=dict,
         description="Thresholds per data type, one table per data type (they win over the "
         "platform's).",
+    )
+    tags: dict[str, dict[str, TagThresholds]] = Field(
+        default_factory=dict,
+        description="Thresholds per company tag (tag name, then value: "
+        '[rules.<rule>.tags.tier.gold] warn_after = "12h"), with their own platforms and '
+        "data_types tables. Order, most specific first: tag + data type, data type, tag + "
+        "platform, platform, tag, the rule's own, the default; where two tags of a company "
+        "match at the same level, the lower threshold wins.",
     )
 
 
@@ -148,6 +177,88 @@ class Monitoring(_Options):
     )
 
 
+def has_tag(tags: pd.Series, wanted: Mapping[str, Iterable[str]]) -> np.ndarray:
+    """A bool mask over ``tags`` (``company_tags`` JSON text, see ``auditor.snapshot.tags_json``):
+    True where the company has a tag ``key`` whose value is one of ``wanted[key]``.
+
+    Exact without parsing: in the canonical text a pair ``"k":"v"`` starts right after ``{``
+    or ``,``, and a quote inside a key or value is escaped, so a substring cannot match across
+    strings."""
+    out = np.zeros(len(tags), dtype=bool)
+    if not wanted or tags.empty:
+        return out
+    values = text(tags).fillna("")
+    for key, options in wanted.items():
+        for value in options:
+            pair = json.dumps(key, ensure_ascii=False) + ":" + json.dumps(value, ensure_ascii=False)
+            for lead in ("{", ","):
+                found = values.str.contains(lead + pair, regex=False)
+                out |= found.to_numpy(dtype=bool, na_value=False)
+    return out
+
+
+class CompanyTags:
+    """The company tags of one partition, read once and shared by its rules.
+
+    Built from the ``companies`` frame (``company_tags`` JSON text, one value per company):
+    the distinct tag texts are matched once per configured ``tag = value`` pair (most
+    companies share a handful of tag sets), and a frame's rows reach their company's tag text
+    through one hash look-up per row (per category for a categorical ``company_id``).
+    """
+
+    def __init__(self, companies: pd.DataFrame) -> None:
+        self._companies = companies
+        self._pairs: dict[tuple[str, str], np.ndarray] = {}
+
+    @cached_property
+    def _table(self) -> tuple[pd.Index, np.ndarray, pd.Series]:
+        """(company ids, per company the code of its tag text or -1, the distinct tag texts)."""
+        companies = self._companies
+        if companies.empty or "company_tags" not in companies.columns:
+            none = pd.Series([], dtype="string")
+            return pd.Index([], dtype="string"), np.zeros(0, dtype=np.int64), none
+        frame = pd.DataFrame(
+            {"id": text(companies["company_id"]), "tags": text(companies["company_tags"])}
+        )
+        frame = frame.loc[frame["id"].notna().to_numpy() & frame["tags"].notna().to_numpy()]
+        frame = frame.drop_duplicates("id")
+        codes, uniques = pd.factorize(frame["tags"], use_na_sentinel=True)
+        return (
+            pd.Index(frame["id"].to_numpy(), dtype="string"),
+            np.asarray(codes, dtype=np.int64),
+            pd.Series(np.asarray(uniques, dtype=object), dtype="string"),
+        )
+
+    @property
+    def empty(self) -> bool:
+        """No company of the partition has a tag."""
+        return len(self._table[2]) == 0
+
+    def codes(self, frame: pd.DataFrame) -> np.ndarray:
+        """For each row of ``frame`` (by ``company_id``), the code of its company's tag text
+        (-1: the company has no tags or is not in the companies frame)."""
+        ids, per_company, _ = self._table
+        if frame.empty or ids.empty:
+            return np.full(len(frame), -1, dtype=np.int64)
+        column = frame["company_id"]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            at = ids.get_indexer(pd.Index(column.cat.categories.astype("string")))
+            position = np.append(at, -1)[column.cat.codes.to_numpy()]
+        else:
+            position = ids.get_indexer(pd.Index(text(column)))
+        with_tags = np.append(per_company, -1)
+        return np.asarray(with_tags[position], dtype=np.int64)
+
+    def pair(self, key: str, value: str) -> np.ndarray:
+        """A bool per distinct tag text (plus a trailing False for code -1): has ``key`` =
+        ``value``."""
+        found = self._pairs.get((key, value))
+        if found is None:
+            found = np.append(has_tag(self._table[2], {key: [value]}), False)
+            self._pairs[(key, value)] = found
+        return found
+
+
 _O = TypeVar("_O", bound=RuleOptions)
 
 
@@ -170,6 +281,13 @@ class RuleContext:
     findings: pd.DataFrame | None = None
     #: The fleet's monitoring scope (``[monitoring]``): data, like the frames, not config.
     monitoring: Monitoring = field(default_factory=Monitoring)
+    #: The partition's company tags, shared by its rules (built from ``companies`` if unset).
+    company_tags: CompanyTags | None = None
+
+    @cached_property
+    def tags(self) -> CompanyTags:
+        """The partition's company tags (see :class:`CompanyTags`), read once."""
+        return self.company_tags if self.company_tags is not None else CompanyTags(self.companies)
 
     @cached_property
     def company_codes(self) -> tuple[np.ndarray, pd.Index]:
@@ -265,30 +383,94 @@ def crossed(is_error: np.ndarray, warn: pd.Series, error: pd.Series) -> pd.Serie
     return pd.Series(values, index=warn.index, dtype="float64")
 
 
+def _override(frame: pd.DataFrame, column: str, table: Mapping[str, Thresholds],
+              attr: str) -> np.ndarray | None:
+    """``attr`` of ``table[row's column value]`` per row (NaN where none), or None if unset."""
+    mapping = {k: getattr(v, attr) for k, v in table.items()}
+    mapping = {k: v for k, v in mapping.items() if v is not None}
+    if not mapping or column not in frame.columns:
+        return None
+    return map_values(frame[column], mapping).to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _fill(values: np.ndarray, override: np.ndarray) -> np.ndarray:
+    """``override`` where it is set, else ``values``."""
+    return np.where(np.isnan(override), values, override)
+
+
 def resolve_thresholds(
     frame: pd.DataFrame,
     options: TieredOptions,
     warn_default: pd.Series | float,
     error_default: pd.Series | float,
+    *,
+    tags: CompanyTags,
 ) -> tuple[pd.Series, pd.Series]:
-    """Per-row (warn, error) hours: data type > platform > rule-level > the given defaults."""
+    """Per-row (warn, error) hours, most specific first:
+
+    1. ``tags.<tag>.<value>.data_types.<type>`` (the company has the tag, the row the type)
+    2. ``data_types.<type>``
+    3. ``tags.<tag>.<value>.platforms.<platform>``
+    4. ``platforms.<platform>``
+    5. ``tags.<tag>.<value>`` (its own ``warn_after``/``error_after``)
+    6. the rule's ``warn_after``/``error_after``
+    7. the given defaults.
+
+    The dimension decides first (a data type's threshold says how that data behaves, for
+    every customer), and within one dimension a company's tag wins over the fleet's table.
+    Each threshold (warn, error) is resolved on its own: a level that sets only
+    ``warn_after`` leaves ``error_after`` to the levels below. Where several tags of one
+    company match at the same level, the lowest threshold wins (the strictest promise made
+    to that customer). Vectorised: one look-up per row and configured table; company tags
+    are matched once per partition and tag pair (``tags``, :attr:`RuleContext.tags`).
+    """
+    tagged = [
+        (key, value, table)
+        for key, values in options.tags.items()
+        for value, table in values.items()
+    ]
+    tag_codes = tags.codes(frame) if tagged and not tags.empty else None
+    has = (
+        {(k, v): tags.pair(k, v)[tag_codes] for k, v, _ in tagged}
+        if tag_codes is not None
+        else {}
+    )
     out: list[pd.Series] = []
+    n = len(frame)
     for attr, default in (("warn_after", warn_default), ("error_after", error_default)):
-        series = (
-            default.astype("float64")
+        values = (
+            default.to_numpy(dtype="float64", na_value=np.nan)
             if isinstance(default, pd.Series)
-            else pd.Series(float(default), index=frame.index)
+            else np.full(n, float(default))
         )
         level: float | None = getattr(options, attr)
         if level is not None:
-            series = pd.Series(level, index=frame.index, dtype="float64")
-        for column, table in (("platform", options.platforms), ("data_type", options.data_types)):
-            mapping = {k: getattr(v, attr) for k, v in table.items()}
-            mapping = {k: v for k, v in mapping.items() if v is not None}
-            if mapping and column in frame.columns:
-                override = map_values(frame[column], mapping).astype("float64")
-                series = override.fillna(series)
-        out.append(series)
+            values = np.full(n, float(level))
+        for column in ("", "platform", "data_type"):
+            if column:
+                fleet = options.platforms if column == "platform" else options.data_types
+                override = _override(frame, column, fleet, attr)
+                if override is not None:
+                    values = _fill(values, override)
+            lowest: np.ndarray | None = None
+            for key, value, table in tagged:
+                mask = has.get((key, value))
+                if mask is None or not mask.any():
+                    continue
+                found: np.ndarray | None
+                if not column:
+                    hours = getattr(table, attr)
+                    found = None if hours is None else np.full(n, float(hours))
+                else:
+                    sub = table.platforms if column == "platform" else table.data_types
+                    found = _override(frame, column, sub, attr)
+                if found is None:
+                    continue
+                found = np.where(mask, found, np.nan)
+                lowest = found if lowest is None else np.fmin(lowest, found)
+            if lowest is not None:
+                values = _fill(values, lowest)
+        out.append(pd.Series(values, index=frame.index, dtype="float64"))
     return out[0], out[1]
 
 

@@ -14,7 +14,7 @@ import json
 import re
 import textwrap
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel
 
@@ -54,6 +54,21 @@ def _help(description: str | None, width: int = 92) -> list[str]:
     return ["# " + line for line in wrapped]
 
 
+def _models_by_name(value: Any) -> bool:
+    """``value`` is a non-empty mapping of models (a table of tables: ``tags.<tag>.<value>``)."""
+    return (
+        isinstance(value, Mapping)
+        and bool(value)
+        and all(isinstance(v, BaseModel) for v in value.values())
+    )
+
+
+def _nested(annotation: Any) -> bool:
+    """The field is a mapping of mappings (``dict[str, dict[str, Model]]``)."""
+    args = get_args(annotation)
+    return len(args) == 2 and get_origin(args[1]) is dict
+
+
 def _table(header: str, model: BaseModel, *, helps: bool = True) -> list[str]:
     """``[header]`` with the model's fields: help comment, then ``key = value``.
 
@@ -70,13 +85,21 @@ def _table(header: str, model: BaseModel, *, helps: bool = True) -> list[str]:
         help_ = _help(info.description) if helps else []
         if isinstance(value, Mapping) and (
             not value or all(isinstance(v, BaseModel) for v in value.values())
+            or all(_models_by_name(v) for v in value.values())
         ):
             if not value:
-                lines += [*help_, f'# [{header}.{_key(key)}."<name>"]  (none by default)']
+                placeholder = '."<name>"."<value>"' if _nested(info.annotation) else '."<name>"'
+                lines += [*help_, f"# [{header}.{_key(key)}{placeholder}]  (none by default)"]
                 continue
             subtables += ["", *help_]
-            for i, (entry, sub) in enumerate(value.items()):
-                path = f"{header}.{_key(key)}.{_key(str(entry))}"
+            entries: list[tuple[str, BaseModel]] = []
+            for entry, sub in value.items():
+                if isinstance(sub, Mapping):  # a table of tables: tags.<tag>.<value>
+                    entries += [(f"{_key(str(entry))}.{_key(str(k))}", m) for k, m in sub.items()]
+                else:
+                    entries.append((_key(str(entry)), sub))
+            for i, (entry, sub) in enumerate(entries):
+                path = f"{header}.{_key(key)}.{entry}"
                 subtables += [*_table(path, sub, helps=helps and i == 0), ""]
             subtables.pop()
             continue

@@ -13,15 +13,14 @@ whose connections is other than ``Unlinked`` (or that has none) is **not monitor
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Final
 
 import numpy as np
 import pandas as pd
 
 from auditor.constants import FAILED_AFTER_SUCCESS_STATUSES
-from auditor.rules._base import STATUS_COLUMNS, Monitoring, RuleContext
+from auditor.rules._base import STATUS_COLUMNS, Monitoring, RuleContext, has_tag
 from auditor.vectors import isin, map_values, text
 
 __all__ = [
@@ -236,24 +235,4 @@ def monitored_rows(ctx: RuleContext, frame: pd.DataFrame) -> np.ndarray:
             keys = text(companies["company_id"], "") + "|" + text(companies["connection_id"], "")
             rows = text(frame["company_id"], "") + "|" + text(frame["connection_id"], "")
             out &= ~isin(rows, keys[expected])
-    return out
-
-
-def has_tag(tags: pd.Series, wanted: Mapping[str, Iterable[str]]) -> np.ndarray:
-    """A bool mask over ``tags`` (``company_tags`` JSON text, see ``auditor.snapshot.tags_json``):
-    True where the company has a tag ``key`` whose value is one of ``wanted[key]``.
-
-    Exact without parsing: in the canonical text a pair ``"k":"v"`` starts right after ``{``
-    or ``,``, and a quote inside a key or value is escaped, so a substring cannot match across
-    strings."""
-    out = np.zeros(len(tags), dtype=bool)
-    if not wanted or tags.empty:
-        return out
-    values = text(tags).fillna("")
-    for key, options in wanted.items():
-        for value in options:
-            pair = json.dumps(key, ensure_ascii=False) + ":" + json.dumps(value, ensure_ascii=False)
-            for lead in ("{", ","):
-                found = values.str.contains(lead + pair, regex=False)
-                out |= found.to_numpy(dtype=bool, na_value=False)
     return out

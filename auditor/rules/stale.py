@@ -8,9 +8,14 @@ What it flags
     none) are left out.
 
 Thresholds
-    Configured thresholds win, most specific first: ``[rules.stale.data_types.<type>]``, then
-    ``[rules.stale.platforms.<platform>]``, then ``warn_after``/``error_after`` of
-    ``[rules.stale]``. Where none is configured they follow the sync settings: with Codat's
+    Configured thresholds win, most specific first (``docs/audit.md``, "Per-tenant
+    thresholds"): ``[rules.stale.tags.<tag>.<value>.data_types.<type>]`` (the companies whose
+    Codat tag ``<tag>`` is ``<value>``), ``[rules.stale.data_types.<type>]``,
+    ``[rules.stale.tags.<tag>.<value>.platforms.<platform>]``,
+    ``[rules.stale.platforms.<platform>]``, ``[rules.stale.tags.<tag>.<value>]`` (e.g.
+    ``[rules.stale.tags.tier.gold] warn_after = "12h"``), then ``warn_after``/``error_after``
+    of ``[rules.stale]``; two tags of a company at the same level: the lower threshold. Where
+    none is configured they follow the sync settings: with Codat's
     ``syncSchedule`` S hours for that data type (the company's own setting wins over the
     client's), warning after ``schedule_warn_factor`` x S (2 x S) and error after
     ``schedule_error_factor`` x S (4 x S); with no schedule, S = 168 h (Codat's recommended
@@ -102,6 +107,7 @@ def check(ctx: RuleContext) -> pd.DataFrame:
         opts,
         schedule * opts.schedule_warn_factor,
         schedule * opts.schedule_error_factor,
+        tags=ctx.tags,
     )
     flagged, is_error = tier(age, warn, error)
     flagged &= candidate

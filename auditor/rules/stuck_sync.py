@@ -3,20 +3,20 @@
 What it flags
     Each company x data type whose ``currentStatus`` is in progress (Initial, Queued, Fetching,
     MapQueued, Mapping, ProcessingQueued, Processing, ValidationQueued, Validating) and whose
-    pull operation (``latestSyncId``) was requested more than 12 h before ``as_of`` (warning)
-    or 24 h (error). Thresholds: ``warn_after``/``error_after``, per platform and per data type
-    as for ``stale``. The warning waits 12 h because Codat retries a failing sync up to 10 times
-    over 12 hours before it flags an error (docs.codat.io, enterprise/tech-implementation/
-    multiple-use-cases): a sync younger than that may be retrying normally. The request time
-    comes from the pull operation the collector fetched; a data type whose request time is
-    unknown is not flagged. The message quotes the pull operation's ``statusDescription`` when
-    there is one. For an on-premise integration (``on_premise_platforms``, matched on the
-    platform name or integration key) the message says the connector is probably offline,
-    but only when nothing else explains the wait: the sync is still waiting on the platform
-    (Initial, Queued, Fetching) and Codat gave no ``statusDescription``. It is the root cause
-    of the ``stale`` finding of the same data type (and of a ``cross-type-skew`` whose oldest
-    member it is): those are left out, the message says so, and a warning is raised to error
-    when the stale data it explains is an error.
+    pull operation (``latestSyncId``) was requested more than 12 h before ``as_of`` (warning) or
+    24 h (error). Thresholds: ``warn_after``/``error_after``, per platform, per data type and
+    per company tag as for ``stale``. The warning waits 12 h because Codat retries a failing
+    sync up to 10 times over 12 hours before it flags an error (docs.codat.io,
+    enterprise/tech-implementation/multiple-use-cases): a sync younger than that may be retrying
+    normally. The request time comes from the pull operation the collector fetched; a data type
+    whose request time is unknown is not flagged. The message quotes the pull operation's
+    ``statusDescription`` when there is one. For an on-premise integration
+    (``on_premise_platforms``, matched on the platform name or integration key) the message says
+    the connector is probably offline, but only when nothing else explains the wait: the sync is
+    still waiting on the platform (Initial, Queued, Fetching) and Codat gave no
+    ``statusDescription``. It is the root cause of the ``stale`` finding of the same data type
+    (and of a ``cross-type-skew`` whose oldest member it is): those are left out, the message
+    says so, and a warning is raised to error when the stale data it explains is an error.
 
 When it is not raised
     A pull operation whose ``statusDescription`` says it is paused until a time (``Paused
@@ -122,7 +122,7 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     description = nonblank(op["status_description"])
     paused_until = _paused_until(description)
     age = hours_since(requested, ctx.as_of)
-    warn, error = resolve_thresholds(rows, opts, float("nan"), float("nan"))
+    warn, error = resolve_thresholds(rows, opts, float("nan"), float("nan"), tags=ctx.tags)
     flagged, is_error = tier(age, warn, error)
     flagged &= ~(paused_until > ctx.as_of).fillna(False).to_numpy(dtype=bool)
     rows, requested, age = rows.loc[flagged], requested[flagged], age[flagged]
