@@ -60,6 +60,10 @@ class AuditResult:
                         ``state='resolved'``, values as last seen).
     ``expired_snoozes`` snoozes whose ``until`` has passed (:data:`EXPIRED_SNOOZE_COLUMNS`).
     ``rule_failures``   rules that raised (see :class:`RuleFailure`); empty when all answered.
+    ``covered``         the findings left out because another finding explains them
+                        (:func:`auditor.engine.apply_coverage`), for the actions table
+                        (:mod:`auditor.actions`) to list what each root cause explains; not
+                        stored (empty for an audit read back from the store).
     """
 
     snapshot_id: str
@@ -70,6 +74,7 @@ class AuditResult:
         default_factory=lambda: pd.DataFrame({c: [] for c in EXPIRED_SNOOZE_COLUMNS})
     )
     rule_failures: tuple[RuleFailure, ...] = ()
+    covered: pd.DataFrame = field(default_factory=empty_findings)
 
     @property
     def missing_inputs(self) -> list[str]:
