@@ -229,7 +229,8 @@ def _root_keys(active: pd.DataFrame) -> pd.Series:
     by_company = "rule|" + rule + "|" + company.fillna("") + "|" + text(
         active["connection_id"], ""
     )
-    key = by_company.where(company.notna(), "fleet|" + rule + "|" + text(active["incident_key"], ""))
+    fleet = "fleet|" + rule + "|" + text(active["incident_key"], "")
+    key = by_company.where(company.notna(), fleet)
     # One row per platform outage: its provider-incident findings and every member finding.
     return key.where(~(is_outage | in_outage), "outage|" + text(active["platform"], ""))
 
