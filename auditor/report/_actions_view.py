@@ -28,6 +28,8 @@ __all__ = [
 #: Results of a queued refresh, in the order shown.
 REFRESH_RESULTS: Final[tuple[str, ...]] = ("failed", "running", "worked", "unknown")
 _RESULT_RANK: Final[dict[str, int]] = {r: i for i, r in enumerate(REFRESH_RESULTS)}
+#: Data types named in an action's line (the rest are counted).
+TYPES_SHOWN: Final[int] = 4
 #: Characters of an id shown in narrow places (the full id goes in a title or the CSV).
 SHORT_ID: Final[int] = 8
 
@@ -108,16 +110,21 @@ class ActionItem:
 
     @property
     def types_label(self) -> str:
-        """``3 data types: Bills, Invoices, Payments`` (``1 data type: Bills``)."""
+        """``3 data types: bills, invoices, payments`` (``1 data type: bills``); past
+        :data:`TYPES_SHOWN` types, ``… and 20 more`` (all of them are in actions.csv)."""
         n = self.data_type_count
         if not n:
             return ""
         noun = "data type" if n == 1 else "data types"
-        return f"{n:,} {noun}: {self.data_types or ''}"
+        names = [t for t in (self.data_types or "").split(", ") if t]
+        shown = ", ".join(names[:TYPES_SHOWN])
+        if len(names) > TYPES_SHOWN:
+            shown += f" and {n - TYPES_SHOWN:,} more"
+        return f"{n:,} {noun}: {shown}"
 
     @property
     def explains(self) -> str:
-        """``explains 12 findings`` when the row stands for more than one finding, else ""."""
+        """``stands for 12 findings`` when the row stands for more than one, else ""."""
         return f"stands for {self.findings:,} findings" if self.findings > 1 else ""
 
 
@@ -146,7 +153,7 @@ def action_items(actions: pd.DataFrame | None, limit: int | None = None,
                 link_url=_text(rec.get("link_url")),
                 pull_operation_id=_text(rec.get("pull_operation_id")),
                 refresh_result=_text(rec.get("refresh_result")),
-                data_types=clip(_text(rec.get("data_types")), 200),
+                data_types=_text(rec.get("data_types")),
                 data_type_count=_int(rec.get("data_type_count")),
                 companies=_int(rec.get("companies")),
                 findings=_int(rec.get("findings")),
