@@ -365,7 +365,8 @@ def build_actions(
         index=keys,
     )
     # Regressed stays regressed (it matters: it was fixed once).
-    regressed = grouped["state"].agg(lambda s: bool((s.astype("string") == "regressed").any()))
+    is_regressed = text(active["state"]).eq("regressed").fillna(False).astype(bool)
+    regressed = is_regressed.groupby(active["root_key"].to_numpy(), sort=False).any()
     out.loc[regressed.reindex(keys).fillna(False).to_numpy(dtype=bool), "state"] = "regressed"
     return _ranked(out, sev, state)
 

@@ -89,6 +89,8 @@ class ActionItem:
     nights_open: int
     first_seen: datetime | None
     message: str | None
+    #: The row's stable key (rule + company + connection, or the outage's platform).
+    root_key: str = ""
 
     @property
     def who(self) -> str:
@@ -160,6 +162,7 @@ def action_items(actions: pd.DataFrame | None, limit: int | None = None,
                 nights_open=_int(rec.get("nights_open")),
                 first_seen=_when(rec.get("first_seen")),
                 message=clip(_text(rec.get("message")), text_limit),
+                root_key=_text(rec.get("root_key")) or "",
             )
         )
     return tuple(out)
