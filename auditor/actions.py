@@ -37,7 +37,8 @@ Columns, in order (:data:`ACTION_COLUMNS`)
 ``action``           one of :data:`ACTIONS`
 ``action_text``      the action in one sentence (plain text)
 ``link_url``         the connection's linkUrl for a relink: an https Codat link, else null
-``pull_operation_id`` the pull operation to quote to Codat support (``latestSyncId``), or null
+``pull_operation_id`` the pull operation to quote to Codat support (``latestSyncId``, else the
+                     failed refresh's ``dataset_id``), or null
 ``refresh_result``   how last night's refresh of these types went: ``worked`` / ``failed`` /
                      ``running`` / ``unknown``, null when none was queued
 ``data_types``       the data types (or groups) the row covers, comma-separated, sorted
@@ -333,7 +334,9 @@ def build_actions(
     message = text(head["message"]).str.replace(_EXPLAINS, "", regex=True)
     link = _links(company_id, connection_id, connections, link_hosts)
     pull_op = _pull_operations(active, status, keys)
-    refresh = _refresh_results(active, credited, refreshes, keys)
+    refresh, refresh_op = _refresh_results(active, credited, refreshes, keys)
+    # A failed refresh: its own pull operation is the one to quote when the status has none.
+    pull_op = pull_op.fillna(refresh_op.where(refresh.eq("failed").fillna(False)))
     action, action_text = _action(rule, current, platform, link, pull_op, refresh,
                                   text(head["remedy"]), outage)
     out = pd.DataFrame(
@@ -432,10 +435,13 @@ def _pull_operations(active: pd.DataFrame, status: pd.DataFrame | None,
 
 
 def _refresh_results(active: pd.DataFrame, credited: pd.DataFrame,
-                     refreshes: pd.DataFrame | None, keys: pd.Index) -> pd.Series:
-    """Per root key: the worst result of last night's refreshes of its data types."""
+                     refreshes: pd.DataFrame | None,
+                     keys: pd.Index) -> tuple[pd.Series, pd.Series]:
+    """Per root key: the worst result of last night's refreshes of its data types, and the
+    pull operation (``dataset_id``) of that refresh."""
+    none = pd.Series(pd.NA, index=keys, dtype="string")
     if refreshes is None or refreshes.empty:
-        return pd.Series(pd.NA, index=keys, dtype="string")
+        return none, none
     parts = [active[["root_key", "company_id", "data_type"]]]
     if len(credited):
         parts.append(credited[["root_key", "company_id", "data_type"]])
@@ -448,15 +454,21 @@ def _refresh_results(active: pd.DataFrame, credited: pd.DataFrame,
             "company_id": text(refreshes["company_id"]),
             "data_type": text(refreshes["data_type"]),
             "result": text(refreshes["result"]),
+            "dataset_id": text(refreshes["dataset_id"])
+            if "dataset_id" in refreshes.columns
+            else pd.Series(pd.NA, index=refreshes.index, dtype="string"),
         }
-    ).dropna()
+    ).dropna(subset=["company_id", "data_type", "result"])
     res = res.assign(_r=res["result"].map(_REFRESH_RANK).fillna(2).astype("int64"))
     res = res.sort_values("_r", kind="stable").drop_duplicates(["company_id", "data_type"])
     hit = rows.merge(res, on=["company_id", "data_type"], how="inner")
     if hit.empty:
-        return pd.Series(pd.NA, index=keys, dtype="string")
-    worst = hit.sort_values("_r", kind="stable").drop_duplicates("root_key")
-    return worst.set_index("root_key")["result"].reindex(keys).astype("string")
+        return none, none
+    worst = hit.sort_values("_r", kind="stable").drop_duplicates("root_key").set_index("root_key")
+    return (
+        worst["result"].reindex(keys).astype("string"),
+        worst["dataset_id"].reindex(keys).astype("string"),
+    )
 
 
 def _action(rule: pd.Series, current: pd.Series, platform: pd.Series, link: pd.Series,
