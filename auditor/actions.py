@@ -238,12 +238,25 @@ def _root_keys(active: pd.DataFrame) -> pd.Series:
 
 def _lists(keys: pd.Series, values: pd.Series) -> pd.DataFrame:
     """Per key: the distinct non-empty values sorted and comma-joined, and their count."""
-    frame = pd.DataFrame({"k": keys.to_numpy(), "v": values.to_numpy()}).dropna()
-    frame = frame.loc[frame["v"].astype(str).ne("")].drop_duplicates()
-    frame = frame.sort_values(["k", "v"], kind="stable")
-    grouped = frame.groupby("k", sort=False)["v"]
+    frame = pd.DataFrame({"k": keys.astype("string").to_numpy(),
+                          "v": values.astype("string").to_numpy()}).dropna()
+    frame = frame.loc[frame["v"].ne("").to_numpy(dtype=bool)]
+    if frame.empty:
+        return pd.DataFrame({"data_types": pd.Series([], dtype="string"),
+                             "data_type_count": pd.Series([], dtype="int64")})
+    # Integer codes sort and dedupe fast; the strings are joined per group in C (reduceat).
+    k_codes, k_uniques = pd.factorize(frame["k"], sort=False)
+    v_codes, v_uniques = pd.factorize(frame["v"], sort=True)
+    pairs = np.unique(np.stack([k_codes, v_codes], axis=1), axis=0)  # sorted by key, then value
+    starts = np.flatnonzero(np.r_[True, pairs[1:, 0] != pairs[:-1, 0]])
+    names = (pd.Index(v_uniques).astype(str) + ", ").to_numpy(dtype=object)[pairs[:, 1]]
+    joined = pd.Series(np.add.reduceat(names, starts), dtype="string").str.removesuffix(", ")
     return pd.DataFrame(
-        {"data_types": grouped.agg(", ".join), "data_type_count": grouped.size()}
+        {
+            "data_types": joined.to_numpy(),
+            "data_type_count": np.diff(np.r_[starts, len(pairs)]),
+        },
+        index=pd.Index(np.asarray(k_uniques)[pairs[starts, 0]]),
     )
 
 
