@@ -277,7 +277,7 @@ def test_without_smtp_the_digest_is_written_as_eml(
     assert parsed["To"] == "ops@example.com"
     assert parsed["Subject"].startswith("[freshness] ")
     assert {p.get_filename() for p in parsed.iter_attachments()} == {
-        "findings.csv", "summary.csv", "incidents.csv",
+        "findings.csv", "summary.csv", "incidents.csv", "actions.csv", "relinks.csv",
     }  # fmt: skip
 
 
