@@ -164,6 +164,9 @@ def run_demo(
         fleet=final.fleet,
         report_paths=final.reports,
         now=as_of,
+        actions=final.actions,
+        refreshes=final.refreshes,
+        connections=final.snapshot.companies,
     )
     outcome.eml = write_eml(msg, out / "demo.eml")
     return outcome

@@ -81,6 +81,8 @@ class EmailSettings(BaseModel):
     subject_prefix: OneLine = "[freshness]"
     attach_report: bool = False
     max_items: int = Field(default=15, ge=0, le=500)
+    #: Ranked actions (one per company × root cause) at the top of the digest ("Start here").
+    start_here: int = Field(default=10, ge=0, le=100)
     gzip_above_bytes: int = Field(default=DEFAULT_GZIP_ABOVE, ge=0)
     severity: dict[Severity, list[EmailAddress]] = Field(default_factory=dict)
     platform: dict[OneLine, list[EmailAddress]] = Field(default_factory=dict)

@@ -555,10 +555,10 @@ def audit(
             for chunk in _chunks(ids, chunk_size)
         ]
         findings = _one_fleet_row(concat_findings(r[0] for r in results))
-        covered_keys = pd.concat([r[1]["incident_key"] for r in results], ignore_index=True)
+        covered = concat_findings(r[1] for r in results)
     else:
         findings, covered = _audit_partition(snapshot, config, ts, failures)
-        covered_keys = covered["incident_key"]
+    covered_keys = covered["incident_key"]
     failures = _merged(failures)
     by_name = {r.name: r for r in config.enabled_rules()}
     wholesale = [
@@ -601,6 +601,7 @@ def audit(
         expired_snoozes=expired,
         rule_failures=tuple(failures),
         company_tags=company_tags_series(snapshot.companies),
+        covered=covered.reindex(columns=list(FINDINGS_COLUMNS)),
     )
 
 

@@ -309,6 +309,9 @@ def run_nightly(
                 display_tz=config.timezone,
                 fleet=run.fleet,
                 now=as_of,
+                actions=run.actions,
+                refreshes=run.refreshes,
+                connections=run.snapshot.companies,
             )
         except (DigestSendError, OSError) as exc:
             raise failed(f"the email digest could not be sent: {exc}") from None

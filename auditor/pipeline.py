@@ -15,11 +15,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from auditor.actions import build_actions
 from auditor.config import AuditConfig
 from auditor.engine import SnoozesArg, audit
 from auditor.ledger import previous_tables
-from auditor.remediation import REFRESH_OUTCOME_COLUMNS, refresh_outcomes
-from auditor.report import FleetInfo, ReportPaths, write_csv, write_reports
+from auditor.links import DEFAULT_LINK_HOSTS
+from auditor.remediation import refresh_outcomes
+from auditor.report import FleetInfo, ReportPaths, write_reports
 from auditor.result import AuditResult
 from auditor.rules._shared import unmonitored_companies
 from auditor.snapshot import Snapshot
@@ -80,6 +82,8 @@ class AuditRun:
     #: False, ``not_stored`` says why (the reports were still written).
     stored: bool = True
     not_stored: str = ""
+    #: The ranked actions table (:func:`auditor.actions.build_actions`): what to do first.
+    actions: pd.DataFrame | None = None
 
 
 def previous_findings(
@@ -175,6 +179,13 @@ def audit_store(
         log.warning("findings not stored: %s", not_stored)
     fleet = fleet_info(snapshot, as_of)
     refreshes = _refresh_outcomes(store, snapshot)
+    actions = build_actions(
+        result,
+        connections=snapshot.companies,
+        status=snapshot.status,
+        refreshes=refreshes,
+        link_hosts=_link_hosts(config),
+    )
     paths = None
     if out_dir is not None:
         paths = write_reports(
@@ -184,9 +195,10 @@ def audit_store(
             display_tz=config.timezone,
             fleet=fleet,
             max_rows=max_rows,
+            actions=actions,
+            refreshes=refreshes,
+            connections=snapshot.companies,
         )
-        if refreshes is not None:
-            write_csv(refreshes[list(REFRESH_OUTCOME_COLUMNS)], Path(out_dir) / REFRESHES_CSV)
         log.info("reports written to %s", Path(out_dir))
     return AuditRun(
         snapshot=snapshot,
@@ -196,7 +208,14 @@ def audit_store(
         refreshes=refreshes,
         stored=stored,
         not_stored=not_stored,
+        actions=actions,
     )
+
+
+def _link_hosts(config: AuditConfig) -> list[str]:
+    """The hosts whose https links may be sent to a customer (``[rules.needs-relink]``)."""
+    hosts = getattr(config.rule_options("needs-relink"), "link_hosts", None)
+    return list(hosts) if hosts is not None else list(DEFAULT_LINK_HOSTS)
 
 
 def _refresh_outcomes(store: Path | str, snapshot: Snapshot) -> pd.DataFrame | None:

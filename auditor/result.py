@@ -62,6 +62,10 @@ class AuditResult:
     ``rule_failures``   rules that raised (see :class:`RuleFailure`); empty when all answered.
     ``company_tags``    company id -> the company's Codat ``tags`` as JSON text (the snapshot's
                         ``company_tags``; companies without tags left out), for routing by tag.
+    ``covered``         the findings left out because another finding explains them
+                        (:func:`auditor.engine.apply_coverage`), for the actions table
+                        (:mod:`auditor.actions`) to list what each root cause explains; not
+                        stored (empty for an audit read back from the store).
     """
 
     snapshot_id: str
@@ -73,6 +77,7 @@ class AuditResult:
     )
     rule_failures: tuple[RuleFailure, ...] = ()
     company_tags: pd.Series = field(default_factory=lambda: pd.Series([], dtype="string"))
+    covered: pd.DataFrame = field(default_factory=empty_findings)
 
     @property
     def missing_inputs(self) -> list[str]:

@@ -111,7 +111,9 @@ def test_plaintext_on_loopback_when_allowed_arrives_whole(plain_server: tuple[In
     assert "<style" not in html.lower()  # inline styles only
     assert "<img" not in html.lower()  # no images at all
     names = [p.get_filename() for p in msg.iter_attachments()]
-    assert names == ["findings.csv", "summary.csv", "incidents.csv"]
+    assert names == [
+        "findings.csv", "summary.csv", "incidents.csv", "actions.csv", "relinks.csv"
+    ]
     findings = next(p for p in msg.iter_attachments() if p.get_filename() == "findings.csv")
     assert "'=HYPERLINK" in findings.get_content()
 
@@ -275,7 +277,7 @@ def test_without_smtp_the_digest_is_written_as_eml(
     assert parsed["To"] == "ops@example.com"
     assert parsed["Subject"].startswith("[freshness] ")
     assert {p.get_filename() for p in parsed.iter_attachments()} == {
-        "findings.csv", "summary.csv", "incidents.csv",
+        "findings.csv", "summary.csv", "incidents.csv", "actions.csv", "relinks.csv",
     }  # fmt: skip
 
 

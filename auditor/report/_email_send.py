@@ -17,6 +17,8 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from auditor.email_settings import EmailSettings, SmtpSettings, is_loopback
 from auditor.logs import redact
 from auditor.result import AuditResult
@@ -125,13 +127,17 @@ def deliver_digests(
     fleet: FleetInfo | None = None,
     eml_name: str = "digest.eml",
     now: datetime | None = None,
+    actions: pd.DataFrame | None = None,
+    refreshes: pd.DataFrame | None = None,
+    connections: pd.DataFrame | None = None,
 ) -> list[DigestOutcome]:
     """Build the digests the routing asks for and send them, or (without ``SMTP_HOST``) write
     them next to the report: ``eml_name`` for the full digest, ``<stem>-<n>.eml`` for scoped
     ones. With no recipients configured, one full digest is written as ``eml_name``.
 
     ``email``: the config's validated ``[email]`` table (``AuditConfig.email``); a mapping is
-    validated here."""
+    validated here. ``actions``, ``refreshes``, ``connections``: as for
+    :func:`~._email_digest.build_digest` (each digest gets its scope's part)."""
     settings = (
         email if isinstance(email, EmailSettings) else EmailSettings.model_validate(email or {})
     )
@@ -155,6 +161,9 @@ def deliver_digests(
             report_paths=report_paths,
             sender=smtp.sender,
             now=now,
+            actions=actions,
+            refreshes=refreshes,
+            connections=connections,
         )
         for delivery in deliveries
     ]

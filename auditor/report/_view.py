@@ -20,6 +20,7 @@ from auditor.findings import FINDINGS_COLUMNS, SEVERITIES, empty_findings
 from auditor.result import EXPIRED_SNOOZE_COLUMNS, AuditResult
 from auditor.safe_text import clip
 
+from ._actions_view import ActionItem, RefreshSummary, action_items, build_refresh_summary
 from ._env import resolve_tz
 from ._rule_docs import RuleDoc, RuleSection, build_appendix, load_rules, rule_anchor
 from ._trend import TrendChart, build_trend
@@ -267,6 +268,12 @@ class ReportView:
     incomplete: bool = False
     #: Companies not monitored (every connection Unlinked, or none); None when unknown.
     not_monitored: int | None = None
+    #: "Start here": the first actions of the ranked actions table (:mod:`auditor.actions`).
+    start_here: tuple[ActionItem, ...] = ()
+    #: Rows in the whole actions table (``actions.csv``).
+    actions_total: int = 0
+    #: What last night's refreshes did; None when none were queued.
+    refreshes: RefreshSummary | None = None
 
     @property
     def open_total(self) -> int:
@@ -471,9 +478,15 @@ def build_view(
     max_rows: int = 2000,
     side_rows: int = 200,
     csv_files: Mapping[str, str] | None = None,
+    actions: pd.DataFrame | None = None,
+    refreshes: pd.DataFrame | None = None,
+    start_here: int = 10,
 ) -> ReportView:
     """The report's view model. ``max_rows`` bounds the findings table (worst rows first);
-    ``side_rows`` bounds the resolved and snoozed lists."""
+    ``side_rows`` bounds the resolved and snoozed lists and the refresh outcomes.
+    ``actions``: the ranked actions table (:func:`auditor.actions.build_actions`), of which
+    the first ``start_here`` rows are "Start here"; ``refreshes``: the outcomes of the
+    refreshes queued after the previous audit."""
     resolve_tz(display_tz)
     rules = tuple(load_rules() if rules is None else rules)
     fleet = fleet or FleetInfo()
@@ -520,4 +533,7 @@ def build_view(
         notices=build_notices(result, fleet),
         incomplete=result.incomplete,
         not_monitored=fleet.not_monitored,
+        start_here=action_items(actions, start_here),
+        actions_total=0 if actions is None else len(actions),
+        refreshes=build_refresh_summary(refreshes, side_rows),
     )
