@@ -294,6 +294,7 @@ def run_nightly(
                     display_tz=config.timezone,
                     out_dir=out_dir,
                     dry_run=dry_run,
+                    actions=run.actions,
                 )
         except Exception as exc:  # a bug in a layout must not cost tonight's email
             notify_bug = redact(f"could not build the notifications: {type(exc).__name__}: {exc}")

@@ -2,12 +2,13 @@
 
 :func:`build_notification` cuts the audit to a route's :class:`~auditor.routing.Scope` and
 keeps the headline counts, the notices of an incomplete audit (the same sentences as the
-report and the digest) and the entries: one per company x rule (:func:`group_findings`),
-ranked errors first, then new/regressed, then the number of data types it covers, then age.
-The channels (:mod:`.slack`, :mod:`.teams`, :mod:`.webhook`) only lay it out.
-
-The grouping is local and small on purpose: when a shared ranking of per-company actions
-exists, :func:`group_findings` is the one function to replace.
+report and the digest) and the entries. With the night's actions table
+(:func:`auditor.actions.build_actions`, as ``auditor run`` passes it) an entry is one company x
+root cause in the report's "Start here" order, its remedy the one action to take
+(:func:`entries_from_actions`); without it (a result read back from the store) one company x
+rule (:func:`group_findings`), ranked errors first, then new/regressed, then the number of data
+types it covers, then age. The channels (:mod:`.slack`, :mod:`.teams`, :mod:`.webhook`) only
+lay it out.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ __all__ = [
     "Entry",
     "Notification",
     "build_notification",
+    "entries_from_actions",
     "flat",
     "group_findings",
     "nothing_open",
@@ -186,6 +188,45 @@ def group_findings(active: pd.DataFrame, limit: int) -> tuple[list[Entry], int]:
     return entries, total
 
 
+def entries_from_actions(actions: pd.DataFrame, limit: int) -> tuple[list[Entry], int]:
+    """(the first ``limit`` rows of the ranked actions table as entries; how many there are).
+
+    ``actions`` is already ranked and cut to the audience's scope; each entry's remedy is the
+    row's one action (with its https link, when it has one)."""
+    if actions.empty:
+        return [], 0
+    ranked = actions.sort_values("rank", kind="stable") if "rank" in actions else actions
+    entries = []
+    for rec in ranked.head(limit).to_dict("records"):
+        types = _present(rec.get("data_types")) or ""
+        action = flat(rec.get("action_text"), 300) or flat(rec.get("remedy"), 300)
+        link = _present(rec.get("link_url"))
+        if link and link not in action:
+            action = flat(f"{action} {link}", 600)
+        nights = _number(rec.get("nights_open"))
+        findings = _number(rec.get("findings"))
+        entries.append(
+            Entry(
+                company_id=flat(rec.get("company_id"), DISPLAY_LIMITS["id"]),
+                company_name=flat(rec.get("company_name"), DISPLAY_LIMITS["company_name"]),
+                platform=flat(rec.get("platform"), DISPLAY_LIMITS["platform"]),
+                rule=flat(rec.get("rule"), 60),
+                code=flat(rec.get("code"), 20),
+                severity="error" if _present(rec.get("severity")) == "error" else "warning",
+                state=_present(rec.get("state")) or "ongoing",
+                data_types=tuple(
+                    t for t in (flat(x, DISPLAY_LIMITS["data_type"]) for x in types.split(", "))
+                    if t
+                ),
+                findings=int(findings) if findings is not None else 1,
+                nights_open=int(nights) if nights is not None else 1,
+                message=flat(rec.get("message"), 300),
+                remedy=action,
+            )
+        )
+    return entries, len(ranked)
+
+
 def nothing_open(note: Notification) -> str:
     """The line that stands for an empty list of entries (never an unqualified all clear)."""
     if note.incomplete:
@@ -201,6 +242,7 @@ def build_notification(
     display_tz: str = "UTC",
     report_url: str | None = None,
     max_items: int = 15,
+    actions: pd.DataFrame | None = None,
 ) -> Notification:
     """The content of one message: ``result`` cut to ``scope``, at most ``max_items`` entries.
 
@@ -220,7 +262,11 @@ def build_notification(
     subject = digest_subject(change, open_errors + open_warnings, day, "").strip()
     if result.incomplete:
         subject = f"INCOMPLETE: {subject}"
-    entries, total = group_findings(active, max_items)
+    if actions is not None:
+        mask = scope.mask(actions, result.company_tags).to_numpy(dtype=bool)
+        entries, total = entries_from_actions(actions.loc[mask], max_items)
+    else:
+        entries, total = group_findings(active, max_items)
     return Notification(
         title=flat(fleet.title, 120),
         subject=subject,

@@ -16,6 +16,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
+import pandas as pd
+
 from auditor.logs import redact
 from auditor.notify_settings import Channel, NotifyRoute, NotifySettings
 from auditor.report import FleetInfo
@@ -124,6 +126,7 @@ def deliver_notifications(
     dry_run: bool = False,
     env: Mapping[str, str] | None = None,
     sleep: Callable[[float], None] | None = None,
+    actions: pd.DataFrame | None = None,
 ) -> list[NotifyOutcome]:
     """Send every planned message; with ``dry_run`` write each body to
     ``OUT/notify-<channel>-<n>.json`` instead (no request is made, no URL is needed).
@@ -141,6 +144,7 @@ def deliver_notifications(
             display_tz=display_tz,
             report_url=settings.report_url,
             max_items=plan.max_items,
+            actions=actions,
         )
         payloads.append((plan, note, LAYOUTS[plan.channel](note)))
     outcomes = []
