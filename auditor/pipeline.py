@@ -9,20 +9,21 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 
 from auditor.config import AuditConfig
 from auditor.engine import SnoozesArg, audit
+from auditor.events import EventWindow, read_event_window
 from auditor.ledger import previous_tables
 from auditor.remediation import REFRESH_OUTCOME_COLUMNS, refresh_outcomes
 from auditor.report import FleetInfo, ReportPaths, write_csv, write_reports
 from auditor.result import AuditResult
 from auditor.rules._shared import unmonitored_companies
-from auditor.snapshot import Snapshot
+from auditor.snapshot import ERRORS_SCHEMA, Snapshot, conform
 from auditor.store import (
     history,
     load_findings,
@@ -43,6 +44,7 @@ __all__ = [
     "audit_snapshot",
     "audit_store",
     "config_hash",
+    "event_window",
     "fleet_info",
     "previous_findings",
 ]
@@ -98,7 +100,46 @@ def previous_findings(
     return previous_tables(findings, [r for r in resolved if r is not None])
 
 
-def fleet_info(snapshot: Snapshot, as_of: datetime) -> FleetInfo:
+def event_window(
+    store: Path | str, snapshot: Snapshot, as_of: datetime, *, expected: bool = False
+) -> EventWindow:
+    """The webhook events the audit of ``snapshot`` reads: received from the previous audit's
+    ``as_of`` (without one, the previous snapshot's time; without a previous snapshot, a day
+    before this one) to ``as_of``, so that consecutive nights read consecutive windows."""
+    before = select_snapshots(store, before=snapshot.snapshot_id)
+    if before:
+        own = stored_audit(store, before[-1].snapshot_id)
+        since = (
+            pd.Timestamp(own["as_of"]).to_pydatetime() if own else before[-1].snapshot_at
+        )
+    else:
+        since = snapshot.snapshot_at - timedelta(days=1)
+    since = min(since, as_of)
+    return read_event_window(store, since=since, until=as_of, expected=expected)
+
+
+def with_events(snapshot: Snapshot, window: EventWindow) -> Snapshot:
+    """``snapshot`` with the window's events (partitioned with it from now on); an unreadable
+    event log is a fleet-wide input not read (a fleet-level ``not-collected`` finding)."""
+    if window.state == "on":
+        return replace(snapshot, events=window.events)
+    if window.state != "unreadable":
+        return snapshot
+    row = pd.DataFrame(
+        {
+            "company_id": [None],
+            "endpoint": ["event-log"],
+            "error": [window.detail],
+            "snapshot_at": [snapshot.snapshot_at],
+        }
+    )
+    errors = pd.concat([snapshot.errors, conform(row, ERRORS_SCHEMA)], ignore_index=True)
+    return replace(snapshot, errors=conform(errors, ERRORS_SCHEMA))
+
+
+def fleet_info(
+    snapshot: Snapshot, as_of: datetime, events: EventWindow | None = None
+) -> FleetInfo:
     """Fleet-level facts for the report header."""
     companies = snapshot.companies
     return FleetInfo(
@@ -108,6 +149,7 @@ def fleet_info(snapshot: Snapshot, as_of: datetime) -> FleetInfo:
         connections=int(companies["connection_id"].notna().sum()),
         collection_errors=int(snapshot.errors["company_id"].nunique()),
         not_monitored=len(unmonitored_companies(companies)),
+        events=events,
     )
 
 
@@ -156,6 +198,8 @@ def audit_store(
             f"--as-of {as_of.isoformat()} is before snapshot {snapshot.snapshot_id} was taken "
             f"({snapshot.snapshot_at.isoformat()}): ages would be negative"
         )
+    window = event_window(store, snapshot, as_of, expected=config.events.expected)
+    snapshot = with_events(snapshot, window)
     previous = previous_findings(store, snapshot.snapshot_id)
     result = audit_snapshot(
         snapshot, config=config, as_of=as_of, previous=previous, snoozes=snoozes
@@ -173,7 +217,7 @@ def audit_store(
             f"{as_of.isoformat()}, config {digest}) was not stored (use overwrite to replace)"
         )
         log.warning("findings not stored: %s", not_stored)
-    fleet = fleet_info(snapshot, as_of)
+    fleet = fleet_info(snapshot, as_of, window)
     refreshes = _refresh_outcomes(store, snapshot)
     paths = None
     if out_dir is not None:

@@ -30,6 +30,7 @@ from ._bounds import bounded
 from ._csv import findings_frame, incidents_frame, summary_frame, to_csv_bytes
 from ._email_routing import Scope
 from ._env import format_count, format_local, get_environment, resolve_tz
+from ._events import EventsView, build_events_view
 from ._rule_docs import RuleDoc, load_rules
 from ._view import (
     Change,
@@ -95,6 +96,8 @@ class DigestView:
     notices: tuple[str, ...] = ()
     #: Companies not monitored (every connection Unlinked, or none); None when unknown.
     not_monitored: int | None = None
+    #: Connection events since the previous audit (``digest/_events.*``); whole fleet only.
+    events: EventsView | None = None
 
     @property
     def open_total(self) -> int:
@@ -192,6 +195,7 @@ def build_digest_view(
         attachments=tuple(attachments),
         notices=notices,
         not_monitored=fleet.not_monitored,
+        events=build_events_view(fleet.events, limit=max_items) if scope.everything else None,
     )
 
 

@@ -29,6 +29,7 @@ from auditor.rules import (
     stuck_sync,
     token_expiry_risk,
     unknown_status,
+    validation_warning,
 )
 from auditor.rules._base import Rule, RuleContext, RuleOptions, Thresholds, TieredOptions
 
@@ -103,6 +104,7 @@ RULES: tuple[Rule, ...] = make_registry(
         needs_relink.RULE,
         never_linked.RULE,
         unknown_status.RULE,
+        validation_warning.RULE,
         not_collected.RULE,
         provider_incident.RULE,
     )

@@ -170,6 +170,9 @@ class RuleContext:
     findings: pd.DataFrame | None = None
     #: The fleet's monitoring scope (``[monitoring]``): data, like the frames, not config.
     monitoring: Monitoring = field(default_factory=Monitoring)
+    #: The webhook events received since the previous audit, of the partition's companies
+    #: (``auditor.events.EVENTS_SCHEMA``); None when there is no event log.
+    events: pd.DataFrame | None = None
 
     @cached_property
     def company_codes(self) -> tuple[np.ndarray, pd.Index]:
