@@ -52,7 +52,7 @@ __all__ = [
 log = logging.getLogger("auditor.pipeline")
 
 #: Config fields that only affect display, delivery or the exit code, never the findings.
-_NOT_AUDIT_INPUT = frozenset({"timezone", "fail_on", "email", "report", "run"})
+_NOT_AUDIT_INPUT = frozenset({"timezone", "fail_on", "email", "report", "run", "events"})
 
 
 class AuditRefusedError(ValueError):

@@ -12,7 +12,7 @@ What it flags
 
 When it is not raised
     A later read of the same data type without issues clears it (only the latest read
-    counts). No event log: nothing is raised, and open ``validation-warning`` incidents stay
+    counts). Without an event log nothing is raised, and open ``validation-warning`` incidents stay
     open (not resolved) until a read of the company is seen again; so do those of a company
     with no read event since the previous audit.
 
