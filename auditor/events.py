@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -40,6 +41,7 @@ from auditor.listen.eventlog import (
     EventLogError,
     LogScan,
     _items,
+    _partitions,
     load_raw_events,
 )
 from auditor.snapshot import ColumnKind, conform, empty_frame
@@ -54,6 +56,7 @@ __all__ = [
     "companies_without_reads",
     "connection_timelines",
     "event_frames",
+    "prune_events",
     "rate_limit_reached",
     "read_event_window",
 ]
@@ -320,3 +323,38 @@ def companies_without_reads(events: pd.DataFrame | None, company_ids: pd.Index) 
     kind = events["event_type"].astype("string").isin(list(READ_EVENTS)).fillna(False)
     read = events.loc[kind.to_numpy(bool), "company_id"].dropna().astype(str).unique()
     return ids[~np.isin(ids, read)]
+
+
+def prune_events(
+    store: Path | str,
+    keep_days: int,
+    *,
+    as_of: datetime,
+    keep_from: datetime | None = None,
+) -> list[Path]:
+    """Delete the event log's day partitions older than ``keep_days`` days before ``as_of``.
+
+    Never deleted: the last two days (today's open segment, and yesterday's, which the
+    listener may still be compacting), and any day on or after ``keep_from`` minus a day
+    (the start of the next audit's window: the events it has not read yet). A partition is
+    renamed out of the ``date=`` namespace first (atomic: readers never see half of a day),
+    then removed. Returns the partitions deleted. Safe while a listener runs: it writes and
+    compacts only the recent days kept here."""
+    if keep_days < 0:
+        raise ValueError("keep_days must be >= 0")
+    today = as_of.astimezone(UTC).date()
+    cutoff = min(today - timedelta(days=keep_days), today - timedelta(days=1))
+    if keep_from is not None:
+        cutoff = min(cutoff, keep_from.astimezone(UTC).date() - timedelta(days=1))
+    deleted: list[Path] = []
+    for day, day_dir in _partitions(Path(store)):
+        if day >= cutoff:
+            continue
+        doomed = day_dir.with_name(f".pruning-{day_dir.name}")
+        day_dir.rename(doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+        deleted.append(day_dir)
+        log.info("pruned event log day %s", day.isoformat())
+    for leftover in (Path(store) / EVENTS_DIR).glob(".pruning-date=*"):  # a crashed prune's
+        shutil.rmtree(leftover, ignore_errors=True)
+    return deleted

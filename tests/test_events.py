@@ -17,12 +17,15 @@ from pathlib import Path
 import aiohttp
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
+from auditor.cli import app
 from auditor.config import AuditConfig
 from auditor.engine import audit
 from auditor.events import (
     EVENTS_SCHEMA,
     connection_timelines,
+    prune_events,
     read_event_window,
 )
 from auditor.ledger import connection_incidents
@@ -205,7 +208,8 @@ async def test_events_reach_the_rule_the_report_the_digest_and_the_ledger(tmp_pa
     assert "disconnected at 14:02 on 30 Nov, reconnected at 16:40 on 30 Nov" in shown
     assert "Codat reported the rate limit reached at 2026-11-30 21:15 UTC (reset at " \
            "2026-12-01 00:00 UTC)." in shown  # the notice about c2, not collected
-    assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "<img src=x" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
     assert "\u202e" not in html
 
     digest = build_digest(run.result, fleet=run.fleet)
@@ -243,7 +247,8 @@ def test_a_damaged_line_makes_the_audit_incomplete_never_all_clear(tmp_path: Pat
     damaged[20] ^= 0x01  # the CRC no longer matches
     _write_segment(store, "2026-11-30", [good, bytes(damaged)])
     window = read_event_window(store, since=at - timedelta(hours=1), until=at + timedelta(hours=1))
-    assert window.state == "unreadable" and "1 damaged line" in window.detail
+    assert window.state == "unreadable"
+    assert "1 damaged line" in window.detail
 
     write_snapshot(store, night("n1", at + timedelta(hours=1)))
     run = audit_store(store, which="n1", as_of=at + timedelta(hours=1))
@@ -259,7 +264,8 @@ def test_a_torn_tail_is_not_damage(tmp_path: Path) -> None:
     torn = encode_record("m2", at, read_completed("c1", "bills", []))[:40]
     _write_segment(store, "2026-11-30", [good, torn])
     window = read_event_window(store, since=at - timedelta(hours=1), until=at + timedelta(hours=1))
-    assert window.state == "on" and window.torn_tails == 1
+    assert window.state == "on"
+    assert window.torn_tails == 1
     assert window.events["data_type"].astype(str).tolist() == ["invoices"]
     assert list(window.events.columns) == list(EVENTS_SCHEMA)
     assert window.events.iloc[0]["issue_type"] == "warning.validation"
@@ -273,7 +279,8 @@ def test_an_unreadable_parquet_part_is_loud(tmp_path: Path) -> None:
     (folder / "part-00000.parquet").write_bytes(b"PAR1 not really")
     at = datetime(2026, 11, 30, 12, tzinfo=UTC)
     window = read_event_window(store, since=at, until=at + timedelta(hours=1))
-    assert window.state == "unreadable" and "could not be read" in window.detail
+    assert window.state == "unreadable"
+    assert "could not be read" in window.detail
 
 
 def test_the_window_is_half_open_and_bounded(tmp_path: Path) -> None:
@@ -302,7 +309,8 @@ def test_no_event_log_is_off_unless_expected(tmp_path: Path) -> None:
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "No event log" in html
     plain = audit_store(store, which="n1", as_of=at, out_dir=tmp_path / "o2")
-    assert plain.fleet.events is not None and plain.fleet.events.state == "off"
+    assert plain.fleet.events is not None
+    assert plain.fleet.events.state == "off"
     assert "No event log" not in (tmp_path / "o2" / "report.html").read_text(encoding="utf-8")
 
 
@@ -324,7 +332,7 @@ def _timeline(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
 @pytest.fixture
 def open_relink() -> Iterator[pd.DataFrame]:
     snap = Snapshot("s", datetime(2026, 12, 1, tzinfo=UTC))
-    yield audit(snap, as_of=datetime(2026, 12, 1, tzinfo=UTC)).resolved
+    return audit(snap, as_of=datetime(2026, 12, 1, tzinfo=UTC)).resolved
 
 
 def test_connection_incidents(open_relink: pd.DataFrame) -> None:
@@ -334,7 +342,8 @@ def test_connection_incidents(open_relink: pd.DataFrame) -> None:
                       ("c1", "reconnected", "2026-11-30T16:40:00Z")])  # fmt: skip
     out = connection_incidents(back, empty.iloc[:0], empty, now)
     assert out["incident_key"].tolist() == ["needs-relink|c1|k1|"]
-    assert out.iloc[0]["state"] == "resolved" and int(out.iloc[0]["nights_open"]) == 0
+    assert out.iloc[0]["state"] == "resolved"
+    assert int(out.iloc[0]["nights_open"]) == 0
     # Disconnected again after reconnecting: tonight's findings tell it, nothing resolved.
     again = _timeline([("c1", "disconnected", "2026-11-30T14:02:00Z"),
                        ("c1", "reconnected", "2026-11-30T16:40:00Z"),
@@ -351,3 +360,24 @@ def test_connection_incidents(open_relink: pd.DataFrame) -> None:
     assert "disconnected at 2026-11-30 14:02 UTC" in str(told.iloc[0]["message"])
     # Open tonight under the same key: left to tonight's finding.
     assert connection_incidents(back, out, empty, now).empty
+
+
+def test_prune_keeps_recent_days_and_what_the_next_audit_has_not_read(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    for day in range(20, 31):
+        at = datetime(2026, 11, day, 12, tzinfo=UTC)
+        _write_segment(store, at.date().isoformat(), [encode_record(f"m{day}", at, "{}")])
+    as_of = datetime(2026, 12, 1, 6, tzinfo=UTC)
+    gone = prune_events(store, 3, as_of=as_of, keep_from=datetime(2026, 11, 25, 6, tzinfo=UTC))
+    assert sorted(p.name for p in gone) == [f"date=2026-11-{d}" for d in range(20, 24)]
+    gone = prune_events(store, 0, as_of=as_of)
+    assert sorted(p.name for p in gone) == [f"date=2026-11-{d}" for d in range(24, 30)]
+    left = sorted(p.name for p in (store / "events").iterdir())
+    assert left == ["date=2026-11-30"]  # yesterday is never pruned
+
+    result = CliRunner().invoke(
+        app, ["prune", "--keep-days", "0", "--store", str(store), "--as-of", "2026-12-05"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "pruned 1 event log days" in result.output
+    assert not any((store / "events").iterdir())
