@@ -104,8 +104,8 @@ RULES: tuple[Rule, ...] = make_registry(
         needs_relink.RULE,
         never_linked.RULE,
         unknown_status.RULE,
-        validation_warning.RULE,
         not_collected.RULE,
+        validation_warning.RULE,
         provider_incident.RULE,
     )
 )
