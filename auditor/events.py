@@ -45,6 +45,7 @@ from auditor.listen.eventlog import (
     load_raw_events,
 )
 from auditor.snapshot import ColumnKind, conform, empty_frame
+from auditor.vectors import isin
 
 __all__ = [
     "CONNECTION_EVENTS",
@@ -317,12 +318,11 @@ def rate_limit_reached(
 
 def companies_without_reads(events: pd.DataFrame | None, company_ids: pd.Index) -> np.ndarray:
     """The companies of ``company_ids`` with no read event in ``events`` (all when None)."""
-    ids = np.asarray(company_ids.astype(str))
+    ids = pd.Series(company_ids, dtype="string")
     if events is None:
-        return ids
-    kind = events["event_type"].astype("string").isin(list(READ_EVENTS)).fillna(False)
-    read = events.loc[kind.to_numpy(bool), "company_id"].dropna().astype(str).unique()
-    return ids[~np.isin(ids, read)]
+        return ids.to_numpy(dtype=object)
+    reads = events.loc[isin(events["event_type"], READ_EVENTS), "company_id"].dropna()
+    return ids[~isin(ids, reads.unique())].to_numpy(dtype=object)
 
 
 def prune_events(

@@ -19,6 +19,7 @@ from auditor.config import AuditConfig
 from auditor.engine import SnoozesArg, audit
 from auditor.events import EventWindow, read_event_window
 from auditor.ledger import previous_tables
+from auditor.listen.eventlog import EVENTS_DIR
 from auditor.remediation import REFRESH_OUTCOME_COLUMNS, refresh_outcomes
 from auditor.report import FleetInfo, ReportPaths, write_csv, write_reports
 from auditor.result import AuditResult
@@ -106,6 +107,8 @@ def event_window(
     """The webhook events the audit of ``snapshot`` reads: received from the previous audit's
     ``as_of`` (without one, the previous snapshot's time; without a previous snapshot, a day
     before this one) to ``as_of``, so that consecutive nights read consecutive windows."""
+    if not (Path(store) / EVENTS_DIR).is_dir():  # no listener: off (or "no event log")
+        return read_event_window(store, since=None, until=as_of, expected=expected)
     before = select_snapshots(store, before=snapshot.snapshot_id)
     if before:
         own = stored_audit(store, before[-1].snapshot_id)

@@ -77,7 +77,8 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     if flagged.empty:
         return pd.DataFrame()
     flagged = flagged.reset_index(drop=True)
-    status = ctx.status.drop_duplicates(["company_id", "data_type"], keep="first")
+    status = ctx.status.loc[isin(ctx.status["company_id"], flagged["company_id"].unique())]
+    status = status.drop_duplicates(["company_id", "data_type"], keep="first")
     status = status.astype({"company_id": "string", "data_type": "string"})
     on = flagged[["company_id", "data_type"]].astype("string")
     joined = on.merge(
