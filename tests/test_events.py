@@ -24,6 +24,7 @@ from auditor.config import AuditConfig
 from auditor.engine import audit
 from auditor.events import (
     EVENTS_SCHEMA,
+    EventWindow,
     connection_timelines,
     prune_events,
     read_event_window,
@@ -33,6 +34,7 @@ from auditor.listen import ListenerServer, signed_headers
 from auditor.listen.eventlog import encode_record
 from auditor.pipeline import audit_store
 from auditor.report import build_digest
+from auditor.report._events import build_events_view
 from auditor.snapshot import Snapshot, conform
 from auditor.store import write_snapshot
 
@@ -381,3 +383,26 @@ def test_prune_keeps_recent_days_and_what_the_next_audit_has_not_read(tmp_path: 
     assert result.exit_code == 0, result.output
     assert "pruned 1 event log days" in result.output
     assert not any((store / "events").iterdir())
+
+
+def test_hostile_names_in_connection_events_are_one_line_and_bounded() -> None:
+    frame = pd.DataFrame(
+        {
+            "event_id": ["e1", "e2"],
+            "event_type": ["connection.disconnected", "connection.reconnected"],
+            "at": ["2026-11-30T14:02:00Z", "2026-11-30T16:40:00Z"],
+            "company_id": ["c1\r\nX-Injected: 1", "c1\r\nX-Injected: 1"],
+            "company_name": ["<b>Evil</b>\u202e\n" + "x" * 500] * 2,
+            "connection_id": ["k1", "k1"],
+            "platform": ["Xero\x1b[2J", "Xero\x1b[2J"],
+        }
+    )
+    window = EventWindow("on", events=conform(frame, EVENTS_SCHEMA))
+    view = build_events_view(window)
+    assert view is not None
+    assert len(view.connections) == 1
+    shown = view.connections[0]
+    for value in (shown.company_id, shown.company_name or "", shown.platform or ""):
+        assert not any(ch in value for ch in "\r\n\x1b\u202e")
+    assert len(shown.company_name or "") <= 120
+    assert [what for what, _ in shown.items] == ["disconnected", "reconnected"]

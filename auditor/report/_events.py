@@ -4,8 +4,10 @@ reads with issues, and the client's rate-limit events. Nothing here produces mar
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Final
 
 import pandas as pd
 
@@ -50,10 +52,17 @@ def _when(value: object) -> datetime | None:
     return pd.Timestamp(value).to_pydatetime()  # type: ignore[arg-type]
 
 
+#: Control characters, line/paragraph separators, bidirectional overrides: shown as a space.
+_UNSAFE: Final = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\u200e\u200f]"
+)
+
+
 def _text(value: object, limit: int) -> str | None:
+    """Text from a webhook, one line and bounded (markup is escaped by the templates)."""
     if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
         return None
-    return clip(str(value), limit)
+    return clip(_UNSAFE.sub(" ", str(value)), limit)
 
 
 def build_events_view(window: EventWindow | None, *, limit: int = 200) -> EventsView | None:
