@@ -415,6 +415,16 @@ def run_settings(
     )
 
 
+class EventsConfig(BaseModel):
+    """The ``[events]`` table: the webhook event log (``auditor listen``) the audit reads."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: A listener writes into this store: a missing ``STORE/events`` is said in the report
+    #: ("no event log") instead of silently meaning "no webhooks used".
+    expected: bool = False
+
+
 class AuditConfig(BaseModel):
     """The whole configuration. Every field has a default; unknown keys are errors."""
 
@@ -440,6 +450,8 @@ class AuditConfig(BaseModel):
     notify: NotifySettings = Field(default_factory=NotifySettings)
     #: Settings of the nightly job.
     run: RunConfig = Field(default_factory=RunConfig)
+    #: The webhook event log (``auditor listen``).
+    events: EventsConfig = Field(default_factory=EventsConfig)
 
     @field_validator("timezone")
     @classmethod

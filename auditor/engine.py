@@ -35,8 +35,9 @@ import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 
 from auditor.config import AuditConfig
+from auditor.events import companies_without_reads, connection_timelines
 from auditor.findings import FINDINGS_COLUMNS, FINDINGS_SCHEMA, conform_findings, empty_findings
-from auditor.ledger import apply_ledger, incident_keys, unchecked_companies
+from auditor.ledger import apply_ledger, connection_incidents, incident_keys, unchecked_companies
 from auditor.logs import redact
 from auditor.result import AuditResult, RuleFailure
 from auditor.routing import company_tags_series
@@ -104,6 +105,7 @@ def _context(snapshot: Snapshot, rule: Rule, config: AuditConfig, as_of: pd.Time
         findings=findings,
         monitoring=config.monitoring,
         company_tags=tags,
+        events=snapshot.events,
     )
 
 
@@ -579,11 +581,21 @@ def audit(
             unchecked.append((failure.rule, None))
         else:
             unchecked += [(failure.rule, c) for c in failure.companies]
+    # validation-warning reads webhooks: no log, or no read of a company since the previous
+    # audit, is not "the warning went away" (not collected is not resolved).
+    if snapshot.events is None:
+        unchecked.append(("validation-warning", None))
+    else:
+        unread = companies_without_reads(snapshot.events, snapshot.company_ids)
+        unchecked += [("validation-warning", str(c)) for c in unread]
     findings, resolved = apply_ledger(findings, previous, ts, unchecked=unchecked)
     if len(resolved) and len(covered_keys):
         # Still there, reported under its root cause: not resolved.
         resolved = resolved.loc[~isin(resolved["incident_key"], covered_keys.dropna())]
         resolved = resolved.reset_index(drop=True)
+    if snapshot.events is not None:  # disconnected and reconnected between the nights
+        timelines = connection_timelines(snapshot.events)
+        resolved = connection_incidents(timelines, findings, resolved, ts.to_pydatetime())
     findings = sort_findings(findings)
     _log.info(
         "audit %s: %d findings (%d snoozed), %d resolved, %d covered by their root cause",

@@ -22,6 +22,15 @@ previous audit are kept in tonight's findings as they were (``state`` ``ongoing`
 ``nights_open`` + 1, ``carried_over`` true) and are judged again on the first night it is read.
 Its ``not-collected`` finding is tonight's own; last night's ``not-collected`` is not carried.
 
+Between two nights (webhook events)
+-----------------------------------
+With the event log (``auditor listen``), a connection that Codat reported disconnected and
+then reconnected since the previous audit is not "nothing happened": :func:`connection_incidents`
+lists it as a resolved ``needs-relink`` incident that says what happened ("disconnected at
+14:02 UTC, reconnected at 16:40 UTC"), or adds that to the resolved row when the incident was
+already open last night. A connection disconnected again (or still) tonight is left to
+tonight's findings.
+
 What the store must keep
 ------------------------
 Only the previous audit's two tables: pass ``previous = pd.concat([findings, resolved])`` of the
@@ -42,9 +51,15 @@ import numpy as np
 import pandas as pd
 
 from auditor.findings import conform_findings, empty_findings
-from auditor.vectors import isin, text
+from auditor.vectors import fmt_ts, isin, text
 
-__all__ = ["apply_ledger", "incident_keys", "previous_tables", "unchecked_companies"]
+__all__ = [
+    "apply_ledger",
+    "connection_incidents",
+    "incident_keys",
+    "previous_tables",
+    "unchecked_companies",
+]
 
 
 def incident_keys(findings: pd.DataFrame) -> pd.Series:
@@ -193,3 +208,103 @@ _STATE_NAMES = pd.Index(["new", "ongoing", "regressed", "resolved"], dtype="stri
 
 def _states(codes: np.ndarray) -> pd.Categorical[str]:
     return pd.Categorical.from_codes(codes, categories=_STATE_NAMES)
+
+
+#: The rule (and its code) a connection disconnected between two nights is an incident of.
+_RELINK_RULE, _RELINK_CODE = "needs-relink", "FA301"
+_BACK = ("reconnected", "connected")
+
+
+def connection_incidents(
+    timelines: pd.DataFrame,
+    findings: pd.DataFrame,
+    resolved: pd.DataFrame,
+    as_of: datetime,
+) -> pd.DataFrame:
+    """``resolved`` with the connections disconnected and reconnected between two audits.
+
+    ``timelines``: the connection events since the previous audit, ordered by company,
+    connection and time (:func:`auditor.events.connection_timelines`). A connection whose last
+    event is ``reconnected`` (or ``connected``) after a ``disconnected`` is an incident that
+    opened and closed between the nights: its ``needs-relink`` resolved row says so (added to
+    the row when the incident was open last night, else a new resolved row, severity warning,
+    ``first_seen`` the first disconnection, ``nights_open`` 0). Connections with a finding
+    tonight under that key are left alone (disconnected again, or still). Vectorised."""
+    if timelines.empty:
+        return resolved
+    keys = ["company_id", "connection_id"]
+    rows = timelines.loc[timelines["company_id"].notna() & timelines["connection_id"].notna()]
+    if rows.empty:
+        return resolved
+    what = rows["what"].astype("string")
+    grouped = rows.groupby(keys, sort=False)
+    last = grouped["what"].last().astype("string")
+    gone = rows.loc[(what == "disconnected").fillna(False).to_numpy(bool)].groupby(keys)["at"]
+    back = rows.loc[what.isin(_BACK).fillna(False).to_numpy(bool)].groupby(keys)["at"].max()
+    table = pd.DataFrame(
+        {
+            "last": last,
+            "first_gone": gone.min(),
+            "times": gone.size(),
+            "back": back,
+            "company_name": grouped["company_name"].last(),
+            "platform": grouped["platform"].last(),
+        }
+    )
+    table = table.loc[
+        table["last"].isin(_BACK).fillna(False).to_numpy(bool)
+        & table["first_gone"].notna().to_numpy()
+        & (table["back"] > table["first_gone"]).fillna(False).to_numpy(bool)
+    ].reset_index()
+    if table.empty:
+        return resolved
+    company, connection = text(table["company_id"], ""), text(table["connection_id"], "")
+    key = _RELINK_RULE + "|" + company + "|" + connection + "|"
+    times = table["times"].astype("int64")
+    story = (
+        "Between the two audits Codat reported this connection disconnected at "
+        + fmt_ts(table["first_gone"])
+        + pd.Series(
+            np.where(times > 1, " (" + times.astype(str) + " disconnections)", ""),
+            index=table.index, dtype="string",
+        )
+        + " and reconnected at "
+        + fmt_ts(table["back"])
+        + " (connection webhooks): it works again."
+    )
+    out = resolved.copy()
+    in_resolved = isin(key, out["incident_key"].dropna()) if len(out) else np.zeros(len(key), bool)
+    if in_resolved.any():
+        by_key = pd.Series(story[in_resolved].to_numpy(), index=key[in_resolved].to_numpy())
+        hit = isin(out["incident_key"], by_key.index)
+        extra = by_key.reindex(out.loc[hit, "incident_key"].astype("string").to_numpy())
+        told = pd.Series(extra.to_numpy(), index=out.index[hit], dtype="string")
+        out.loc[hit, "message"] = text(out.loc[hit, "message"], "") + " " + told
+    open_tonight = isin(key, findings["incident_key"].dropna()) if len(findings) else False
+    new = ~in_resolved & ~np.asarray(open_tonight, dtype=bool)
+    if not new.any():
+        return out
+    now = pd.Timestamp(as_of)
+    added = pd.DataFrame(
+        {
+            "rule": _RELINK_RULE,
+            "code": _RELINK_CODE,
+            "severity": "warning",
+            "company_id": table.loc[new, "company_id"],
+            "company_name": table.loc[new, "company_name"],
+            "platform": table.loc[new, "platform"],
+            "connection_id": table.loc[new, "connection_id"],
+            "message": story[new],
+            "remedy": "Nothing to do now. If the connection keeps dropping, ask the company to "
+            "relink it and check its credentials with the platform.",
+            "incident_key": key[new],
+            "state": "resolved",
+            "first_seen": table.loc[new, "first_gone"],
+            "as_of": now,
+            "nights_open": 0,
+            "snoozed": False,
+            "carried_over": False,
+        }
+    )
+    frames = [f for f in (conform_findings(out), conform_findings(added)) if len(f)]
+    return conform_findings(pd.concat(frames, ignore_index=True))

@@ -9,8 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -18,13 +18,15 @@ import pandas as pd
 from auditor.actions import build_actions
 from auditor.config import AuditConfig
 from auditor.engine import SnoozesArg, audit
+from auditor.events import EventWindow, read_event_window
 from auditor.ledger import previous_tables
 from auditor.links import DEFAULT_LINK_HOSTS
+from auditor.listen.eventlog import EVENTS_DIR
 from auditor.remediation import refresh_outcomes
 from auditor.report import FleetInfo, ReportPaths, write_reports
 from auditor.result import AuditResult
 from auditor.rules._shared import unmonitored_companies
-from auditor.snapshot import Snapshot
+from auditor.snapshot import ERRORS_SCHEMA, Snapshot, conform
 from auditor.store import (
     history,
     load_findings,
@@ -45,6 +47,7 @@ __all__ = [
     "audit_snapshot",
     "audit_store",
     "config_hash",
+    "event_window",
     "fleet_info",
     "previous_findings",
 ]
@@ -52,7 +55,7 @@ __all__ = [
 log = logging.getLogger("auditor.pipeline")
 
 #: Config fields that only affect display, delivery or the exit code, never the findings.
-_NOT_AUDIT_INPUT = frozenset({"timezone", "fail_on", "email", "report", "run"})
+_NOT_AUDIT_INPUT = frozenset({"timezone", "fail_on", "email", "report", "run", "events"})
 
 
 class AuditRefusedError(ValueError):
@@ -102,7 +105,48 @@ def previous_findings(
     return previous_tables(findings, [r for r in resolved if r is not None])
 
 
-def fleet_info(snapshot: Snapshot, as_of: datetime) -> FleetInfo:
+def event_window(
+    store: Path | str, snapshot: Snapshot, as_of: datetime, *, expected: bool = False
+) -> EventWindow:
+    """The webhook events the audit of ``snapshot`` reads: received from the previous audit's
+    ``as_of`` (without one, the previous snapshot's time; without a previous snapshot, a day
+    before this one) to ``as_of``, so that consecutive nights read consecutive windows."""
+    if not (Path(store) / EVENTS_DIR).is_dir():  # no listener: off (or "no event log")
+        return read_event_window(store, since=None, until=as_of, expected=expected)
+    before = select_snapshots(store, before=snapshot.snapshot_id)
+    if before:
+        own = stored_audit(store, before[-1].snapshot_id)
+        since = (
+            pd.Timestamp(own["as_of"]).to_pydatetime() if own else before[-1].snapshot_at
+        )
+    else:
+        since = snapshot.snapshot_at - timedelta(days=1)
+    since = min(since, as_of)
+    return read_event_window(store, since=since, until=as_of, expected=expected)
+
+
+def with_events(snapshot: Snapshot, window: EventWindow) -> Snapshot:
+    """``snapshot`` with the window's events (partitioned with it from now on); an unreadable
+    event log is a fleet-wide input not read (a fleet-level ``not-collected`` finding)."""
+    if window.state == "on":
+        return replace(snapshot, events=window.events)
+    if window.state != "unreadable":
+        return snapshot
+    row = pd.DataFrame(
+        {
+            "company_id": [None],
+            "endpoint": ["event-log"],
+            "error": [window.detail],
+            "snapshot_at": [snapshot.snapshot_at],
+        }
+    )
+    errors = pd.concat([snapshot.errors, conform(row, ERRORS_SCHEMA)], ignore_index=True)
+    return replace(snapshot, errors=conform(errors, ERRORS_SCHEMA))
+
+
+def fleet_info(
+    snapshot: Snapshot, as_of: datetime, events: EventWindow | None = None
+) -> FleetInfo:
     """Fleet-level facts for the report header."""
     companies = snapshot.companies
     return FleetInfo(
@@ -112,6 +156,7 @@ def fleet_info(snapshot: Snapshot, as_of: datetime) -> FleetInfo:
         connections=int(companies["connection_id"].notna().sum()),
         collection_errors=int(snapshot.errors["company_id"].nunique()),
         not_monitored=len(unmonitored_companies(companies)),
+        events=events,
     )
 
 
@@ -160,6 +205,8 @@ def audit_store(
             f"--as-of {as_of.isoformat()} is before snapshot {snapshot.snapshot_id} was taken "
             f"({snapshot.snapshot_at.isoformat()}): ages would be negative"
         )
+    window = event_window(store, snapshot, as_of, expected=config.events.expected)
+    snapshot = with_events(snapshot, window)
     previous = previous_findings(store, snapshot.snapshot_id)
     result = audit_snapshot(
         snapshot, config=config, as_of=as_of, previous=previous, snoozes=snoozes
@@ -177,7 +224,7 @@ def audit_store(
             f"{as_of.isoformat()}, config {digest}) was not stored (use overwrite to replace)"
         )
         log.warning("findings not stored: %s", not_stored)
-    fleet = fleet_info(snapshot, as_of)
+    fleet = fleet_info(snapshot, as_of, window)
     refreshes = _refresh_outcomes(store, snapshot)
     actions = build_actions(
         result,

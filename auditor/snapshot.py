@@ -244,6 +244,10 @@ class Snapshot:
     )
     sync_settings: pd.DataFrame = field(default_factory=lambda: empty_frame(SYNC_SETTINGS_SCHEMA))
     meta: Mapping[str, object] = field(default_factory=dict)
+    #: The webhook events received since the previous audit (``auditor.events.EVENTS_SCHEMA``),
+    #: per company; None when there is no event log. Not stored with the snapshot (the event
+    #: log is its own store); partitioned with it.
+    events: pd.DataFrame | None = None
 
     def frames(self) -> dict[str, pd.DataFrame]:
         """The frames by name, in :data:`FRAME_NAMES` order."""
@@ -292,4 +296,8 @@ class Snapshot:
             if name in ("sync_settings", "errors"):
                 mask = mask | f["company_id"].isna()
             parts[name] = f.loc[mask].reset_index(drop=True)
-        return self._with_frames(parts)
+        out = self._with_frames(parts)
+        if self.events is not None:
+            events = self.events.loc[self.events["company_id"].isin(ids).to_numpy()]
+            out = replace(out, events=events.reset_index(drop=True))
+        return out

@@ -19,7 +19,7 @@ from auditor.testing.snapshots import AS_OF, synthetic_snapshot
 CONTRACT_NAMES = {
     "stale", "failed-after-success", "cross-type-skew", "first-sync-failed", "never-synced",
     "token-expiry-risk", "stuck-sync", "needs-relink", "unknown-status", "not-collected",
-    "provider-incident", "never-linked", "history-window",
+    "provider-incident", "never-linked", "history-window", "validation-warning",
 }
 
 

@@ -26,6 +26,7 @@ RULE_MAY_IMPORT = frozenset(
         "auditor.links",
         "auditor.rules._base",
         "auditor.rules._shared",
+        "auditor.safe_text",
         "auditor.vectors",
     }
 )

@@ -13,6 +13,7 @@ Each file is about one rule::
         status: [...]
         errors: [...]
         pull_operations: [...]
+        events: [...]          # webhook events (auditor.events.EVENTS_SCHEMA); absent: no log
         expected: [{severity: warning, data_type: invoices}]   # [] = no finding
 
 A frame row may carry ``repeat: N``: it is expanded into N rows whose string values have
@@ -38,6 +39,7 @@ import yaml
 from auditor.codat import parse_codat_datetime
 from auditor.config import AuditConfig
 from auditor.engine import audit
+from auditor.events import EVENTS_SCHEMA
 from auditor.rules import RULES, get_rule
 from auditor.snapshot import SCHEMAS, Snapshot, conform
 
@@ -51,6 +53,11 @@ _ROW_DEFAULTS: dict[str, dict[str, Any]] = {
         "source_type": "Accounting",
         "connection_id": "{company_id}-conn",
         "connection_status": "Linked",
+    },
+    "events": {
+        "event_type": "read.completed",
+        "connection_id": "{company_id}-conn",
+        "status": "Complete",
     },
     "companies": {
         "company_name": "{company_id} Ltd",
@@ -76,9 +83,11 @@ def _expand(rows: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
 
 
 def _frame(name: str, rows: list[dict[str, Any]], defaults: dict[str, Any]) -> pd.DataFrame:
-    schema = SCHEMAS[name]
+    schema = SCHEMAS[name] if name != "events" else EVENTS_SCHEMA
     records = []
-    for row in _expand(rows):
+    for n, row in enumerate(_expand(rows)):
+        if name == "events":
+            row = {"event_id": f"evt-{n}", **row}
         full = {**_ROW_DEFAULTS.get(name, {}), **defaults.get(name, {}), **row}
         for key, value in list(full.items()):
             if isinstance(value, str) and "{company_id}" in value:
@@ -142,7 +151,8 @@ def test_rule_case(spec: dict[str, Any], case: dict[str, Any]) -> None:
     as_of = parse_codat_datetime(case.get("as_of", spec["as_of"]))
     defaults = {**spec.get("defaults", {}), **case.get("defaults", {})}
     frames = {name: _frame(name, case.get(name) or [], defaults) for name in SCHEMAS}
-    snapshot = Snapshot(snapshot_id="case", snapshot_at=as_of, **frames)
+    events = _frame("events", case["events"], defaults) if "events" in case else None
+    snapshot = Snapshot(snapshot_id="case", snapshot_at=as_of, events=events, **frames)
     result = audit(snapshot, _config(rule.name, case), as_of=as_of)
     findings = result.findings
     expected = list(_expand(case.get("expected") or []))

@@ -40,6 +40,7 @@ from ._bounds import bounded
 from ._csv import findings_frame, incidents_frame, summary_frame, to_csv_bytes
 from ._email_routing import Scope
 from ._env import format_count, format_local, get_environment, resolve_tz
+from ._events import EventsView, build_events_view
 from ._rule_docs import RuleDoc, load_rules
 from ._view import (
     Change,
@@ -125,6 +126,8 @@ class DigestView:
     actions_total: int = 0
     #: What last night's refreshes did; None when none were queued.
     refreshes: RefreshSummary | None = None
+    #: Connection events since the previous audit (``digest/_events.*``); whole fleet only.
+    events: EventsView | None = None
 
     @property
     def open_total(self) -> int:
@@ -242,6 +245,7 @@ def build_digest_view(
             refreshes if scope.everything else _scoped_refreshes(refreshes, scoped),
             DIGEST_REFRESH_ROWS,
         ),
+        events=build_events_view(fleet.events, limit=max_items) if scope.everything else None,
     )
 
 

@@ -16,12 +16,14 @@ from typing import Final
 
 import pandas as pd
 
+from auditor.events import EventWindow
 from auditor.findings import FINDINGS_COLUMNS, SEVERITIES, empty_findings
 from auditor.result import EXPIRED_SNOOZE_COLUMNS, AuditResult
 from auditor.safe_text import clip
 
 from ._actions_view import ActionItem, RefreshSummary, action_items, build_refresh_summary
 from ._env import resolve_tz
+from ._events import EventsView, build_events_view, rate_limit_sentence
 from ._rule_docs import RuleDoc, RuleSection, build_appendix, load_rules, rule_anchor
 from ._trend import TrendChart, build_trend
 
@@ -61,6 +63,8 @@ class FleetInfo:
     title: str = "Codat data freshness"
     #: Companies not monitored: every connection Unlinked, or none (no freshness findings).
     not_monitored: int | None = None
+    #: The webhook events read for this audit (``auditor.events``); None: not asked.
+    events: EventWindow | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -274,6 +278,8 @@ class ReportView:
     actions_total: int = 0
     #: What last night's refreshes did; None when none were queued.
     refreshes: RefreshSummary | None = None
+    #: The webhook events since the previous audit (``report/_events.html``); None: no log used.
+    events: EventsView | None = None
 
     @property
     def open_total(self) -> int:
@@ -427,9 +433,16 @@ def build_notices(result: AuditResult, fleet: FleetInfo) -> tuple[str, ...]:
     notices += [f"The audit is incomplete: {message}" for message in result.missing_inputs]
     if fleet.collection_errors:
         n = fleet.collection_errors
+        quota = rate_limit_sentence(fleet.events)
         notices.append(
             f"{n:,} compan{'y' if n == 1 else 'ies'} could not be read from Codat tonight; "
             f"{'its' if n == 1 else 'their'} findings may be missing."
+            + (f" {quota}" if quota else "")
+        )
+    if fleet.events is not None and fleet.events.state == "missing":
+        notices.append(
+            f"No event log: {fleet.events.detail.removeprefix('no event log: ')}; validation "
+            "warnings and connection events since the previous audit are not shown."
         )
     carried = result.findings.get("carried_over")
     if carried is not None and bool(carried.fillna(False).astype(bool).any()):
@@ -536,4 +549,5 @@ def build_view(
         start_here=action_items(actions, start_here),
         actions_total=0 if actions is None else len(actions),
         refreshes=build_refresh_summary(refreshes, side_rows),
+        events=build_events_view(fleet.events),
     )

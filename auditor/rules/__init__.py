@@ -29,6 +29,7 @@ from auditor.rules import (
     stuck_sync,
     token_expiry_risk,
     unknown_status,
+    validation_warning,
 )
 from auditor.rules._base import Rule, RuleContext, RuleOptions, Thresholds, TieredOptions
 
@@ -104,6 +105,7 @@ RULES: tuple[Rule, ...] = make_registry(
         never_linked.RULE,
         unknown_status.RULE,
         not_collected.RULE,
+        validation_warning.RULE,
         provider_incident.RULE,
     )
 )

@@ -288,6 +288,9 @@ class RuleContext:
     def tags(self) -> CompanyTags:
         """The partition's company tags (see :class:`CompanyTags`), read once."""
         return self.company_tags if self.company_tags is not None else CompanyTags(self.companies)
+    #: The webhook events received since the previous audit, of the partition's companies
+    #: (``auditor.events.EVENTS_SCHEMA``); None when there is no event log.
+    events: pd.DataFrame | None = None
 
     @cached_property
     def company_codes(self) -> tuple[np.ndarray, pd.Index]:

@@ -45,6 +45,11 @@ FLEET_INPUTS: dict[str, tuple[str, str]] = {
         "thresholds that follow each data type's sync schedule fell back to the rules' "
         "defaults, so stale data may go unflagged or be flagged too early",
     ),
+    "event-log": (
+        "the webhook event log (auditor listen)",
+        "validation warnings and connection events since the previous audit are unknown, "
+        "and open validation-warning incidents stay open",
+    ),
 }
 
 
@@ -58,12 +63,13 @@ def _fleet_inputs(errors: pd.DataFrame) -> pd.DataFrame:
     fallback = endpoint.map(lambda e: FLEET_INPUTS.get(str(e), ("", "the audit ran without it"))[1])
     code = fleet["status_code"].astype("string").fillna("no response")
     detail = fleet["error"].astype("string").fillna("unknown error")
+    local = (endpoint == "event-log").to_numpy(bool)  # a file in the store, not a request
+    http = ("HTTP " + code + " ").where(~local, "")
     message = (
         "Could not read "
         + what.astype("string")
-        + " (HTTP "
-        + code
-        + " "
+        + " ("
+        + http
         + detail
         + "): "
         + fallback.astype("string")
@@ -72,8 +78,16 @@ def _fleet_inputs(errors: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "message": message,
-            "remedy": "Re-run the audit once Codat answers (check the API key's access to the "
-            "profile and Codat's status page); do not read tonight's report as all clear.",
+            "remedy": pd.Series(
+                "Re-run the audit once Codat answers (check the API key's access to the "
+                "profile and Codat's status page); do not read tonight's report as all clear.",
+                index=fleet.index,
+            ).where(
+                ~local,
+                "Repair or move aside the damaged file of STORE/events named in the message "
+                "(docs/listen.md), then re-run the audit; do not read tonight's report as all "
+                "clear.",
+            ),
         },
         index=fleet.index,
     )
