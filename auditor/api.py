@@ -29,6 +29,7 @@ import pandas as pd
 
 from auditor.config import AuditConfig, load_config
 from auditor.engine import audit as _audit
+from auditor.events import EVENTS_SCHEMA
 from auditor.findings import FINDINGS_COLUMNS
 from auditor.ledger import previous_tables
 from auditor.result import AuditResult
@@ -72,13 +73,20 @@ def load_snapshot(
     ``which``: ``"latest"``, ``"previous"``, a snapshot id, or a date ``YYYY-MM-DD``.
     ``frames`` reads only those frames (e.g. ``("status",)``, much faster on a big fleet);
     the others come back empty. Frames follow :data:`auditor.snapshot.SCHEMAS` (UTC
-    timestamps, categoricals); ``meta`` is the snapshot's manifest.
+    timestamps, categoricals); ``meta`` is the snapshot's manifest. With every frame asked
+    for and a webhook event log in the store, ``events`` holds the events the nightly audit of
+    this night read (:func:`auditor.pipeline.event_window`), so :func:`audit` reproduces it.
 
     Raises :class:`~auditor.store.SnapshotNotFoundError` when nothing matches (the message
     lists what the store holds). The night is picked by :func:`auditor.store.select_snapshot`,
     as ``auditor audit --snapshot`` picks it.
     """
-    return _store_load_snapshot(store, which, frames=frames)
+    snapshot = _store_load_snapshot(store, which, frames=frames)
+    if tuple(frames) != tuple(FRAME_NAMES):
+        return snapshot
+    from auditor.pipeline import event_window, with_events  # the pipeline imports this module
+
+    return with_events(snapshot, event_window(os.fspath(store), snapshot, snapshot.snapshot_at))
 
 
 def load_findings(
@@ -122,7 +130,8 @@ def audit(
 
     ``snapshot``   a :class:`~auditor.snapshot.Snapshot` (e.g. from :func:`load_snapshot`) or
                    a mapping of frames by name (``{"status": df, ...}``; missing frames are
-                   empty, columns are conformed to the schemas).
+                   empty, columns are conformed to the schemas; an ``"events"`` frame is the
+                   webhook events, :data:`auditor.events.EVENTS_SCHEMA`).
     ``config``     an :class:`~auditor.config.AuditConfig`, the path of a TOML file, or None
                    for the defaults.
     ``as_of``      the audit's "now" (naive datetimes are taken as UTC).
@@ -149,9 +158,11 @@ def audit(
 
 
 def _from_frames(frames: Mapping[str, pd.DataFrame], as_of: datetime) -> Snapshot:
-    unknown = sorted(set(frames) - set(FRAME_NAMES))
+    unknown = sorted(set(frames) - set(FRAME_NAMES) - {"events"})
     if unknown:
-        raise ValueError(f"unknown frame(s) {unknown}; choose from {list(FRAME_NAMES)}")
+        raise ValueError(
+            f"unknown frames {unknown}; choose from {[*FRAME_NAMES, 'events']}"
+        )
     at = as_utc_timestamp(as_of).to_pydatetime()
     def frame(name: str) -> pd.DataFrame:
         return conform(frames.get(name, pd.DataFrame()), SCHEMAS[name])
@@ -164,6 +175,7 @@ def _from_frames(frames: Mapping[str, pd.DataFrame], as_of: datetime) -> Snapsho
         errors=frame("errors"),
         pull_operations=frame("pull_operations"),
         sync_settings=frame("sync_settings"),
+        events=conform(frames["events"], EVENTS_SCHEMA) if "events" in frames else None,
     )
 
 

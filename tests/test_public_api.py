@@ -209,7 +209,8 @@ def test_audit_reproduces_the_stored_audit_and_chains_nights(store: Path) -> Non
 def test_audit_accepts_frames_and_a_config_file(store: Path, tmp_path: Path) -> None:
     snap = auditor.load_snapshot(store)
     whole = auditor.audit(snap, as_of=AS_OF)
-    from_frames = auditor.audit(snap.frames(), as_of=AS_OF)
+    assert snap.events is not None  # the demo's store has the listener's event log
+    from_frames = auditor.audit({**snap.frames(), "events": snap.events}, as_of=AS_OF)
     assert set(from_frames.findings["incident_key"]) == set(whole.findings["incident_key"])
     status_only = auditor.audit({"status": snap.status}, as_of=AS_OF)  # other frames empty
     assert tuple(status_only.findings.columns) == auditor.FINDINGS_COLUMNS
