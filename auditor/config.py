@@ -71,6 +71,7 @@ __all__ = [
     "AuditConfig",
     "ConfigError",
     "FailOn",
+    "ReportConfig",
     "RulesConfig",
     "RunConfig",
     "RunSettings",
@@ -408,6 +409,23 @@ def run_settings(
     )
 
 
+class ReportConfig(BaseModel):
+    """The ``[report]`` table: what the HTML report shows (display only, never the findings)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    freshness_target: float = Field(
+        default=0.95,
+        gt=0,
+        le=1,
+        description=(
+            "Fleet freshness SLA target: the share of monitored company x data types that "
+            "should be fresh each night (0.95 = 95 %), in (0, 1]; drawn as a line on the "
+            "report's trend and compared with tonight's figure. See docs/reports.md."
+        ),
+    )
+
+
 class AuditConfig(BaseModel):
     """The whole configuration. Every field has a default; unknown keys are errors."""
 
@@ -431,6 +449,8 @@ class AuditConfig(BaseModel):
     email: EmailSettings = Field(default_factory=EmailSettings)
     #: Settings of the nightly job.
     run: RunConfig = Field(default_factory=RunConfig)
+    #: What the HTML report shows (the freshness target line).
+    report: ReportConfig = Field(default_factory=ReportConfig)
 
     @field_validator("timezone")
     @classmethod

@@ -9,6 +9,7 @@ from typing import Final
 import pandas as pd
 
 from auditor.findings import empty_findings
+from auditor.freshness import FleetFreshness
 
 __all__ = ["EXPIRED_SNOOZE_COLUMNS", "AuditResult", "RuleFailure"]
 
@@ -60,6 +61,8 @@ class AuditResult:
                         ``state='resolved'``, values as last seen).
     ``expired_snoozes`` snoozes whose ``until`` has passed (:data:`EXPIRED_SNOOZE_COLUMNS`).
     ``rule_failures``   rules that raised (see :class:`RuleFailure`); empty when all answered.
+    ``freshness``       tonight's fleet freshness (:mod:`auditor.freshness`); None when not
+                        computed (a result built by hand).
     """
 
     snapshot_id: str
@@ -70,6 +73,7 @@ class AuditResult:
         default_factory=lambda: pd.DataFrame({c: [] for c in EXPIRED_SNOOZE_COLUMNS})
     )
     rule_failures: tuple[RuleFailure, ...] = ()
+    freshness: FleetFreshness | None = None
 
     @property
     def missing_inputs(self) -> list[str]:

@@ -18,11 +18,11 @@ import pandas as pd
 
 from auditor.findings import FINDINGS_COLUMNS, SEVERITIES, empty_findings
 from auditor.result import EXPIRED_SNOOZE_COLUMNS, AuditResult
-from auditor.safe_text import clip
+from auditor.safe_text import clip, clip_middle
 
 from ._env import resolve_tz
 from ._rule_docs import RuleDoc, RuleSection, build_appendix, load_rules, rule_anchor
-from ._trend import TrendChart, build_trend
+from ._trend import FreshnessChart, TrendChart, build_freshness, build_trend
 
 __all__ = [
     "STATE_ORDER",
@@ -258,6 +258,8 @@ class ReportView:
     snoozed_rows: tuple[FindingRow, ...]
     expired_snoozes: tuple[ExpiredSnooze, ...]
     trend: TrendChart
+    #: The fleet freshness SLA per night and its target line (auditor.freshness).
+    freshness: FreshnessChart
     appendix: tuple[RuleSection, ...]
     filters: FilterOptions
     csv_files: Mapping[str, str] = field(default_factory=dict)
@@ -396,12 +398,12 @@ def finding_rows(frame: pd.DataFrame, *, text_limit: int = 500) -> tuple[Finding
                 last_successful_sync=_when(rec.get("last_successful_sync")),
                 age_hours=_number(rec.get("age_hours")),
                 threshold_hours=_number(rec.get("threshold_hours")),
-                message=clip(_text(rec.get("message")), text_limit),
-                remedy=clip(_text(rec.get("remedy")), text_limit),
+                message=clip_middle(_text(rec.get("message")), text_limit),
+                remedy=clip_middle(_text(rec.get("remedy")), text_limit),
                 state=_text(rec.get("state")),
                 first_seen=_when(rec.get("first_seen")),
                 nights_open=None if nights is None else int(nights),
-                snooze_reason=clip(_text(rec.get("snooze_reason")), 200),
+                snooze_reason=clip_middle(_text(rec.get("snooze_reason")), 200),
                 carried_over=rec.get("carried_over") is True,
             )
         )
@@ -471,9 +473,13 @@ def build_view(
     max_rows: int = 2000,
     side_rows: int = 200,
     csv_files: Mapping[str, str] | None = None,
+    freshness_history: pd.DataFrame | None = None,
+    freshness_target: float = 0.95,
 ) -> ReportView:
     """The report's view model. ``max_rows`` bounds the findings table (worst rows first);
-    ``side_rows`` bounds the resolved and snoozed lists."""
+    ``side_rows`` bounds the resolved and snoozed lists; ``freshness_history`` (the fleet
+    freshness of past nights, :func:`auditor.store.freshness_history`) and
+    ``freshness_target`` (``[report] freshness_target``) feed the freshness chart."""
     resolve_tz(display_tz)
     rules = tuple(load_rules() if rules is None else rules)
     fleet = fleet or FleetInfo()
@@ -509,6 +515,7 @@ def build_view(
         snoozed_rows=finding_rows(rank_findings(snoozed).head(side_rows)),
         expired_snoozes=build_expired(result.expired_snoozes),
         trend=build_trend(history, result, active),
+        freshness=build_freshness(freshness_history, result, target=freshness_target),
         appendix=build_appendix(rules, seen_rules),
         filters=FilterOptions(
             rules=tuple(seen_rules),

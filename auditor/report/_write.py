@@ -52,6 +52,8 @@ def write_reports(
     display_tz: str = "UTC",
     fleet: FleetInfo | None = None,
     max_rows: int = 2000,
+    freshness_history: pd.DataFrame | None = None,
+    freshness_target: float = 0.95,
 ) -> ReportPaths:
     """Write ``report.html``, ``findings.csv``, ``summary.csv`` and ``incidents.csv`` to
     ``out_dir`` (created if missing) and return their paths.
@@ -59,7 +61,8 @@ def write_reports(
     ``history``: findings by severity per night (``snapshot_date, snapshot_id, severity, count``)
     for the trend chart, may be empty. ``rules``: rule documentation for the appendix (default
     ``auditor.rules.RULES``). ``max_rows``: findings shown inline in the HTML (the worst ones);
-    all are in ``findings.csv``.
+    all are in ``findings.csv``. ``freshness_history``: the fleet freshness figure of past
+    nights (:func:`auditor.store.freshness_history`), drawn against ``freshness_target``.
     """
     result = bounded(result)  # text from Codat cut to its display limits, once
     out = Path(out_dir)
@@ -81,6 +84,8 @@ def write_reports(
         display_tz=display_tz,
         fleet=fleet,
         max_rows=max_rows,
+        freshness_history=freshness_history,
+        freshness_target=freshness_target,
         csv_files={
             "findings": paths.findings_csv.name,
             "summary": paths.summary_csv.name,
