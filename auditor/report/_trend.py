@@ -31,6 +31,7 @@ __all__ = [
     "TrendChart",
     "build_freshness",
     "build_trend",
+    "date_axis",
     "night_freshness",
     "night_totals",
 ]
@@ -66,6 +67,8 @@ class TrendChart:
     ticks: tuple[tuple[float, int], ...]
     nights: int
     max_total: int
+    #: (x, date label, tonight) under the plot (:func:`date_axis`).
+    dates: tuple[tuple[float, str, bool], ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -88,7 +91,19 @@ def _slot(first_day: date, day: date) -> tuple[float, float]:
 
 def _date_label(last_day: date, day: date) -> str | None:
     """Every seventh night back from the last one is labelled with its date."""
-    return day.strftime("%d %b") if (last_day - day).days % 7 == 0 else None
+    return f"{day.day} {day:%b}" if (last_day - day).days % 7 == 0 else None
+
+
+def date_axis(last_day: date, tonight: date) -> tuple[tuple[float, str, bool], ...]:
+    """The x-axis of both charts: (x, date label, tonight) for every seventh night back from
+    ``last_day`` across the whole window, whether or not that night has data."""
+    first_day = last_day - timedelta(days=TREND_NIGHTS - 1)
+    out = []
+    for back in range(0, TREND_NIGHTS, 7):
+        day = last_day - timedelta(days=back)
+        x0, slot = _slot(first_day, day)
+        out.append((round(x0 + slot / 2, 2), f"{day.day} {day:%b}", day == tonight))
+    return tuple(reversed(out))
 
 
 def _nice_ceiling(value: int) -> int:
@@ -180,7 +195,17 @@ def build_trend(
         )
     ticks = tuple((round(bottom - v * scale, 2), v) for v in (0, y_max // 2, y_max))
     return TrendChart(
-        width, height, left, top, bottom, right, tuple(bars), ticks, len(bars), max_total
+        width,
+        height,
+        left,
+        top,
+        bottom,
+        right,
+        tuple(bars),
+        ticks,
+        len(bars),
+        max_total,
+        date_axis(last_day, tonight),
     )
 
 
@@ -220,6 +245,8 @@ class FreshnessChart:
     tonight: FleetFreshness | None
     #: The SVG path of the line (``M x y L x y ...``), broken where a night has no figure.
     path: str
+    #: (x, date label, tonight) under the plot (:func:`date_axis`).
+    dates: tuple[tuple[float, str, bool], ...] = ()
 
     @property
     def empty(self) -> bool:
@@ -273,7 +300,7 @@ def build_freshness(
         return FreshnessChart(
             width, height, left, top, bottom, right, (), (), target, float(top), None, ""
         )
-    end: date = last_day or max(table.index)
+    end: date = last_day or max(max(table.index), tonight_day)
     first_day = end - timedelta(days=TREND_NIGHTS - 1)
     table = table.loc[[d for d in table.index if first_day <= d <= end]]
     shares = table["fresh"] / table["monitored"]
@@ -331,4 +358,5 @@ def build_freshness(
         y_of(target),
         result.freshness,
         " ".join(segments),
+        date_axis(end, tonight_day),
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Final
 
 import pandas as pd
@@ -91,6 +91,18 @@ def _when(value: object) -> datetime | None:
     if isinstance(value, pd.Timestamp):
         return value.to_pydatetime(warn=False)
     return value if isinstance(value, datetime) else None
+
+
+def _minute(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+def _id_time(snapshot_id: str) -> datetime | None:
+    """The time a snapshot id such as ``20261123T020000Z`` names (to the minute), if any."""
+    try:
+        return _minute(datetime.strptime(snapshot_id[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC))
+    except ValueError:
+        return None
 
 
 def _str_col(frame: pd.DataFrame, name: str, missing: str) -> pd.Series:
@@ -273,6 +285,12 @@ class ReportView:
     @property
     def open_total(self) -> int:
         return self.open_errors + self.open_warnings
+
+    @property
+    def footer_as_of(self) -> datetime | None:
+        """The audit time for the footer, or None when the snapshot id already says it
+        (``20261123T020000Z`` audited at 02:00 UTC: the time once, not twice)."""
+        return None if _id_time(self.snapshot_id) == _minute(self.as_of) else self.as_of
 
     @property
     def truncated(self) -> bool:
