@@ -15,7 +15,7 @@ fresh"). Defined precisely (``docs/reports.md``, "Fleet freshness"):
   monitored).
 
 Pure and vectorised: integer keys from the status frame's categories and a bitmap, no strings
-(1.5 s for 100,000 companies x 15 types and 150,000 findings on 2 busy shared cores; see
+(0.7-1.5 s for 100,000 companies x 15 types and 150,000 findings on 2 busy shared cores; see
 ``docs/reports.md``). The engine computes it per audit
 (:attr:`auditor.result.AuditResult.freshness`), the store keeps it in each night's
 ``findings.json`` so the trend reads past nights without loading any findings.
@@ -78,13 +78,15 @@ def _codes(values: pd.Series, categories: pd.Index) -> np.ndarray:
     """Each value's position in ``categories`` (-1 when absent or null), as int64."""
     if isinstance(values.dtype, pd.CategoricalDtype) and values.cat.categories.equals(categories):
         return values.cat.codes.to_numpy(dtype=np.int64)
-    return np.asarray(categories.get_indexer(text(values)), dtype=np.int64)
+    return np.asarray(categories.get_indexer(pd.Index(text(values))), dtype=np.int64)
 
 
 def _categories(values: pd.Series) -> pd.Index:
     if isinstance(values.dtype, pd.CategoricalDtype):
-        return pd.Index(values.cat.categories)
-    return pd.Index(text(values).dropna().unique())
+        out: pd.Index = pd.Index(values.cat.categories)
+        return out
+    found: pd.Index = pd.Index(text(values).dropna().unique())
+    return found
 
 
 def fleet_freshness(
