@@ -74,6 +74,7 @@ __all__ = [
     "AuditConfig",
     "ConfigError",
     "FailOn",
+    "ReportConfig",
     "RulesConfig",
     "RunConfig",
     "RunSettings",
@@ -423,6 +424,21 @@ class EventsConfig(BaseModel):
     #: A listener writes into this store: a missing ``STORE/events`` is said in the report
     #: ("no event log") instead of silently meaning "no webhooks used".
     expected: bool = False
+class ReportConfig(BaseModel):
+    """The ``[report]`` table: what the HTML report shows (display only, never the findings)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    freshness_target: float = Field(
+        default=0.95,
+        gt=0,
+        le=1,
+        description=(
+            "Fleet freshness SLA target: the share of monitored company x data types that "
+            "should be fresh each night (0.95 = 95 %), in (0, 1]; drawn as a line on the "
+            "report's trend and compared with tonight's figure. See docs/reports.md."
+        ),
+    )
 
 
 class AuditConfig(BaseModel):
@@ -452,6 +468,8 @@ class AuditConfig(BaseModel):
     run: RunConfig = Field(default_factory=RunConfig)
     #: The webhook event log (``auditor listen``).
     events: EventsConfig = Field(default_factory=EventsConfig)
+    #: What the HTML report shows (the freshness target line).
+    report: ReportConfig = Field(default_factory=ReportConfig)
 
     @field_validator("timezone")
     @classmethod

@@ -37,6 +37,7 @@ import pyarrow.compute as pc  # type: ignore[import-untyped]
 from auditor.config import AuditConfig
 from auditor.events import companies_without_reads, connection_timelines
 from auditor.findings import FINDINGS_COLUMNS, FINDINGS_SCHEMA, conform_findings, empty_findings
+from auditor.freshness import FRESHNESS_RULES, fleet_freshness
 from auditor.ledger import apply_ledger, connection_incidents, incident_keys, unchecked_companies
 from auditor.logs import redact
 from auditor.result import AuditResult, RuleFailure
@@ -229,7 +230,7 @@ def _pairs(left: np.ndarray, left_keys: np.ndarray, right: np.ndarray,
 
 def _explains(rule_names: np.ndarray, covered_rules: Sequence[str], target: np.ndarray,
               coverer: np.ndarray, raised: np.ndarray, n: int) -> pd.Series:
-    """For each row: `` This also explains 3 stale, 1 cross-type-skew finding(s) ...`` or null."""
+    """For each row: `` This also explains 3 stale, 1 cross-type-skew findings ...`` or null."""
     counts = {
         name: np.bincount(coverer[rule_names[target] == name], minlength=n)
         for name in covered_rules
@@ -246,10 +247,13 @@ def _explains(rule_names: np.ndarray, covered_rules: Sequence[str], target: np.n
     separator = pa.scalar(", ", pa.large_string())
     listed = pc.binary_join_element_wise(*labels, separator, null_handling="skip")
     note = np.where(raised[rows], "; raised to error as some of them are errors", "")
+    total = np.sum(list(counts.values()), axis=0)[rows]
+    noun = np.where(total == 1, " finding", " findings")
     suffix = concat(
         " This also explains ",
         pd.Series(pd.arrays.ArrowStringArray(listed)),
-        " finding(s), not listed separately",
+        pd.Series(noun, dtype="string"),
+        ", not listed separately",
         pd.Series(note, dtype="string"),
         ".",
     )
@@ -573,6 +577,14 @@ def audit(
     findings = run_fleet_rules(findings, snapshot, config, ts, failures)
     active, expired = split_expired(_snooze_list(snoozes), ts)
     findings = apply_snoozes(findings, active)
+    # Stale rows explained by their root cause still make their data type not fresh.
+    covered_stale = apply_snoozes(_freshness_rows(covered), active)
+    freshness = fleet_freshness(
+        snapshot.status,
+        snapshot.companies,
+        concat_findings([_freshness_rows(findings), covered_stale]),
+        config.monitoring,
+    )
     unchecked: list[tuple[str | None, str | None]] = [
         (None, c) for c in unchecked_companies(snapshot.status, snapshot.errors)
     ]
@@ -614,7 +626,13 @@ def audit(
         rule_failures=tuple(failures),
         company_tags=company_tags_series(snapshot.companies),
         covered=covered.reindex(columns=list(FINDINGS_COLUMNS)),
+        freshness=freshness,
     )
+
+
+def _freshness_rows(findings: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``findings`` that :func:`auditor.freshness.fleet_freshness` reads."""
+    return findings.loc[isin(findings["rule"], list(FRESHNESS_RULES))]
 
 
 def _one_fleet_row(findings: pd.DataFrame) -> pd.DataFrame:

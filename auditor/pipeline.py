@@ -28,6 +28,7 @@ from auditor.result import AuditResult
 from auditor.rules._shared import unmonitored_companies
 from auditor.snapshot import ERRORS_SCHEMA, Snapshot, conform
 from auditor.store import (
+    freshness_history,
     history,
     load_findings,
     load_refreshes,
@@ -239,6 +240,8 @@ def audit_store(
             result,
             out_dir,
             history=history(store, history_days, as_of=as_of),
+            freshness_history=freshness_history(store, history_days, as_of=as_of),
+            freshness_target=config.report.freshness_target,
             display_tz=config.timezone,
             fleet=fleet,
             max_rows=max_rows,

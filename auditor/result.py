@@ -9,6 +9,7 @@ from typing import Final
 import pandas as pd
 
 from auditor.findings import empty_findings
+from auditor.freshness import FleetFreshness
 
 __all__ = ["EXPIRED_SNOOZE_COLUMNS", "AuditResult", "RuleFailure"]
 
@@ -66,6 +67,8 @@ class AuditResult:
                         (:func:`auditor.engine.apply_coverage`), for the actions table
                         (:mod:`auditor.actions`) to list what each root cause explains; not
                         stored (empty for an audit read back from the store).
+    ``freshness``       tonight's fleet freshness (:mod:`auditor.freshness`); None when not
+                        computed (a result built by hand).
     """
 
     snapshot_id: str
@@ -78,6 +81,7 @@ class AuditResult:
     rule_failures: tuple[RuleFailure, ...] = ()
     company_tags: pd.Series = field(default_factory=lambda: pd.Series([], dtype="string"))
     covered: pd.DataFrame = field(default_factory=empty_findings)
+    freshness: FleetFreshness | None = None
 
     @property
     def missing_inputs(self) -> list[str]:

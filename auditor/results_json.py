@@ -218,6 +218,11 @@ def build_results(
         ],
         "missing_inputs": list(result.missing_inputs) if result is not None else [],
         "counts": counts,
+        "freshness": (
+            result.freshness.to_json()
+            if result is not None and result.freshness is not None
+            else None
+        ),
         "collection": _collection(collected, client_stats) if collected is not None else None,
         "stages": {str(k): round(float(v), 3) for k, v in (stages or {}).items()},
         "stored": bool(audit.stored) if audit is not None else False,

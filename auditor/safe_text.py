@@ -32,6 +32,8 @@ __all__ = [
     "EmailAddress",
     "OneLine",
     "clip",
+    "clip_middle",
+    "clip_middle_series",
     "clip_series",
     "email_address",
     "one_line",
@@ -108,6 +110,45 @@ def clip_series(series: pd.Series, limit: int) -> pd.Series:
         pc.utf8_slice_codeunits(array, 0, max(limit - 1, 0)),  # code points, for UTF-8
         pa.scalar(ELLIPSIS, pa.large_string()),
         pa.scalar("", pa.large_string()),
+    )
+    out = pc.if_else(long, cut, array)
+    return pd.Series(pd.arrays.ArrowStringArray(pc.cast(out, pa.large_string())),
+                     index=series.index, dtype="string")
+
+
+def _halves(limit: int) -> tuple[int, int]:
+    """(characters kept from the start, from the end) of a middle cut to ``limit``."""
+    kept = max(limit - 1, 0)
+    return kept // 2, kept - kept // 2
+
+
+def clip_middle(value: str | None, limit: int) -> str | None:
+    """``value`` cut to ``limit`` characters in the middle (``start…end``) when longer.
+
+    For sentences built around quoted text (a message naming a platform, quoting an error):
+    the oversized part is in the middle, and what the sentence says (its opening and its
+    closing clause: ``... is Deauthorized; 3 data types in AuthError``, ``This also explains
+    ...``) survives the cut, which :func:`clip` would drop."""
+    if value is None or len(value) <= limit:
+        return value
+    head, tail = _halves(limit)
+    return value[:head] + ELLIPSIS + (value[-tail:] if tail else "")
+
+
+def clip_middle_series(series: pd.Series, limit: int) -> pd.Series:
+    """:func:`clip_middle` of each value (vectorised); nulls stay null."""
+    values = series.astype("string")
+    array = pa.array(values.array, type=pa.large_string(), from_pandas=True)
+    length = pc.utf8_length(array)
+    long = pc.greater(length, limit)
+    if not pc.any(long).as_py():
+        return values
+    head, tail = _halves(limit)
+    start = pc.utf8_slice_codeunits(array, 0, head)
+    empty = pa.array([""] * len(array), pa.large_string())
+    end = pc.utf8_slice_codeunits(array, -tail) if tail else empty
+    cut = pc.binary_join_element_wise(
+        start, pa.scalar(ELLIPSIS, pa.large_string()), end, pa.scalar("", pa.large_string())
     )
     out = pc.if_else(long, cut, array)
     return pd.Series(pd.arrays.ArrowStringArray(pc.cast(out, pa.large_string())),

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
+from auditor.findings import conform_findings
+from auditor.freshness import FleetFreshness
 from auditor.report import FleetInfo, write_reports
+from auditor.result import AuditResult
 from auditor.testing.synthetic import synthetic_history, synthetic_result, tiny_result
 
 CHROMIUM = "/usr/bin/chromium"
@@ -58,7 +62,54 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         history=synthetic_history(result),
         fleet=FleetInfo(companies_audited=400),
     )
-    return {"hostile": hostile / "report.html", "fleet": fleet / "report.html"}
+    demo = tmp_path_factory.mktemp("demo")
+    week = _demo_like(AS_OF)
+    write_reports(
+        week,
+        demo,
+        history=synthetic_history(week).tail(2 * 6),  # 7 nights, as `auditor demo --nights 7`
+        freshness_history=_freshness_week(week),
+        fleet=FleetInfo(companies_audited=500),
+    )
+    return {
+        "hostile": hostile / "report.html",
+        "fleet": fleet / "report.html",
+        "demo": demo / "report.html",
+    }
+
+
+#: Names and ids at their display limits, with no place to break a line.
+LONG_NAME = "Ü" + "N" * 119
+LONG_ID = "0123456789abcdef" * 5
+LONG_PLATFORM = "P" * 60
+
+
+def _demo_like(as_of: datetime) -> AuditResult:
+    """500 companies as `auditor demo` shows them, plus every hostile name and names, ids and
+    platforms at their display limits."""
+    base = synthetic_result(500, as_of=as_of, seed=3, realistic=True)
+    hostile = tiny_result(as_of=as_of).findings
+    long_rows = hostile.head(3).assign(
+        company_name=LONG_NAME, company_id=LONG_ID, platform=LONG_PLATFORM,
+        data_type="D" * 60, message="M" * 400 + " This also explains 3 stale findings.",
+    )
+    findings = conform_findings(pd.concat([base.findings, hostile, long_rows], ignore_index=True))
+    return AuditResult(
+        snapshot_id=base.snapshot_id, as_of=as_of, findings=findings, resolved=base.resolved,
+        freshness=FleetFreshness(monitored=12_000, fresh=11_620),
+    )
+
+
+def _freshness_week(result: AuditResult) -> pd.DataFrame:
+    days = [result.as_of.date() - timedelta(days=k) for k in range(6, 0, -1)]
+    return pd.DataFrame(
+        {
+            "snapshot_date": days,
+            "snapshot_id": [f"snap-{d:%Y%m%d}" for d in days],
+            "monitored": [12_000] * 6,
+            "fresh": [11_300 + 60 * i for i in range(6)],
+        }
+    )
 
 
 class Page:
@@ -312,3 +363,78 @@ def test_rule_links_scroll_to_the_appendix(fleet_page: Page) -> None:
     page.locator(".totals a.rule-link", has_text="stale").first.click()
     assert page.evaluate("location.hash") == "#rule-stale"
     assert page.locator("#rule-stale").is_visible()
+
+
+def _fits(page: object, width: int) -> dict[str, int]:
+    return page.evaluate(  # type: ignore[attr-defined, no-any-return]
+        """(w) => ({page: document.documentElement.scrollWidth, body: document.body.scrollWidth,
+                   wide: Array.from(document.querySelectorAll('main *, header *'))
+                     .filter(e => e.getBoundingClientRect().right > w + 1).length})""",
+        width,
+    )
+
+
+def test_a_phone_never_scrolls_sideways_and_findings_are_cards(
+    browser: object, reports: dict[str, Path]
+) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844})  # type: ignore[attr-defined]
+    try:
+        page = context.new_page()
+        for name in ("demo", "hostile"):
+            page.goto(reports[name].as_uri())
+            page.wait_for_load_state("load")
+            sizes = _fits(page, 390)
+            assert sizes["page"] <= 390, (name, sizes)
+            assert sizes["wide"] == 0, (name, sizes)
+        # the demo-like report: findings stacked as cards, the longest name wrapped inside one
+        page.goto(reports["demo"].as_uri())
+        page.wait_for_load_state("load")
+        row = page.locator("#findings tbody tr", has_text=LONG_NAME[:30]).first
+        box = row.bounding_box()
+        assert box is not None
+        assert box["x"] >= 0
+        assert box["x"] + box["width"] <= 390
+        assert page.evaluate(
+            "getComputedStyle(document.querySelector('#findings tbody tr')).display"
+        ) == "grid"
+        assert page.locator("#findings thead").is_visible()  # as a bar of sort controls
+        # the charts scale to the screen
+        for chart in page.locator("figure.trend svg").all():
+            svg = chart.bounding_box()
+            assert svg is not None
+            assert svg["width"] <= 390
+        # sorting still works on a phone
+        page.locator("#findings thead .sort[data-key='company']").click()
+        assert page.locator("#findings thead .sort[data-key='company']").get_attribute(
+            "data-dir"
+        ) == "asc"
+    finally:
+        context.close()
+
+
+def test_the_desktop_table_is_kept_at_1440(browser: object, reports: dict[str, Path]) -> None:
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})  # type: ignore[attr-defined]
+    try:
+        page = context.new_page()
+        page.goto(reports["demo"].as_uri())
+        page.wait_for_load_state("load")
+        assert _fits(page, 1440)["page"] <= 1440
+        styles = page.evaluate(
+            """() => { const t = document.getElementById('findings');
+              return {table: getComputedStyle(t).display,
+                      row: getComputedStyle(t.tBodies[0].rows[0]).display,
+                      head: getComputedStyle(t.tHead).display,
+                      layout: getComputedStyle(t).tableLayout}; }"""
+        )
+        assert styles == {
+            "table": "table", "row": "table-row", "head": "table-header-group", "layout": "fixed"
+        }
+        assert page.locator("#findings thead th").count() == 7
+        # the freshness chart: a target line, tonight's figure in the summary, dates below
+        assert page.locator("#freshness .target-line").count() == 1
+        assert page.locator(".card-freshness .card-value").inner_text() == "96.8%"
+        dates = page.locator("#freshness text.date").all_text_contents()
+        assert dates[-1] == "23 Nov"
+        assert len(dates) == 5
+    finally:
+        context.close()

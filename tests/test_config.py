@@ -176,12 +176,17 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
         load_config(tmp_path / "nope.toml")
 
 
-def test_email_is_typed_and_the_unread_report_table_is_gone(tmp_path: Path) -> None:
+def test_email_is_typed_and_the_report_table_holds_only_what_is_read(tmp_path: Path) -> None:
     path = _write(tmp_path, '[email]\nto = ["ops@example.com"]\n')
     config = load_config(path)
     assert config.email == EmailSettings(to=["ops@example.com"])
     path = _write(tmp_path, '[email]\nto = ["ops@example.com"]\n[report]\nx = "y"\n')
-    with pytest.raises(ConfigError, match=r"config.toml:3: report: unknown key"):
+    with pytest.raises(ConfigError, match=r"config.toml:4: report.x: unknown key"):
+        load_config(path)
+    path = _write(tmp_path, "[report]\nfreshness_target = 0.9\n")
+    assert load_config(path).report.freshness_target == 0.9
+    path = _write(tmp_path, "[report]\nfreshness_target = 95\n")
+    with pytest.raises(ConfigError, match=r"config.toml:2: report.freshness_target"):
         load_config(path)
 
 

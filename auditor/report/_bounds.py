@@ -3,8 +3,9 @@
 A company name, platform, id or message can be any size (one 200 KB platform name grew
 report.html to 1.5 MB and pushed every finding out of the digest). :func:`bounded` cuts each
 text column of the findings, the resolved incidents and the expired snoozes to its limit in
-:data:`auditor.safe_text.DISPLAY_LIMITS` (``…`` last) once, where a result enters the report,
-the CSVs and the digest. The store keeps the full values.
+:data:`auditor.safe_text.DISPLAY_LIMITS` once (``…`` last; sentences such as messages and
+remedies ``…`` in the middle, so that their key clause, last, is never cut off), where a
+result enters the report, the CSVs and the digest. The store keeps the full values.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from typing import Final
 import pandas as pd
 
 from auditor.result import AuditResult
-from auditor.safe_text import DISPLAY_LIMITS, clip_series
+from auditor.safe_text import DISPLAY_LIMITS, clip_middle_series, clip_series
 
-__all__ = ["COLUMN_LIMITS", "bounded"]
+__all__ = ["COLUMN_LIMITS", "MIDDLE_CUT", "bounded"]
 
 #: Characters shown of each text column.
 COLUMN_LIMITS: Final[dict[str, int]] = {
@@ -36,6 +37,9 @@ COLUMN_LIMITS: Final[dict[str, int]] = {
     "incident_key": 4 * DISPLAY_LIMITS["id"],
     "provider_incident": 4 * DISPLAY_LIMITS["id"],
 }
+#: Sentences cut in the middle (:func:`auditor.safe_text.clip_middle`): their oversized part
+#: is quoted text (a platform name, a Codat error), their key clause comes last.
+MIDDLE_CUT: Final[frozenset[str]] = frozenset({"message", "remedy", "snooze_reason", "reason"})
 
 
 def _bounded_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -49,7 +53,8 @@ def _bounded_frame(frame: pd.DataFrame) -> pd.DataFrame:
             continue
         if out is frame:
             out = frame.copy()
-        clipped = clip_series(values, limit)
+        cut = clip_middle_series if column in MIDDLE_CUT else clip_series
+        clipped = cut(values, limit)
         out[column] = (
             clipped.astype("category")
             if isinstance(values.dtype, pd.CategoricalDtype)

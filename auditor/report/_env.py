@@ -25,6 +25,7 @@ __all__ = [
     "format_count",
     "format_hours",
     "format_local",
+    "format_percent",
     "format_utc",
     "get_environment",
     "iso_utc",
@@ -135,6 +136,23 @@ def format_count(value: object) -> str:
     return f"{number:,.1f}"
 
 
+def format_percent(share: object) -> str:
+    """A share in [0, 1] as a percentage: ``95%`` when whole, else one decimal cut down
+    (``99.96`` shows as ``99.9%``, never a ``100%`` that is not), ``—`` when unknown."""
+    if share is None or share is pd.NA:
+        return "—"
+    try:
+        value = float(share)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "—"
+    if math.isnan(value):
+        return "—"
+    pct = value * 100
+    if abs(pct - round(pct)) < 1e-9:
+        return f"{round(pct)}%"
+    return f"{math.floor(pct * 10 + 1e-9) / 10:.1f}%"
+
+
 def _plural(count: int, singular: str, plural: str | None = None) -> str:
     return singular if count == 1 else (plural or singular + "s")
 
@@ -167,6 +185,7 @@ def get_environment() -> jinja2.Environment:
         iso=iso_utc,
         hours=format_hours,
         count=format_count,
+        percent=format_percent,
         plural=_plural,
         csp_sha256=csp_sha256,
     )

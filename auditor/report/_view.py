@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Final
 
 import pandas as pd
@@ -19,13 +19,13 @@ import pandas as pd
 from auditor.events import EventWindow
 from auditor.findings import FINDINGS_COLUMNS, SEVERITIES, empty_findings
 from auditor.result import EXPIRED_SNOOZE_COLUMNS, AuditResult
-from auditor.safe_text import clip
+from auditor.safe_text import clip, clip_middle
 
 from ._actions_view import ActionItem, RefreshSummary, action_items, build_refresh_summary
 from ._env import resolve_tz
 from ._events import EventsView, build_events_view, rate_limit_sentence
 from ._rule_docs import RuleDoc, RuleSection, build_appendix, load_rules, rule_anchor
-from ._trend import TrendChart, build_trend
+from ._trend import FreshnessChart, TrendChart, build_freshness, build_trend
 
 __all__ = [
     "STATE_ORDER",
@@ -96,6 +96,18 @@ def _when(value: object) -> datetime | None:
     if isinstance(value, pd.Timestamp):
         return value.to_pydatetime(warn=False)
     return value if isinstance(value, datetime) else None
+
+
+def _minute(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+def _id_time(snapshot_id: str) -> datetime | None:
+    """The time a snapshot id such as ``20261123T020000Z`` names (to the minute), if any."""
+    try:
+        return _minute(datetime.strptime(snapshot_id[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC))
+    except ValueError:
+        return None
 
 
 def _str_col(frame: pd.DataFrame, name: str, missing: str) -> pd.Series:
@@ -263,6 +275,8 @@ class ReportView:
     snoozed_rows: tuple[FindingRow, ...]
     expired_snoozes: tuple[ExpiredSnooze, ...]
     trend: TrendChart
+    #: The fleet freshness SLA per night and its target line (auditor.freshness).
+    freshness: FreshnessChart
     appendix: tuple[RuleSection, ...]
     filters: FilterOptions
     csv_files: Mapping[str, str] = field(default_factory=dict)
@@ -284,6 +298,12 @@ class ReportView:
     @property
     def open_total(self) -> int:
         return self.open_errors + self.open_warnings
+
+    @property
+    def footer_as_of(self) -> datetime | None:
+        """The audit time for the footer, or None when the snapshot id already says it
+        (``20261123T020000Z`` audited at 02:00 UTC: the time once, not twice)."""
+        return None if _id_time(self.snapshot_id) == _minute(self.as_of) else self.as_of
 
     @property
     def truncated(self) -> bool:
@@ -409,12 +429,12 @@ def finding_rows(frame: pd.DataFrame, *, text_limit: int = 500) -> tuple[Finding
                 last_successful_sync=_when(rec.get("last_successful_sync")),
                 age_hours=_number(rec.get("age_hours")),
                 threshold_hours=_number(rec.get("threshold_hours")),
-                message=clip(_text(rec.get("message")), text_limit),
-                remedy=clip(_text(rec.get("remedy")), text_limit),
+                message=clip_middle(_text(rec.get("message")), text_limit),
+                remedy=clip_middle(_text(rec.get("remedy")), text_limit),
                 state=_text(rec.get("state")),
                 first_seen=_when(rec.get("first_seen")),
                 nights_open=None if nights is None else int(nights),
-                snooze_reason=clip(_text(rec.get("snooze_reason")), 200),
+                snooze_reason=clip_middle(_text(rec.get("snooze_reason")), 200),
                 carried_over=rec.get("carried_over") is True,
             )
         )
@@ -494,12 +514,16 @@ def build_view(
     actions: pd.DataFrame | None = None,
     refreshes: pd.DataFrame | None = None,
     start_here: int = 10,
+    freshness_history: pd.DataFrame | None = None,
+    freshness_target: float = 0.95,
 ) -> ReportView:
     """The report's view model. ``max_rows`` bounds the findings table (worst rows first);
     ``side_rows`` bounds the resolved and snoozed lists and the refresh outcomes.
     ``actions``: the ranked actions table (:func:`auditor.actions.build_actions`), of which
     the first ``start_here`` rows are "Start here"; ``refreshes``: the outcomes of the
-    refreshes queued after the previous audit."""
+    refreshes queued after the previous audit. ``freshness_history`` (the fleet
+    freshness of past nights, :func:`auditor.store.freshness_history`) and
+    ``freshness_target`` (``[report] freshness_target``) feed the freshness chart."""
     resolve_tz(display_tz)
     rules = tuple(load_rules() if rules is None else rules)
     fleet = fleet or FleetInfo()
@@ -535,6 +559,7 @@ def build_view(
         snoozed_rows=finding_rows(rank_findings(snoozed).head(side_rows)),
         expired_snoozes=build_expired(result.expired_snoozes),
         trend=build_trend(history, result, active),
+        freshness=build_freshness(freshness_history, result, target=freshness_target),
         appendix=build_appendix(rules, seen_rules),
         filters=FilterOptions(
             rules=tuple(seen_rules),

@@ -84,6 +84,8 @@ def write_reports(
     refreshes: pd.DataFrame | None = None,
     connections: pd.DataFrame | None = None,
     start_here: int = DEFAULT_START_HERE,
+    freshness_history: pd.DataFrame | None = None,
+    freshness_target: float = 0.95,
 ) -> ReportPaths:
     """Write ``report.html``, ``findings.csv``, ``summary.csv``, ``incidents.csv``,
     ``actions.csv``, ``relinks.csv`` (and ``refreshes.csv`` when ``refreshes`` has rows) to
@@ -98,6 +100,8 @@ def write_reports(
     ``refreshes``: :func:`auditor.remediation.refresh_outcomes` of last night's refreshes.
     ``connections``: the snapshot's ``companies`` frame, for Codat's error text in
     ``relinks.csv``.
+    ``freshness_history``: the fleet freshness figure of past nights
+    (:func:`auditor.store.freshness_history`), drawn against ``freshness_target``.
     """
     result = bounded(result)  # text from Codat cut to its display limits, once
     if actions is None:
@@ -143,6 +147,8 @@ def write_reports(
         actions=actions,
         refreshes=refreshes,
         start_here=start_here,
+        freshness_history=freshness_history,
+        freshness_target=freshness_target,
     )
     tmp = paths.report_html.with_name(paths.report_html.name + ".tmp")
     tmp.write_text(render_report(view), encoding="utf-8")

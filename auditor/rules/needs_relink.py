@@ -168,7 +168,8 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     shown_platform = platform.fillna("the platform")
     auth_text = (
         count.astype("string")
-        + " data type(s) in AuthError ("
+        + pd.Series(" data types", index=hits.index).where(count != 1, " data type")
+        + " in AuthError ("
         + hits["auth_types"].astype("string")
         + ")"
     )

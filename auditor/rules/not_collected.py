@@ -142,9 +142,12 @@ def check(ctx: RuleContext) -> pd.DataFrame:
         + detail
         + " after "
         + attempts
-        + " attempt(s)"
+        + pd.Series(" attempts", index=first.index).where(attempts != "1", " attempt")
         + ("; correlation id " + correlation).fillna("")
-        + ("; and " + more.astype("string") + " more failed request(s)").where(more > 0, "")
+        + (
+            "; and " + more.astype("string") + " more failed request"
+            + pd.Series("s", index=first.index).where(more != 1, "")
+        ).where(more > 0, "")
         + pd.Series(
             "; what was read of the company is audited as usual.", index=first.index
         ).where(read, ".")

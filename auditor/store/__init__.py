@@ -12,7 +12,14 @@ reader (:func:`select_snapshot`: ``latest``, ``previous``, ``YYYY-MM-DD`` or an 
 from __future__ import annotations
 
 from auditor.store._canonical import canonical
-from auditor.store._findings import FINDINGS_META, history, load_findings, prune, write_findings
+from auditor.store._findings import (
+    FINDINGS_META,
+    freshness_history,
+    history,
+    load_findings,
+    prune,
+    write_findings,
+)
 from auditor.store._integrity import FindingsConflictError, StoreCorruptionError, StoreError
 from auditor.store._layout import frame_from_tables
 from auditor.store._refreshes import REFRESHES_FILE, load_refreshes, write_refreshes
@@ -46,6 +53,7 @@ __all__ = [
     "canonical",
     "complete_stranded",
     "frame_from_tables",
+    "freshness_history",
     "history",
     "is_selector",
     "list_snapshots",

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from auditor.findings import SEVERITIES, conform_findings
+from auditor.freshness import FleetFreshness
 from auditor.result import EXPIRED_SNOOZE_COLUMNS, AuditResult
 from auditor.store._integrity import (
     FindingsConflictError,
@@ -30,7 +31,14 @@ from auditor.store._layout import (
 from auditor.store._select import resolve_snapshot_dir, select_snapshot
 from auditor.store._snapshots import SnapshotNotFoundError, StorePath, list_snapshots
 
-__all__ = ["history", "load_findings", "prune", "stored_audit", "write_findings"]
+__all__ = [
+    "freshness_history",
+    "history",
+    "load_findings",
+    "prune",
+    "stored_audit",
+    "write_findings",
+]
 
 log = logging.getLogger("auditor.store")
 
@@ -40,6 +48,7 @@ EXPIRED_FILE = "expired_snoozes.parquet"
 FINDINGS_META = "findings.json"
 
 HISTORY_COLUMNS = ("snapshot_date", "snapshot_id", "severity", "count")
+FRESHNESS_COLUMNS = ("snapshot_date", "snapshot_id", "monitored", "fresh")
 
 
 def stored_audit(store: StorePath, snapshot_id: str) -> dict[str, Any] | None:
@@ -117,6 +126,11 @@ def write_findings(
             "config_hash": config_hash,
             "findings": len(findings),
             "resolved": len(resolved),
+            **(
+                {"freshness": result.freshness.to_json()}
+                if result.freshness is not None
+                else {}
+            ),
             "checksums": checksums,
             "written_at": utc_now().isoformat(),
             **({"replaces": replaces} if replaces is not None else {}),
@@ -210,6 +224,47 @@ def history(store: StorePath, days: int = 30, *, as_of: datetime | None = None) 
                 }
             )
     return _history_frame(pd.DataFrame(rows, columns=columns))
+
+
+def freshness_history(
+    store: StorePath, days: int = 30, *, as_of: datetime | None = None
+) -> pd.DataFrame:
+    """The fleet freshness figure of each audited night (:mod:`auditor.freshness`), read from
+    the nights' ``findings.json`` only (no findings loaded: cheap at any fleet size).
+
+    Columns ``snapshot_date, snapshot_id, monitored, fresh``; the nights as :func:`history`
+    selects them; a night stored before the figure existed is left out (a gap in the trend).
+    """
+    snaps = _with_findings(store)
+    if snaps.empty:
+        return _freshness_frame([])
+    end = as_of.astimezone(UTC) if as_of is not None else snaps["snapshot_at"].max()
+    start = end - timedelta(days=days)
+    snaps = snaps.loc[(snaps["snapshot_at"] > start) & (snaps["snapshot_at"] <= end)]
+    rows: list[dict[str, object]] = []
+    for snap in snaps.itertuples(index=False):
+        meta = Path(str(snap.path)) / FINDINGS_META
+        figure = FleetFreshness.from_json(read_record(meta).get("freshness"))
+        if figure is None:
+            continue
+        rows.append(
+            {
+                "snapshot_date": snap.snapshot_date,
+                "snapshot_id": snap.snapshot_id,
+                "monitored": figure.monitored,
+                "fresh": figure.fresh,
+            }
+        )
+    return _freshness_frame(rows)
+
+
+def _freshness_frame(rows: list[dict[str, object]]) -> pd.DataFrame:
+    out = pd.DataFrame(rows, columns=list(FRESHNESS_COLUMNS))
+    out["snapshot_date"] = pd.to_datetime(out["snapshot_date"]).dt.date
+    out["snapshot_id"] = out["snapshot_id"].astype("string")
+    out["monitored"] = out["monitored"].astype("int64")
+    out["fresh"] = out["fresh"].astype("int64")
+    return out.reset_index(drop=True)
 
 
 def _history_frame(frame: pd.DataFrame) -> pd.DataFrame:
