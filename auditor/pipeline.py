@@ -24,6 +24,7 @@ from auditor.result import AuditResult
 from auditor.rules._shared import unmonitored_companies
 from auditor.snapshot import Snapshot
 from auditor.store import (
+    StorePath,
     history,
     load_findings,
     load_refreshes,
@@ -83,7 +84,7 @@ class AuditRun:
 
 
 def previous_findings(
-    store: Path | str, snapshot_id: str, *, memory_nights: int = 30
+    store: StorePath, snapshot_id: str, *, memory_nights: int = 30
 ) -> pd.DataFrame | None:
     """The ledger's input for auditing ``snapshot_id``: the last stored audit before it (its
     open findings) plus the incidents resolved in the ``memory_nights`` audits before it, so
@@ -124,7 +125,7 @@ def audit_snapshot(
 
 
 def audit_store(
-    store: Path | str,
+    store: StorePath,
     *,
     which: str = "latest",
     config: AuditConfig | None = None,
@@ -199,7 +200,7 @@ def audit_store(
     )
 
 
-def _refresh_outcomes(store: Path | str, snapshot: Snapshot) -> pd.DataFrame | None:
+def _refresh_outcomes(store: StorePath, snapshot: Snapshot) -> pd.DataFrame | None:
     """Did last night's refreshes work? Logged, and returned for the CSV export."""
     queued = load_refreshes(store, before=snapshot.snapshot_id)
     if queued is None or queued.empty:

@@ -48,6 +48,7 @@ from auditor.collector import StoreRun
 from auditor.logs import redact
 from auditor.pipeline import AuditRun
 from auditor.result import AuditResult
+from auditor.store import StoreDir
 
 __all__ = [
     "RESULTS_JSON",
@@ -145,7 +146,7 @@ def build_results(
     exit_code: int,
     reason: str,
     as_of: datetime | None,
-    store: Path,
+    store: StoreDir,
     out_dir: Path,
     audit: AuditRun | None = None,
     collected: StoreRun | None = None,
