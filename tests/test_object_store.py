@@ -275,27 +275,13 @@ def test_snapshot_writer_shard_lock_and_manifest_once_on_s3(s3: dict[str, str]) 
     assert list_snapshots(url)["complete"].tolist() == [True]
 
 
-def test_corruption_and_prune_on_s3(s3: dict[str, str], fleet_now: Any) -> None:
+def test_corruption_and_prune_on_s3(s3: dict[str, str]) -> None:
     from dataclasses import replace
 
-    from auditor.collector import collect
     from auditor.store import write_snapshot
+    from auditor.testing.snapshots import synthetic_snapshot
 
-    fleet = Fleet(list(generate_fleet(12, seed=3, now=fleet_now)), now=fleet_now)
-    with SandboxServer(fleet) as server:
-        import asyncio
-
-        from auditor.codat import CodatClient, RateLimitPolicy
-
-        async def grab() -> Any:
-            async with CodatClient(
-                server.api_key,
-                base_url=server.base_url,
-                rate_limit=RateLimitPolicy(requests_per_minute=None),
-            ) as client:
-                return await collect(client, snapshot_at=fleet_now, progress="off")
-
-        snap = asyncio.run(grab())
+    snap = synthetic_snapshot(20, seed=3)
     url = f"s3://{BUCKET}/corrupt"
     old = write_snapshot(
         url, replace(snap, snapshot_id="old", snapshot_at=datetime(2024, 1, 1, tzinfo=UTC))
