@@ -26,6 +26,7 @@ from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
 from auditor.cli import app
+from auditor.logs import redact
 from auditor.sandbox import Fleet, SandboxOptions, SandboxServer, generate_fleet, load_fleet
 from auditor.store import (
     SnapshotNotFoundError,
@@ -229,6 +230,7 @@ def test_object_lock_refuses_a_second_writer_and_is_renewed(s3: dict[str, str]) 
     finally:
         first.release()
     assert not _fs().exists(f"{BUCKET}/locks/.auditor.lock")
+    assert SECRET not in redact(f"signed with {SECRET}")  # registered by store_root
     again = ObjectLock(root / ".auditor.lock", ttl=0.4)
     again.acquire(timeout=0)
     again.release()

@@ -33,6 +33,8 @@ import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
 import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
 from upath import UPath
 
+from auditor.logs import register_secret
+
 __all__ = [
     "StoreDir",
     "create_exclusive",
@@ -47,6 +49,15 @@ __all__ = [
     "write_bytes",
     "write_table",
 ]
+
+#: Credentials the object stores' SDKs read (looked up here only to keep them out of logs).
+_SECRET_VARS: Final = (
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AZURE_STORAGE_KEY",
+    "AZURE_STORAGE_CONNECTION_STRING",
+    "AZURE_CLIENT_SECRET",
+)
 
 #: A store directory, or a directory/file inside one: local, or on an object store.
 StoreDir: TypeAlias = Path | UPath
@@ -71,6 +82,10 @@ def store_root(store: str | os.PathLike[str] | UPath) -> StoreDir:
         return Path(text)
     if match.group(1).lower() == "file":
         return Path(text[len(match.group(0)) :] or "/")
+    # The SDK reads these itself; registered so that no log line (ours, or a library's
+    # debug output) can ever show them.
+    for name in _SECRET_VARS:
+        register_secret(os.environ.get(name))
     return UPath(text.rstrip("/"), use_listings_cache=False)
 
 
