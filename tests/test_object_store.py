@@ -307,3 +307,38 @@ def test_listener_refuses_an_object_store(s3: dict[str, str]) -> None:
     result = _run_cli("listen", "--store", f"s3://{BUCKET}/events", env=s3)
     assert result.exit_code == 2
     assert "local directory" in result.output
+
+
+def test_sharded_night_on_s3_completes_with_the_last_shard(
+    s3: dict[str, str], sandbox: SandboxServer, fleet_now: Any
+) -> None:
+    """Two shards (two pods of the Indexed Job) write one night into one prefix; the night
+    is invisible until the last shard's manifest, then holds every company once."""
+    import asyncio
+
+    from auditor.codat import CodatClient, RateLimitPolicy, RetryPolicy
+    from auditor.collector import collect_to_store
+
+    url = f"s3://{BUCKET}/shards/store"
+
+    async def shard(k: int) -> bool:
+        async with CodatClient(
+            sandbox.api_key,
+            base_url=sandbox.base_url,
+            rate_limit=RateLimitPolicy(requests_per_minute=None),
+            retry=RetryPolicy(max_attempts=1),
+        ) as client:
+            run = await collect_to_store(
+                client, url, snapshot_at=fleet_now, shard=(k, 2), batch_size=3, progress="off"
+            )
+        return run.complete
+
+    assert asyncio.run(shard(1)) is False
+    with pytest.raises(SnapshotNotFoundError):
+        load_snapshot(url)
+    assert asyncio.run(shard(0)) is True
+    night = load_snapshot(url)
+    assert night.meta["shards"] == 2
+    fleet = load_fleet(FIXTURES / "fleet_small.json")
+    assert set(night.companies["company_id"]) == {r.id for r in fleet}
+    assert not night.companies.duplicated(["company_id", "connection_id"]).any()
