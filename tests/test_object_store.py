@@ -342,3 +342,22 @@ def test_sharded_night_on_s3_completes_with_the_last_shard(
     fleet = load_fleet(FIXTURES / "fleet_small.json")
     assert set(night.companies["company_id"]) == {r.id for r in fleet}
     assert not night.companies.duplicated(["company_id", "connection_id"]).any()
+
+
+def test_auditor_run_refuses_while_another_run_holds_the_store(
+    s3: dict[str, str], sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    url = f"s3://{BUCKET}/busy/store"
+    holder = ObjectLock(store_root(url) / ".auditor.lock", ttl=30)
+    holder.acquire(timeout=0)
+    try:
+        result = _run_cli(
+            "run", "--store", url, "--out", str(tmp_path / "out"), "--base-url",
+            sandbox.base_url, "--as-of", AS_OF, "--progress", "off", "--dry-run",
+            env={**s3, "CODAT_API_KEY": sandbox.api_key},
+        )  # fmt: skip
+    finally:
+        holder.release()
+    assert result.exit_code == 2, result.output
+    assert "another run holds the lock" in result.output
+    assert sandbox.stats.by_endpoint == {} or sum(sandbox.stats.by_endpoint.values()) == 0
