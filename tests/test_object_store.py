@@ -136,6 +136,13 @@ def test_nightly_run_end_to_end_on_s3(
     assert latest is not None
     assert set(latest["state"].astype(str)) <= {"ongoing", "new", "regressed"}
     assert "ongoing" in set(latest["state"].astype(str))
+    # `auditor audit` on its own reads the night from the bucket and writes the reports.
+    audited = _run_cli(
+        "audit", "--store", url, "--snapshot", "previous", "--out", str(tmp_path / "out3"),
+        env=env,
+    )  # fmt: skip
+    assert audited.exit_code in (0, 1), audited.output
+    assert (tmp_path / "out3" / "report.html").is_file()
     listed = _run_cli("snapshots", "--store", url, env=env)
     assert listed.exit_code == 0, listed.output
     assert listed.output.count("2024-05-01") >= 2
