@@ -15,9 +15,9 @@ from auditor.store._fs import StoreDir, remove_tree, store_root
 from auditor.store._integrity import (
     FindingsConflictError,
     StoreCorruptionError,
-    checksum_of,
     read_parts,
     read_record,
+    written_checksum,
 )
 from auditor.store._layout import (
     FORMAT_VERSION,
@@ -107,7 +107,9 @@ def write_findings(
     write_parquet(path / FINDINGS_FILE, findings)
     write_parquet(path / RESOLVED_FILE, resolved)
     write_parquet(path / EXPIRED_FILE, _stringify_objects(expired))
-    checksums = {n: checksum_of(path / n) for n in (FINDINGS_FILE, RESOLVED_FILE, EXPIRED_FILE)}
+    checksums = {
+        n: written_checksum(path / n) for n in (FINDINGS_FILE, RESOLVED_FILE, EXPIRED_FILE)
+    }
     atomic_write_json(
         path / FINDINGS_META,
         {

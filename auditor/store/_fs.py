@@ -22,6 +22,7 @@ stores them.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import shutil
@@ -42,6 +43,7 @@ __all__ = [
     "is_remote",
     "list_dirs",
     "parquet_rows",
+    "pop_uploaded",
     "read_all",
     "read_table",
     "remove_tree",
@@ -94,6 +96,24 @@ def is_remote(path: StoreDir) -> bool:
     return not isinstance(path, Path)
 
 
+#: SHA-256 and size of the remote files this process uploaded last (by URL), so that the
+#: writer records a part's checksum from the bytes it sent instead of downloading it again.
+_UPLOADED: dict[str, tuple[int, str]] = {}
+_UPLOADED_MAX: Final = 256
+
+
+def _uploaded(path: UPath, data: bytes) -> None:
+    if len(_UPLOADED) >= _UPLOADED_MAX:
+        _UPLOADED.pop(next(iter(_UPLOADED)))
+    _UPLOADED[str(path)] = (len(data), hashlib.sha256(data).hexdigest())
+
+
+def pop_uploaded(path: StoreDir) -> tuple[int, str] | None:
+    """``(size, sha256)`` of the bytes this process last uploaded to ``path`` (once); None
+    for a local path or a file it did not write."""
+    return None if isinstance(path, Path) else _UPLOADED.pop(str(path), None)
+
+
 def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
@@ -118,6 +138,7 @@ def write_bytes(path: StoreDir, data: bytes) -> None:
         os.replace(tmp, path)
         return
     path.fs.pipe_file(path.path, data)
+    _uploaded(path, data)
 
 
 def create_exclusive(path: StoreDir, data: bytes) -> bool:
@@ -161,7 +182,9 @@ def write_table(path: StoreDir, table: pa.Table, **options: Any) -> None:
         return
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, **options)
-    path.fs.pipe_file(path.path, sink.getvalue().to_pybytes())
+    data = sink.getvalue().to_pybytes()
+    path.fs.pipe_file(path.path, data)
+    _uploaded(path, data)
 
 
 def read_table(

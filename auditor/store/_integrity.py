@@ -27,7 +27,14 @@ from typing import Any, Final
 import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
 
-from auditor.store._fs import StoreDir, is_remote, parquet_rows, read_all, read_table
+from auditor.store._fs import (
+    StoreDir,
+    is_remote,
+    parquet_rows,
+    pop_uploaded,
+    read_all,
+    read_table,
+)
 from auditor.store._layout import MANIFEST, RUN_FILE, SHARDS_DIR, frame_from_tables, shard_key
 
 __all__ = [
@@ -46,6 +53,7 @@ __all__ = [
     "read_verified",
     "shard_checksums",
     "verify_part",
+    "written_checksum",
 ]
 
 CHECKSUM_ALGORITHM: Final = "sha256"
@@ -81,6 +89,15 @@ def checksum_of(path: StoreDir) -> dict[str, Any]:
             digest.update(chunk)
             size += len(chunk)
     return {"size": size, CHECKSUM_ALGORITHM: digest.hexdigest()}
+
+
+def written_checksum(path: StoreDir) -> dict[str, Any]:
+    """:func:`checksum_of` a file this process has just written; for a remote file from the
+    bytes it uploaded (no download back)."""
+    uploaded = pop_uploaded(path)
+    if uploaded is not None:
+        return {"size": uploaded[0], CHECKSUM_ALGORITHM: uploaded[1]}
+    return checksum_of(path)
 
 
 def checksum_of_bytes(data: bytes) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from auditor.store._integrity import (
     read_parts,
     read_record,
     shard_checksums,
+    written_checksum,
 )
 from auditor.store._layout import (
     FORMAT_VERSION,
@@ -221,7 +222,7 @@ class SnapshotWriter:
                 continue
             target = self.path / frame_name / name
             self._rows[frame_name] += write_parquet(target, frame, plain=PLAIN_ON_DISK)
-            self._checksums[f"{frame_name}/{name}"] = checksum_of(target)
+            self._checksums[f"{frame_name}/{name}"] = written_checksum(target)
         self._next_seq += 1
         self._batches += 1
 
@@ -232,7 +233,7 @@ class SnapshotWriter:
         target = self.path / "sync_settings" / _PROFILE_SETTINGS
         if not target.exists():
             write_parquet(target, profile)
-            self._checksums[f"sync_settings/{_PROFILE_SETTINGS}"] = checksum_of(target)
+            self._checksums[f"sync_settings/{_PROFILE_SETTINGS}"] = written_checksum(target)
 
     def finish(self, meta: Mapping[str, Any] | None = None) -> bool:
         """Mark this shard finished; write the manifest if every shard has. True if complete."""
