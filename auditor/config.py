@@ -61,6 +61,7 @@ from auditor.notify_settings import NotifySettings
 from auditor.rules import RULES, Rule, RuleOptions, get_rule
 from auditor.rules._base import Monitoring
 from auditor.rules.cross_type_skew import SkewOptions
+from auditor.store._fs import StoreDir, store_root
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -304,7 +305,8 @@ ENV_VARS: Final[Mapping[str, str]] = {
 class RunSettings:
     """The ``[run]`` settings resolved: CLI > environment > config file > default."""
 
-    store: Path
+    #: A local directory, or an object store (``s3://bucket/prefix``: :mod:`auditor.store._fs`).
+    store: StoreDir
     #: Where the reports go; None when the command was given no default for it.
     out: Path | None
     base_url: str
@@ -396,8 +398,7 @@ def run_settings(
         bound = parse_duration(str(bound_value))
     except ValueError as exc:
         raise ConfigError(f"quota Retry-After bound: {exc}") from None
-    store_path = path("store", store, run.store, DEFAULT_STORE)
-    assert store_path is not None
+    store_path = store_root(str(_pick("store", store, environ, run.store, DEFAULT_STORE)))
     url = str(_pick("base_url", base_url, environ, run.base_url, DEFAULT_BASE_URL))
     try:
         check_base_url(url)

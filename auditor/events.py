@@ -270,8 +270,9 @@ def read_event_window(
         return EventWindow("unreadable", since, until, detail=detail[:500])
     if scan.damaged_lines:
         detail = (
-            f"the webhook event log {root} holds {scan.damaged_lines} damaged line(s) (CRC or "
-            "JSON not matching): it is corrupt"
+            f"the webhook event log {root} holds {scan.damaged_lines} damaged "
+            f"line{'' if scan.damaged_lines == 1 else 's'} (CRC or JSON not matching): "
+            "it is corrupt"
         )
         log.error("%s", detail)
         return EventWindow("unreadable", since, until, detail=detail)

@@ -57,6 +57,8 @@ from auditor.pipeline import AuditRefusedError, AuditRun, audit_store
 from auditor.report import DigestOutcome, DigestSendError, SmtpSettings, deliver_digests
 from auditor.result import AuditResult
 from auditor.store import StoreError
+from auditor.store._fs import StoreDir, ensure_dir
+from auditor.store._lock import LockHeldError, store_lock
 
 __all__ = [
     "EXIT_FINDINGS",
@@ -138,7 +140,7 @@ async def _collect(
     api_key: str,
     *,
     base_url: str,
-    store: Path,
+    store: StoreDir,
     snapshot_at: datetime,
     shard: tuple[int, int] | None,
     rate_limit: float | None,
@@ -179,7 +181,7 @@ def run_nightly(
     *,
     api_key: str,
     base_url: str,
-    store: Path,
+    store: StoreDir,
     out_dir: Path,
     config: AuditConfig,
     as_of: datetime,
@@ -208,14 +210,16 @@ def run_nightly(
     :class:`~auditor.codat.RateLimitPolicy`) stops the run with one :class:`RunFailedError`
     naming the reset time; the unfinished snapshot stays resumable.
     """
-    store.mkdir(parents=True, exist_ok=True)
+    ensure_dir(store)
     lock_name = LOCK_FILE if shard is None else f"{LOCK_FILE}.shard-{shard[0]}-of-{shard[1]}"
-    lock = filelock.FileLock(str(store / lock_name), timeout=0)
+    # A lock file locally; on an object store a renewed lease (conditional PUT).
+    lock = store_lock(store / lock_name)
     try:
-        lock.acquire()
-    except filelock.Timeout:
+        lock.acquire(timeout=0)
+    except filelock.Timeout as exc:
+        held = f" ({exc.holder})" if isinstance(exc, LockHeldError) and exc.holder else ""
         raise RunFailedError(
-            f"another run holds the lock {store / lock_name}; not starting a second one"
+            f"another run holds the lock {store / lock_name}{held}; not starting a second one"
         ) from None
     stages: dict[str, float] = {}
     try:

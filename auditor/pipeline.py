@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -28,12 +29,15 @@ from auditor.result import AuditResult
 from auditor.rules._shared import unmonitored_companies
 from auditor.snapshot import ERRORS_SCHEMA, Snapshot, conform
 from auditor.store import (
+    StorePath,
     freshness_history,
     history,
+    is_remote,
     load_findings,
     load_refreshes,
     load_snapshot,
     select_snapshots,
+    store_root,
     write_findings,
 )
 from auditor.store._findings import same_audit, stored_audit
@@ -91,7 +95,7 @@ class AuditRun:
 
 
 def previous_findings(
-    store: Path | str, snapshot_id: str, *, memory_nights: int = 30
+    store: StorePath, snapshot_id: str, *, memory_nights: int = 30
 ) -> pd.DataFrame | None:
     """The ledger's input for auditing ``snapshot_id``: the last stored audit before it (its
     open findings) plus the incidents resolved in the ``memory_nights`` audits before it, so
@@ -107,11 +111,23 @@ def previous_findings(
 
 
 def event_window(
-    store: Path | str, snapshot: Snapshot, as_of: datetime, *, expected: bool = False
+    store: StorePath, snapshot: Snapshot, as_of: datetime, *, expected: bool = False
 ) -> EventWindow:
     """The webhook events the audit of ``snapshot`` reads: received from the previous audit's
     ``as_of`` (without one, the previous snapshot's time; without a previous snapshot, a day
-    before this one) to ``as_of``, so that consecutive nights read consecutive windows."""
+    before this one) to ``as_of``, so that consecutive nights read consecutive windows.
+
+    The event log is local only (``auditor listen`` appends and fsyncs): on an object store
+    there is none (``missing`` when ``[events] expected``, else off)."""
+    if is_remote(store_root(store)):
+        if not expected:
+            return EventWindow("off", None, as_of)
+        return EventWindow(
+            "missing", None, as_of,
+            detail="no event log: the webhook event log is local only, and this store is "
+            "on an object store (see docs/store.md)",
+        )  # fmt: skip
+    store = os.fspath(store) if isinstance(store, os.PathLike) else str(store)
     if not (Path(store) / EVENTS_DIR).is_dir():  # no listener: off (or "no event log")
         return read_event_window(store, since=None, until=as_of, expected=expected)
     before = select_snapshots(store, before=snapshot.snapshot_id)
@@ -174,7 +190,7 @@ def audit_snapshot(
 
 
 def audit_store(
-    store: Path | str,
+    store: StorePath,
     *,
     which: str = "latest",
     config: AuditConfig | None = None,
@@ -268,7 +284,7 @@ def _link_hosts(config: AuditConfig) -> list[str]:
     return list(hosts) if hosts is not None else list(DEFAULT_LINK_HOSTS)
 
 
-def _refresh_outcomes(store: Path | str, snapshot: Snapshot) -> pd.DataFrame | None:
+def _refresh_outcomes(store: StorePath, snapshot: Snapshot) -> pd.DataFrame | None:
     """Did last night's refreshes work? Logged, and returned for the CSV export."""
     queued = load_refreshes(store, before=snapshot.snapshot_id)
     if queued is None or queued.empty:

@@ -51,6 +51,7 @@ from auditor.logs import redact
 from auditor.notify import NotifyOutcome
 from auditor.pipeline import AuditRun
 from auditor.result import AuditResult
+from auditor.store import StoreDir
 
 __all__ = [
     "RESULTS_JSON",
@@ -148,7 +149,7 @@ def build_results(
     exit_code: int,
     reason: str,
     as_of: datetime | None,
-    store: Path,
+    store: StoreDir,
     out_dir: Path,
     audit: AuditRun | None = None,
     collected: StoreRun | None = None,

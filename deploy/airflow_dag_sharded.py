@@ -6,7 +6,9 @@ Dynamic task mapping (``.partial(...).expand(...)``, Airflow 2.3+) makes ``SHARD
 snapshot; the one that finishes last completes it, audits, writes the reports and
 ``results.json`` and mails the digest; the others exit 0 after collecting.
 
-All workers must share one store directory (NFS or similar) until ``--store s3://`` lands.
+All workers must share one store: an object store URL (``--store s3://bucket/prefix``) or a
+shared directory (NFS or similar).
+
 Exit code 1 (findings crossed the fail level) fails the auditing shard's task on purpose so
 Airflow alerts. CODAT_API_KEY and SMTP_* come from the workers' environment.
 """

@@ -153,7 +153,7 @@ def test_kubernetes_manifests_validate_against_the_kubernetes_schema(
     assert kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
 
 
-def test_kubernetes_indexed_job_runs_n_shards_on_a_shared_volume() -> None:
+def test_kubernetes_indexed_job_runs_n_shards_on_an_object_store() -> None:
     docs = list(yaml.safe_load_all((DEPLOY / "kubernetes-indexed-job.yaml").read_text()))
     cron = next(d for d in docs if d["kind"] == "CronJob")
     job = cron["spec"]["jobTemplate"]["spec"]
@@ -170,18 +170,16 @@ def test_kubernetes_indexed_job_runs_n_shards_on_a_shared_volume() -> None:
 
     for index in range(shards):
         assert _shard_or_exit(None, shards, index) == (index, shards)
-    # Every shard needs the same store: a ReadWriteMany claim (until --store s3:// lands).
-    claim = next(
-        v["persistentVolumeClaim"]["claimName"]
-        for v in job["template"]["spec"]["volumes"]
-        if "persistentVolumeClaim" in v
-    )
-    pvc = next(d for d in docs if d["kind"] == "PersistentVolumeClaim")
-    assert pvc["metadata"]["name"] == claim
-    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+    # Every shard writes the same store: an object store URL, so no pod needs a shared disk
+    # (and no PersistentVolumeClaim is left in the file).
     store = args[args.index("--store") + 1]
-    mounts = [m["mountPath"] for m in container["volumeMounts"]]
-    assert any(store.startswith(m + "/") for m in mounts)
+    assert store.startswith("s3://")
+    from auditor.store import is_remote, store_root
+
+    assert is_remote(store_root(store))
+    assert not [d for d in docs if d["kind"] == "PersistentVolumeClaim"]
+    volumes = job["template"]["spec"]["volumes"]
+    assert not [v for v in volumes if "persistentVolumeClaim" in v]
 
 
 def test_job_completion_index_reaches_the_shard_option() -> None:

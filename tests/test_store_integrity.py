@@ -32,7 +32,7 @@ from auditor.store import (
     FindingsConflictError,
     SnapshotNotFoundError,
     StoreCorruptionError,
-    _layout,
+    _fs,
     complete_stranded,
     list_snapshots,
     load_snapshot,
@@ -393,12 +393,12 @@ def _commits(
             seen.append(Path(dst).name)
         real(src, dst, *a, **kw)
 
-    orig = _layout.os.replace
-    _layout.os.replace = spy  # type: ignore[assignment]
+    orig = _fs.os.replace
+    _fs.os.replace = spy  # type: ignore[assignment]
     try:
         _to_store(server, store, **kwargs)
     finally:
-        _layout.os.replace = orig  # type: ignore[assignment]
+        _fs.os.replace = orig  # type: ignore[assignment]
     return seen
 
 
@@ -424,15 +424,15 @@ def _killed_run(
     server: SandboxServer, store: Path, n: int, after: bool, **kwargs: Any
 ) -> None:
     """Run ``collect_to_store`` and kill it at its ``n``-th commit (it must die there)."""
-    orig = _layout.os.replace
-    _layout.os.replace = _kill_at(n, after, store)  # type: ignore[assignment]
+    orig = _fs.os.replace
+    _fs.os.replace = _kill_at(n, after, store)  # type: ignore[assignment]
     died: BaseException | None = None
     try:
         _to_store(server, store, **kwargs)
     except BaseException as exc:  # Killed, maybe wrapped by the collector's task group
         died = exc
     finally:
-        _layout.os.replace = orig  # type: ignore[assignment]
+        _fs.os.replace = orig  # type: ignore[assignment]
     assert died is not None, f"the run never reached commit {n}"
     if not isinstance(died, Killed):
         assert "Killed" in repr(died), repr(died)

@@ -63,7 +63,7 @@ def load_config_or_exit(path: Path | None) -> AuditConfig:
 def settings_or_exit(
     config: AuditConfig | None,
     *,
-    store: Path | None = None,
+    store: str | Path | None = None,
     out: Path | None = None,
     base_url: str | None = None,
     snoozes: Path | None = None,

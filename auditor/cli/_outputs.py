@@ -13,6 +13,7 @@ from auditor.metrics import MetricsSettings, RunFigures, publish_metrics
 from auditor.nightly import NightlyOutcome, RunFailedError
 from auditor.pipeline import AuditRun
 from auditor.results_json import Command, build_results, results_name, write_results
+from auditor.store import StoreDir
 
 __all__ = ["emit_audit", "emit_nightly"]
 
@@ -32,7 +33,7 @@ def emit_nightly(
     *,
     run_id: str,
     as_of: datetime,
-    store: Path,
+    store: StoreDir,
     out_dir: Path,
     outcome: NightlyOutcome | None,
     error: BaseException | None,
@@ -89,7 +90,7 @@ def emit_audit(
     command: Command,
     run_id: str,
     as_of: datetime,
-    store: Path,
+    store: StoreDir,
     out_dir: Path,
     run: AuditRun | None,
     exit_code: int,

@@ -6,6 +6,7 @@ import asyncio
 import os
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -70,16 +71,25 @@ def listen(
 
     Each event is acknowledged only once it is fsync'ed; redeliveries are de-duplicated by
     webhook-id. SIGTERM/Ctrl-C stop gracefully. Exit 2: bad secret, store or port."""
-    store = settings_or_exit(load_config_or_exit(config), store=store).store
+    resolved = settings_or_exit(load_config_or_exit(config), store=store).store
+    if not isinstance(resolved, Path):  # an append-only, fsync'ed log needs a file system
+        echo(
+            f"error: the listener's event log needs a local directory, not {resolved}: give "
+            "the listener its own volume (--store /data/store); the nightly job can still "
+            "use the object store",
+            err=True,
+        )
+        raise typer.Exit(2)
+    local: Path = resolved
     configure_logging(
         run_id=f"listen-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}", fmt=log_format
     )
     if compact_only:
-        lock_path = store / EVENTS_DIR / ".listen.lock"
+        lock_path = local / EVENTS_DIR / ".listen.lock"
         lock_path.parent.mkdir(parents=True, exist_ok=True)
         try:
             with FileLock(str(lock_path), timeout=0):
-                done = compact(store)
+                done = compact(local)
         except Timeout:
             echo(
                 "error: a listener is running on this store (it compacts closed days itself)",
@@ -97,7 +107,7 @@ def listen(
         echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     options = ListenerOptions(max_body_bytes=max_body, dedup_days=dedup_days)
-    server = ListenerServer(store, secret, host=host, port=port, options=options)
+    server = ListenerServer(local, secret, host=host, port=port, options=options)
     ready = asyncio.Event()
 
     async def main() -> int:

@@ -59,11 +59,12 @@ ConfigOption = Annotated[
 ]
 
 StoreOption = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--store",
         envvar=ENV_VARS["store"],
-        help=f"Snapshot store directory [default: run.store, else ./{DEFAULT_STORE}].",
+        help="Snapshot store: a directory, or an object store URL such as s3://bucket/prefix "
+        f"(AWS_* variables: docs/store.md) [default: run.store, else ./{DEFAULT_STORE}].",
     ),
 ]
 

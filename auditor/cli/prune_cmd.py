@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -51,6 +52,8 @@ def prune(
     audited = select_snapshots(root, audited=True)
     own = stored_audit(root, audited[-1].snapshot_id) if audited else None
     keep_from = datetime.fromisoformat(own["as_of"]) if own else None
+    if not isinstance(root, Path):  # the event log is local only: none on an object store
+        return
     days = prune_events(
         root,
         keep_days if events_keep_days is None else events_keep_days,

@@ -169,7 +169,7 @@ def _run(
     run_id: str,
     now: datetime,
     started: float,
-    store: Path | None,
+    store: str | None,
     out: Path | None,
     base_url: str | None,
     snoozes: Path | None,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -40,7 +39,7 @@ from auditor.collector import (
     parse_shard,
 )
 from auditor.logs import configure_logging
-from auditor.store import StoreCorruptionError
+from auditor.store import StoreCorruptionError, StoreDir
 
 __all__ = ["snapshot"]
 
@@ -186,7 +185,7 @@ async def _run(
     api_key: str,
     *,
     base_url: str,
-    store: Path,
+    store: StoreDir,
     snapshot_id: str | None,
     resume: bool,
     shard: tuple[int, int] | None,

@@ -36,7 +36,6 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol
 
 import pandas as pd
@@ -77,8 +76,9 @@ from auditor.store import (
     list_snapshots,
     load_snapshot,
 )
+from auditor.store._fs import StoreDir, store_root
 from auditor.store._integrity import completable
-from auditor.store._snapshots import finished_shard
+from auditor.store._snapshots import StorePath, finished_shard
 
 __all__ = [
     "DEFAULT_COMPANY_SETTINGS_EVERY_DAYS",
@@ -654,7 +654,7 @@ class StoreRun:
     """What :func:`collect_to_store` did."""
 
     snapshot_id: str
-    path: Path
+    path: StoreDir
     complete: bool
     shard: tuple[int, int]
     companies_collected: int
@@ -673,18 +673,19 @@ class StoreRun:
     skipped_records: Mapping[str, int] = field(default_factory=dict)
 
 
-def _unfinished(store: Path, shard: tuple[int, int]) -> pd.Series:
+def _unfinished(store: StoreDir, shard: tuple[int, int]) -> pd.Series:
     snaps = list_snapshots(store)
     todo = snaps.loc[~snaps["complete"] & (snaps["shards"] == shard[1])]
     keep = []
     for row in todo.itertuples(index=False):
-        done = Path(str(row.path)) / "_shards" / f"s{shard[0]}of{shard[1]}.json"
-        keep.append(not done.exists() or completable(Path(str(row.path))))
+        path = store_root(str(row.path))
+        done = path / "_shards" / f"s{shard[0]}of{shard[1]}.json"
+        keep.append(not done.exists() or completable(path))
     return todo.loc[keep, "snapshot_id"] if keep else todo["snapshot_id"]
 
 
 def _previous_known(
-    store: Path, snapshot_id: str, snapshot_at: datetime, *, pulls: bool, settings: bool
+    store: StoreDir, snapshot_id: str, snapshot_at: datetime, *, pulls: bool, settings: bool
 ) -> tuple[KnownPullOperations, KnownSyncSettings]:
     """The pull operations (if ``pulls``) and company sync-settings overrides (if
     ``settings``) of the latest complete snapshot taken before ``snapshot_at`` (other than
@@ -713,7 +714,7 @@ def _previous_known(
     return known, overrides
 
 
-def _finished_run(root: Path, sid: str, shard: tuple[int, int]) -> StoreRun | None:
+def _finished_run(root: StoreDir, sid: str, shard: tuple[int, int]) -> StoreRun | None:
     """This shard of ``sid`` already finished (a run killed after its shard record): nothing
     to collect; the snapshot is completed if every shard has finished."""
     done = finished_shard(root, sid, shard)
@@ -747,7 +748,7 @@ def _finished_run(root: Path, sid: str, shard: tuple[int, int]) -> StoreRun | No
 
 async def collect_to_store(
     client: CollectClient,
-    store: str | Path,
+    store: StorePath,
     *,
     snapshot_at: datetime | None = None,
     snapshot_id: str | None = None,
@@ -785,7 +786,7 @@ async def collect_to_store(
     * ``error_details_budget``: pull operations of sync errors new tonight fetched for their
       error text (None: 3 % of the companies, at least 10; 0: none).
     """
-    root = Path(store)
+    root = store_root(store)
     k_n = shard if shard is not None else (0, 1)
     at = (snapshot_at or datetime.now(UTC)).astimezone(UTC)
     if resume and snapshot_id is None:

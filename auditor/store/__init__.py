@@ -20,6 +20,7 @@ from auditor.store._findings import (
     prune,
     write_findings,
 )
+from auditor.store._fs import StoreDir, is_remote, store_root
 from auditor.store._integrity import FindingsConflictError, StoreCorruptionError, StoreError
 from auditor.store._layout import frame_from_tables
 from auditor.store._refreshes import REFRESHES_FILE, load_refreshes, write_refreshes
@@ -35,6 +36,7 @@ from auditor.store._select import (
 from auditor.store._snapshots import (
     SnapshotNotFoundError,
     SnapshotWriter,
+    StorePath,
     complete_stranded,
     list_snapshots,
     write_snapshot,
@@ -49,12 +51,15 @@ __all__ = [
     "SnapshotRef",
     "SnapshotWriter",
     "StoreCorruptionError",
+    "StoreDir",
     "StoreError",
+    "StorePath",
     "canonical",
     "complete_stranded",
     "frame_from_tables",
     "freshness_history",
     "history",
+    "is_remote",
     "is_selector",
     "list_snapshots",
     "load_findings",
@@ -64,6 +69,7 @@ __all__ = [
     "resolve_snapshot_dir",
     "select_snapshot",
     "select_snapshots",
+    "store_root",
     "write_findings",
     "write_refreshes",
     "write_snapshot",

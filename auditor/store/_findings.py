@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -13,12 +12,13 @@ import pandas as pd
 from auditor.findings import SEVERITIES, conform_findings
 from auditor.freshness import FleetFreshness
 from auditor.result import EXPIRED_SNOOZE_COLUMNS, AuditResult
+from auditor.store._fs import StoreDir, remove_tree, store_root
 from auditor.store._integrity import (
     FindingsConflictError,
     StoreCorruptionError,
-    checksum_of,
     read_parts,
     read_record,
+    written_checksum,
 )
 from auditor.store._layout import (
     FORMAT_VERSION,
@@ -82,7 +82,7 @@ def write_findings(
     *,
     config_hash: str | None = None,
     overwrite: bool = False,
-) -> Path:
+) -> StoreDir:
     """Store an audit's findings (and resolved, expired snoozes) next to its snapshot.
 
     Writes ``findings.parquet``, ``resolved.parquet``, ``expired_snoozes.parquet`` and
@@ -116,7 +116,9 @@ def write_findings(
     write_parquet(path / FINDINGS_FILE, findings)
     write_parquet(path / RESOLVED_FILE, resolved)
     write_parquet(path / EXPIRED_FILE, _stringify_objects(expired))
-    checksums = {n: checksum_of(path / n) for n in (FINDINGS_FILE, RESOLVED_FILE, EXPIRED_FILE)}
+    checksums = {
+        n: written_checksum(path / n) for n in (FINDINGS_FILE, RESOLVED_FILE, EXPIRED_FILE)
+    }
     atomic_write_json(
         path / FINDINGS_META,
         {
@@ -139,7 +141,7 @@ def write_findings(
     return path / FINDINGS_FILE
 
 
-def _read_stored(path: Path, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+def _read_stored(path: StoreDir, name: str, columns: list[str] | None = None) -> pd.DataFrame:
     """A stored findings table, verified against ``findings.json``'s checksums (when it has
     them); damage is :class:`~auditor.store.StoreCorruptionError` naming the file."""
     checksums = None
@@ -209,7 +211,7 @@ def history(store: StorePath, days: int = 30, *, as_of: datetime | None = None) 
     snaps = snaps.loc[(snaps["snapshot_at"] > start) & (snaps["snapshot_at"] <= end)]
     rows: list[dict[str, object]] = []
     for snap in snaps.itertuples(index=False):
-        file = Path(str(snap.path)) / FINDINGS_FILE
+        file = store_root(str(snap.path)) / FINDINGS_FILE
         frame = _read_stored(file.parent, FINDINGS_FILE, columns=["severity", "snoozed"])
         active = frame.loc[~frame["snoozed"].fillna(False).astype(bool)]
         counts = active["severity"].astype("string").value_counts()
@@ -276,7 +278,7 @@ def _history_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def prune(store: StorePath, keep_days: int, *, as_of: datetime | None = None) -> list[Path]:
+def prune(store: StorePath, keep_days: int, *, as_of: datetime | None = None) -> list[StoreDir]:
     """Delete snapshots dated more than ``keep_days`` days before ``as_of`` (default now).
 
     The latest complete snapshot is always kept. Returns the directories deleted.
@@ -285,22 +287,23 @@ def prune(store: StorePath, keep_days: int, *, as_of: datetime | None = None) ->
         raise ValueError("keep_days must be >= 0")
     end = (as_of or datetime.now(UTC)).astimezone(UTC).date()
     cutoff = end - timedelta(days=keep_days)
-    root = Path(store)
+    root = store_root(store)
     try:
-        keep: Path | None = select_snapshot(root, "latest").path
+        keep: StoreDir | None = select_snapshot(root, "latest").path
     except SnapshotNotFoundError:
         keep = None
-    deleted: list[Path] = []
+    deleted: list[StoreDir] = []
     for path in iter_snapshot_dirs(root):
         day = datetime.strptime(path.parent.name.split("=", 1)[1], "%Y-%m-%d").date()
-        if day >= cutoff or path == keep:
+        if day >= cutoff or (keep is not None and str(path) == str(keep)):
             continue
         # Remove the manifest first: a half-deleted snapshot is never read.
         (path / MANIFEST).unlink(missing_ok=True)
-        shutil.rmtree(path, ignore_errors=True)
+        remove_tree(path)
         deleted.append(path)
         log.info("pruned snapshot %s", path.name)
-    for day_dir in {p.parent for p in deleted}:
-        if day_dir.is_dir() and not any(day_dir.iterdir()):
+    for day_dir in {str(p.parent): p.parent for p in deleted}.values():
+        # An object store has no empty directories: a prefix goes with its last object.
+        if isinstance(day_dir, Path) and day_dir.is_dir() and not any(day_dir.iterdir()):
             day_dir.rmdir()
     return deleted

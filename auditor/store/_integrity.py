@@ -26,8 +26,15 @@ from typing import Any, Final
 
 import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
-import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
 
+from auditor.store._fs import (
+    StoreDir,
+    is_remote,
+    parquet_rows,
+    pop_uploaded,
+    read_all,
+    read_table,
+)
 from auditor.store._layout import MANIFEST, RUN_FILE, SHARDS_DIR, frame_from_tables, shard_key
 
 __all__ = [
@@ -36,14 +43,17 @@ __all__ = [
     "StoreCorruptionError",
     "StoreError",
     "checksum_of",
+    "checksum_of_bytes",
     "completable",
     "count_rows",
     "listing_manifest",
     "read_manifest",
     "read_parts",
     "read_record",
+    "read_verified",
     "shard_checksums",
     "verify_part",
+    "written_checksum",
 ]
 
 CHECKSUM_ALGORITHM: Final = "sha256"
@@ -60,8 +70,8 @@ class StoreCorruptionError(StoreError):
     ``path`` is the file; the message names it and says what is wrong.
     """
 
-    def __init__(self, path: Path | str, problem: str) -> None:
-        self.path = Path(path)
+    def __init__(self, path: StoreDir | str, problem: str) -> None:
+        self.path: StoreDir = Path(path) if isinstance(path, str) else path
         self.problem = problem
         super().__init__(f"store corruption: {self.path}: {problem}")
 
@@ -70,18 +80,76 @@ class FindingsConflictError(StoreError):
     """Storing these findings would replace the night's own audit with a different one."""
 
 
-def checksum_of(path: Path) -> dict[str, Any]:
+def checksum_of(path: StoreDir) -> dict[str, Any]:
     """``{"size": bytes, "sha256": hex}`` of the file at ``path``."""
     digest = hashlib.sha256()
     size = 0
-    with open(path, "rb") as fh:
+    with path.open("rb") as fh:
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
             size += len(chunk)
     return {"size": size, CHECKSUM_ALGORITHM: digest.hexdigest()}
 
 
-def verify_part(path: Path, expected: Mapping[str, Any] | None) -> None:
+def written_checksum(path: StoreDir) -> dict[str, Any]:
+    """:func:`checksum_of` a file this process has just written; for a remote file from the
+    bytes it uploaded (no download back)."""
+    uploaded = pop_uploaded(path)
+    if uploaded is not None:
+        return {"size": uploaded[0], CHECKSUM_ALGORITHM: uploaded[1]}
+    return checksum_of(path)
+
+
+def checksum_of_bytes(data: bytes) -> dict[str, Any]:
+    """``{"size": bytes, "sha256": hex}`` of ``data``."""
+    return {"size": len(data), CHECKSUM_ALGORITHM: hashlib.sha256(data).hexdigest()}
+
+
+def verify_bytes(path: StoreDir, data: bytes, expected: Mapping[str, Any] | None) -> None:
+    """As :func:`verify_part`, for the bytes ``data`` read from ``path`` (one download of a
+    remote part serves both the check and the read)."""
+    if expected is None:
+        return
+    want_size = expected.get("size")
+    if isinstance(want_size, int) and len(data) != want_size:
+        raise StoreCorruptionError(
+            path,
+            f"size {len(data)} bytes, the manifest recorded {want_size} (truncated or altered)",
+        )
+    want = expected.get(CHECKSUM_ALGORITHM)
+    if isinstance(want, str):
+        got = hashlib.sha256(data).hexdigest()
+        if got != want:
+            raise StoreCorruptionError(
+                path, f"{CHECKSUM_ALGORITHM} {got[:16]}… does not match the recorded {want[:16]}…"
+            )
+
+
+def read_verified(
+    path: StoreDir,
+    expected: Mapping[str, Any] | None,
+    *,
+    columns: list[str] | None = None,
+    read_dictionary: list[str] | None = None,
+) -> pa.Table:
+    """The Parquet part at ``path``, verified against ``expected`` first (see
+    :func:`verify_part`); any problem is :class:`StoreCorruptionError` naming the file."""
+    data: bytes | None = None
+    if is_remote(path):
+        try:
+            data = read_all(path)
+        except FileNotFoundError:
+            raise StoreCorruptionError(path, "listed in the manifest but missing") from None
+        verify_bytes(path, data, expected)
+    else:
+        verify_part(path, expected)
+    try:
+        return read_table(path, data=data, columns=columns, read_dictionary=read_dictionary)
+    except (OSError, pa.ArrowException, ValueError) as exc:
+        raise StoreCorruptionError(path, f"is not a readable Parquet file: {exc}") from None
+
+
+def verify_part(path: StoreDir, expected: Mapping[str, Any] | None) -> None:
     """:class:`StoreCorruptionError` unless ``path`` exists and matches ``expected`` (size and
     SHA-256; ``None``: an old manifest without checksums, only existence is checked)."""
     try:
@@ -104,12 +172,12 @@ def verify_part(path: Path, expected: Mapping[str, Any] | None) -> None:
             )
 
 
-def read_record(path: Path) -> dict[str, Any]:
+def read_record(path: StoreDir) -> dict[str, Any]:
     """A JSON object the store wrote (run file, shard record, manifest, findings.json);
     :class:`StoreCorruptionError` if it cannot be read as one. A missing file is an
     :class:`OSError` as usual (the caller decides whether absence is corruption)."""
     try:
-        raw = path.read_bytes()
+        raw = read_all(path)
     except FileNotFoundError:
         raise
     except OSError as exc:
@@ -127,13 +195,13 @@ def read_record(path: Path) -> dict[str, Any]:
     return doc
 
 
-def _check_relative(path: Path, rel: object) -> str:
+def _check_relative(path: StoreDir, rel: object) -> str:
     if not isinstance(rel, str) or not rel or rel.startswith("/") or ".." in Path(rel).parts:
         raise StoreCorruptionError(path, f"lists an invalid file name {rel!r}")
     return rel
 
 
-def _check_files(path: Path, files: object) -> dict[str, list[str]]:
+def _check_files(path: StoreDir, files: object) -> dict[str, list[str]]:
     if not isinstance(files, dict):
         raise StoreCorruptionError(path, "'files' is not an object of frame -> file list")
     out: dict[str, list[str]] = {}
@@ -144,7 +212,7 @@ def _check_files(path: Path, files: object) -> dict[str, list[str]]:
     return out
 
 
-def _check_checksums(path: Path, checksums: object) -> dict[str, dict[str, Any]]:
+def _check_checksums(path: StoreDir, checksums: object) -> dict[str, dict[str, Any]]:
     if not isinstance(checksums, dict):
         raise StoreCorruptionError(path, "'checksums' is not an object of file -> checksum")
     for rel, entry in checksums.items():
@@ -157,7 +225,7 @@ def _check_checksums(path: Path, checksums: object) -> dict[str, dict[str, Any]]
     return checksums
 
 
-def read_manifest(snapshot: Path) -> dict[str, Any]:
+def read_manifest(snapshot: StoreDir) -> dict[str, Any]:
     """The validated ``manifest.json`` of the snapshot directory ``snapshot``.
 
     :class:`StoreCorruptionError` for invalid JSON, a non-object, missing or mistyped keys
@@ -198,7 +266,7 @@ def read_manifest(snapshot: Path) -> dict[str, Any]:
     return doc
 
 
-def listing_manifest(snapshot: Path) -> dict[str, Any]:
+def listing_manifest(snapshot: StoreDir) -> dict[str, Any]:
     """The manifest as :func:`~auditor.store.list_snapshots` shows it.
 
     A corrupt manifest is not hidden (hiding it would make ``latest`` silently fall back to
@@ -226,12 +294,12 @@ def listing_manifest(snapshot: Path) -> dict[str, Any]:
     }
 
 
-def count_rows(files: Sequence[Path]) -> int:
+def count_rows(files: Sequence[StoreDir]) -> int:
     """Rows in the Parquet ``files`` (from their footers); corruption names the file."""
     total = 0
     for f in files:
         try:
-            total += pq.ParquetFile(f).metadata.num_rows
+            total += parquet_rows(f)
         except FileNotFoundError:
             raise StoreCorruptionError(f, "missing") from None
         except (OSError, pa.ArrowException, ValueError) as exc:
@@ -240,7 +308,7 @@ def count_rows(files: Sequence[Path]) -> int:
 
 
 def read_parts(
-    snapshot: Path,
+    snapshot: StoreDir,
     rels: Sequence[str],
     *,
     checksums: Mapping[str, Mapping[str, Any]] | None = None,
@@ -258,11 +326,8 @@ def read_parts(
     tables: list[pa.Table] = []
     for rel in rels:
         path = snapshot / rel
-        verify_part(path, None if checksums is None else checksums.get(rel))
-        try:
-            tables.append(pq.read_table(path, columns=columns, read_dictionary=want))
-        except (OSError, pa.ArrowException, ValueError) as exc:
-            raise StoreCorruptionError(path, f"is not a readable Parquet file: {exc}") from None
+        expected = None if checksums is None else checksums.get(rel)
+        tables.append(read_verified(path, expected, columns=columns, read_dictionary=want))
     rows = sum(t.num_rows for t in tables)
     if expected_rows is not None and rows != expected_rows:
         raise StoreCorruptionError(
@@ -274,7 +339,7 @@ def read_parts(
     return frame_from_tables(tables)
 
 
-def completable(snapshot: Path) -> bool:
+def completable(snapshot: StoreDir) -> bool:
     """Whether every shard of ``snapshot`` has finished but its manifest is missing (a run
     killed after the last shard record): its manifest can be written from the records."""
     if (snapshot / MANIFEST).exists() or not (snapshot / RUN_FILE).exists():
@@ -286,7 +351,7 @@ def completable(snapshot: Path) -> bool:
 
 
 def shard_checksums(
-    snapshot: Path, rels: Sequence[str], known: Mapping[str, Mapping[str, Any]]
+    snapshot: StoreDir, rels: Sequence[str], known: Mapping[str, Mapping[str, Any]]
 ) -> dict[str, dict[str, Any]]:
     """Checksums of the parts ``rels``: those recorded when they were written (``known``),
     else computed now (parts written by an earlier, killed run of the shard)."""

@@ -16,22 +16,22 @@
           findings.parquet, resolved.parquet, findings.json   written by the audit
 
 Every file is written to a temporary name in the same directory and renamed into place, so a
-reader sees either the whole file or no file.
+reader sees either the whole file or no file (on an object store: one PUT of the final bytes,
+see ``_fs``).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Final
 
 import pandas as pd
 import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
-import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
+
+from auditor.store._fs import StoreDir, list_dirs, read_all, read_table, write_bytes, write_table
 
 __all__ = [
     "FORMAT_VERSION",
@@ -44,6 +44,7 @@ __all__ = [
     "find_snapshot_dir",
     "frame_from_tables",
     "iter_snapshot_dirs",
+    "json_bytes",
     "read_json",
     "read_parquet_files",
     "shard_key",
@@ -69,24 +70,22 @@ def check_snapshot_id(snapshot_id: str) -> str:
     return snapshot_id
 
 
-def snapshot_dir(store: Path, snapshot_at: datetime, snapshot_id: str) -> Path:
+def snapshot_dir(store: StoreDir, snapshot_at: datetime, snapshot_id: str) -> StoreDir:
     """``STORE/snapshot_date=YYYY-MM-DD/<snapshot_id>`` for a snapshot taken at ``snapshot_at``."""
     day = snapshot_at.astimezone(UTC).date().isoformat()
     return store / f"{_DATE_PREFIX}{day}" / check_snapshot_id(snapshot_id)
 
 
-def iter_snapshot_dirs(store: Path) -> list[Path]:
+def iter_snapshot_dirs(store: StoreDir) -> list[StoreDir]:
     """Every snapshot directory in the store (complete or not), by date then name."""
-    if not store.is_dir():
-        return []
-    out: list[Path] = []
-    for day in sorted(store.glob(f"{_DATE_PREFIX}*")):
-        if day.is_dir():
-            out.extend(sorted(p for p in day.iterdir() if p.is_dir()))
+    out: list[StoreDir] = []
+    for day in list_dirs(store):
+        if day.name.startswith(_DATE_PREFIX):
+            out.extend(list_dirs(day))
     return out
 
 
-def find_snapshot_dir(store: Path, snapshot_id: str) -> Path | None:
+def find_snapshot_dir(store: StoreDir, snapshot_id: str) -> StoreDir | None:
     """The directory of ``snapshot_id`` under any date, or None."""
     check_snapshot_id(snapshot_id)
     for path in iter_snapshot_dirs(store):
@@ -100,36 +99,31 @@ def shard_key(shard: int, shards: int) -> str:
     return f"s{shard}of{shards}"
 
 
-def _tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def atomic_write_bytes(path: StoreDir, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and an atomic rename (remotely: one
+    PUT)."""
+    write_bytes(path, data)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(path)
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+def json_bytes(payload: Mapping[str, Any]) -> bytes:
+    """``payload`` as the store writes JSON: indented, one trailing newline."""
+    return (json.dumps(payload, indent=2, default=str) + "\n").encode()
 
 
-def atomic_write_json(path: Path, payload: Mapping[str, Any]) -> None:
+def atomic_write_json(path: StoreDir, payload: Mapping[str, Any]) -> None:
     """Write ``payload`` as indented JSON, atomically."""
-    atomic_write_bytes(path, (json.dumps(payload, indent=2, default=str) + "\n").encode())
+    atomic_write_bytes(path, json_bytes(payload))
 
 
-def read_json(path: Path) -> dict[str, Any]:
+def read_json(path: StoreDir) -> dict[str, Any]:
     """A JSON object from ``path``."""
-    with open(path, encoding="utf-8") as fh:
-        data = json.load(fh)
+    data = json.loads(read_all(path).decode("utf-8"))
     if not isinstance(data, dict):
         raise ValueError(f"{path} does not hold a JSON object")
     return data
 
 
-def write_parquet(path: Path, frame: pd.DataFrame, *, plain: Collection[str] = ()) -> int:
+def write_parquet(path: StoreDir, frame: pd.DataFrame, *, plain: Collection[str] = ()) -> int:
     """Write ``frame`` (no index) to ``path`` atomically; the number of rows written.
 
     Categorical columns named in ``plain`` are written as plain strings (Parquet still
@@ -137,7 +131,6 @@ def write_parquet(path: Path, frame: pd.DataFrame, *, plain: Collection[str] = (
     ``VARCHAR`` / ``str`` and can join them with string columns; read them back as
     categoricals with ``read_parquet_files(..., dictionary=...)``.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pandas(frame, preserve_index=False)
     decode = [
         i for i, f in enumerate(table.schema) if f.name in plain and pa.types.is_dictionary(f.type)
@@ -147,26 +140,22 @@ def write_parquet(path: Path, frame: pd.DataFrame, *, plain: Collection[str] = (
         table = table.set_column(i, name, table.column(i).cast(pa.string()))
     if decode:
         table = table.replace_schema_metadata(None)
-    tmp = _tmp_name(path)
     # Microsecond timestamps: what every Parquet reader understands (Codat's 7th fractional
     # digit is below what the client keeps anyway).
-    pq.write_table(
-        table, tmp, compression="zstd", coerce_timestamps="us", allow_truncated_timestamps=True
+    write_table(
+        path, table, compression="zstd", coerce_timestamps="us", allow_truncated_timestamps=True
     )
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
     return len(frame)
 
 
 def read_parquet_files(
-    files: list[Path], columns: list[str] | None = None, *, dictionary: Collection[str] = ()
+    files: list[StoreDir], columns: list[str] | None = None, *, dictionary: Collection[str] = ()
 ) -> pd.DataFrame:
     """The rows of ``files`` concatenated, in order (strings as pandas strings; the string
     columns named in ``dictionary`` as categoricals, built from Parquet's own dictionary
     pages without decoding every value)."""
     want = list(dictionary)
-    tables = [pq.read_table(f, columns=columns, read_dictionary=want or None) for f in files]
+    tables = [read_table(f, columns=columns, read_dictionary=want or None) for f in files]
     if not tables:
         return pd.DataFrame({c: [] for c in columns or []})
     return frame_from_tables(tables)

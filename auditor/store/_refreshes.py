@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Final
 
 import pandas as pd
 
+from auditor.store._fs import StoreDir
 from auditor.store._layout import read_parquet_files, write_parquet
 from auditor.store._select import resolve_snapshot_dir, select_snapshot
 from auditor.store._snapshots import SnapshotNotFoundError, StorePath
@@ -17,7 +17,7 @@ __all__ = ["REFRESHES_FILE", "load_refreshes", "write_refreshes"]
 REFRESHES_FILE: Final[str] = "refreshes.parquet"
 
 
-def write_refreshes(store: StorePath, snapshot_id: str, outcomes: pd.DataFrame) -> Path:
+def write_refreshes(store: StorePath, snapshot_id: str, outcomes: pd.DataFrame) -> StoreDir:
     """Record what was queued after auditing ``snapshot_id`` (appended to earlier runs)."""
     path = resolve_snapshot_dir(store, snapshot_id) / REFRESHES_FILE
     frame = outcomes

@@ -17,13 +17,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Final
 
 import pandas as pd
 
 from auditor.snapshot import FRAME_NAMES, SCHEMAS, Snapshot
 from auditor.store._canonical import canonical
+from auditor.store._fs import StoreDir, store_root
 from auditor.store._integrity import read_manifest, read_parts
 from auditor.store._layout import (
     MANIFEST,
@@ -56,7 +56,7 @@ class SnapshotRef:
     snapshot_id: str
     snapshot_date: str
     snapshot_at: datetime
-    path: Path
+    path: StoreDir
     has_findings: bool
 
 
@@ -88,7 +88,7 @@ def _ref(row: pd.Series) -> SnapshotRef:
         snapshot_id=str(row["snapshot_id"]),
         snapshot_date=str(row["snapshot_date"]),
         snapshot_at=pd.Timestamp(row["snapshot_at"]).to_pydatetime(),
-        path=Path(str(row["path"])),
+        path=store_root(str(row["path"])),
         has_findings=bool(row["has_findings"]),
     )
 
@@ -165,7 +165,7 @@ def select_snapshot(
 
 def _raise_if_incomplete(store: StorePath, which: str, *, audited: bool) -> None:
     """A clearer message for a snapshot that exists but cannot be read (yet)."""
-    for path in iter_snapshot_dirs(Path(store)):
+    for path in iter_snapshot_dirs(store_root(store)):
         if path.name != which:
             continue
         if not (path / MANIFEST).exists():
@@ -176,7 +176,7 @@ def _raise_if_incomplete(store: StorePath, which: str, *, audited: bool) -> None
 
 def resolve_snapshot_dir(
     store: StorePath, which: str = "latest", *, before: str | None = None
-) -> Path:
+) -> StoreDir:
     """The directory of the complete snapshot ``which`` names (see :func:`select_snapshot`)."""
     return select_snapshot(store, which, before=before).path
 

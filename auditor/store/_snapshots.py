@@ -21,13 +21,14 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from filelock import FileLock
+from upath import UPath
 
 from auditor.snapshot import FRAME_NAMES, Snapshot
+from auditor.store._fs import StoreDir, create_exclusive, ensure_dir, is_remote, store_root
 from auditor.store._integrity import (
     StoreCorruptionError,
     checksum_of,
@@ -37,6 +38,7 @@ from auditor.store._integrity import (
     read_parts,
     read_record,
     shard_checksums,
+    written_checksum,
 )
 from auditor.store._layout import (
     FORMAT_VERSION,
@@ -47,12 +49,14 @@ from auditor.store._layout import (
     check_snapshot_id,
     find_snapshot_dir,
     iter_snapshot_dirs,
+    json_bytes,
     read_json,
     shard_key,
     snapshot_dir,
     utc_now,
     write_parquet,
 )
+from auditor.store._lock import StoreLock, check_lock, store_lock
 
 __all__ = [
     "BATCH_FRAMES",
@@ -83,7 +87,8 @@ BATCH_FRAMES: tuple[str, ...] = (
 )
 _PROFILE_SETTINGS = "profile.parquet"
 
-StorePath = str | os.PathLike[str]
+#: A store: a local directory, or a URL (``s3://bucket/prefix``) or :class:`~upath.UPath`.
+StorePath = str | os.PathLike[str] | UPath
 
 
 class SnapshotNotFoundError(LookupError):
@@ -105,14 +110,14 @@ class SnapshotWriter:
     already committed by an earlier, killed run of this shard).
     """
 
-    path: Path
+    path: StoreDir
     snapshot_id: str
     snapshot_at: datetime
     shard: int
     shards: int
     done_company_ids: frozenset[str]
     _next_seq: int
-    _lock: FileLock
+    _lock: StoreLock
     _rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FRAME_NAMES, 0))
     _batches: int = 0
     #: Size and SHA-256 of each part this process wrote (by path relative to ``path``).
@@ -133,10 +138,10 @@ class SnapshotWriter:
         With ``resume`` (the default), an unfinished directory of the same id is continued:
         its committed batches are kept and its companies skipped. Raises :class:`ValueError`
         if the snapshot is already complete, or this shard already finished, or the shard
-        count differs from the one the snapshot was started with. Takes a lock file so two
-        processes never write the same shard.
+        count differs from the one the snapshot was started with. Takes a lock file (on an
+        object store: a lease, see ``_lock``) so two processes never write the same shard.
         """
-        root = Path(store)
+        root = store_root(store)
         check_snapshot_id(snapshot_id)
         k, n = shard
         if not (n >= 1 and 0 <= k < n):
@@ -144,8 +149,8 @@ class SnapshotWriter:
         at = _utc(snapshot_at)
         existing = find_snapshot_dir(root, snapshot_id)
         path = existing if existing is not None else snapshot_dir(root, at, snapshot_id)
-        path.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(path / f".lock-{shard_key(k, n)}"))
+        ensure_dir(path)
+        lock = store_lock(path / f".lock-{shard_key(k, n)}")
         lock.acquire(timeout=0)
         try:
             if (path / MANIFEST).exists():
@@ -205,6 +210,7 @@ class SnapshotWriter:
 
     def write_batch(self, frames: Mapping[str, pd.DataFrame]) -> None:
         """Write one batch (frames from :data:`BATCH_FRAMES`); ``companies`` commits it."""
+        check_lock(self._lock)  # a lease lost to another run: stop before writing more
         name = f"part-{self.key}-{self._next_seq:05d}.parquet"
         for frame_name in BATCH_FRAMES:
             frame = frames.get(frame_name)
@@ -216,7 +222,7 @@ class SnapshotWriter:
                 continue
             target = self.path / frame_name / name
             self._rows[frame_name] += write_parquet(target, frame, plain=PLAIN_ON_DISK)
-            self._checksums[f"{frame_name}/{name}"] = checksum_of(target)
+            self._checksums[f"{frame_name}/{name}"] = written_checksum(target)
         self._next_seq += 1
         self._batches += 1
 
@@ -227,14 +233,15 @@ class SnapshotWriter:
         target = self.path / "sync_settings" / _PROFILE_SETTINGS
         if not target.exists():
             write_parquet(target, profile)
-            self._checksums[f"sync_settings/{_PROFILE_SETTINGS}"] = checksum_of(target)
+            self._checksums[f"sync_settings/{_PROFILE_SETTINGS}"] = written_checksum(target)
 
     def finish(self, meta: Mapping[str, Any] | None = None) -> bool:
         """Mark this shard finished; write the manifest if every shard has. True if complete."""
         try:
+            check_lock(self._lock)
             files = {name: _shard_files(self.path, name, self.key) for name in FRAME_NAMES}
             rows = {name: _count_rows(f) for name, f in files.items()}
-            rels = {n: [str(p.relative_to(self.path)) for p in f] for n, f in files.items()}
+            rels = {n: [f"{n}/{p.name}" for p in f] for n, f in files.items()}
             checksums = shard_checksums(
                 self.path, [r for rs in rels.values() for r in rs], self._checksums
             )
@@ -262,15 +269,16 @@ class SnapshotWriter:
             self._lock.release()
 
 
-def _parts(path: Path, frame: str, key: str) -> list[Path]:
-    return sorted((path / frame).glob(f"part-{key}-*.parquet"))
+def _parts(path: StoreDir, frame: str, key: str) -> list[StoreDir]:
+    found: list[StoreDir] = list((path / frame).glob(f"part-{key}-*.parquet"))
+    return sorted(found, key=lambda p: p.name)
 
 
-def _committed_parts(path: Path, k: int, n: int) -> list[Path]:
+def _committed_parts(path: StoreDir, k: int, n: int) -> list[StoreDir]:
     return _parts(path, "companies", shard_key(k, n))
 
 
-def _recover(path: Path, k: int, n: int) -> tuple[set[str], int]:
+def _recover(path: StoreDir, k: int, n: int) -> tuple[set[str], int]:
     """Delete what a killed run left half-written; committed company ids and next batch no."""
     key = shard_key(k, n)
     committed = {p.name for p in _committed_parts(path, k, n)}
@@ -286,7 +294,7 @@ def _recover(path: Path, k: int, n: int) -> tuple[set[str], int]:
                 and frame in BATCH_FRAMES
                 and p.name not in committed
             ):
-                log.info("removing uncommitted part %s", p.relative_to(path))
+                log.info("removing uncommitted part %s/%s", frame, p.name)
                 p.unlink(missing_ok=True)
     done: set[str] = set()
     seqs = [int(name.rsplit("-", 1)[1].split(".")[0]) for name in committed]
@@ -297,7 +305,7 @@ def _recover(path: Path, k: int, n: int) -> tuple[set[str], int]:
     return done, (max(seqs) + 1 if seqs else 0)
 
 
-def _shard_files(path: Path, frame: str, key: str) -> list[Path]:
+def _shard_files(path: StoreDir, frame: str, key: str) -> list[StoreDir]:
     parts = _parts(path, frame, key)
     if frame in BATCH_FRAMES and frame != "companies":
         committed = {p.name for p in _parts(path, "companies", key)}
@@ -308,13 +316,22 @@ def _shard_files(path: Path, frame: str, key: str) -> list[Path]:
     return parts
 
 
-def _count_rows(files: list[Path]) -> int:
+def _count_rows(files: list[StoreDir]) -> int:
     return count_rows(files)
 
 
-def _try_complete(path: Path) -> bool:
+def _manifest_guard(path: StoreDir) -> contextlib.AbstractContextManager[object]:
+    """Locally a lock file around writing the manifest; on an object store nothing: the
+    manifest is created with a conditional PUT, so of two shards completing at once the
+    first one's manifest stands (both are built from the same shard records)."""
+    if is_remote(path):
+        return contextlib.nullcontext()
+    return FileLock(str(path / ".lock-manifest"))
+
+
+def _try_complete(path: StoreDir) -> bool:
     """Write ``manifest.json`` if all shards of the snapshot in ``path`` have finished."""
-    with FileLock(str(path / ".lock-manifest")):
+    with _manifest_guard(path):
         if (path / MANIFEST).exists():
             return True
         run = read_record(path / RUN_FILE)
@@ -352,27 +369,29 @@ def _try_complete(path: Path) -> bool:
                     meta[k] = merged
                 else:
                     meta.setdefault(k, v)
-        atomic_write_json(
-            path / MANIFEST,
-            {
-                "format": FORMAT_VERSION,
-                "snapshot_id": run["snapshot_id"],
-                "snapshot_at": run["snapshot_at"],
-                "snapshot_date": path.parent.name.split("=", 1)[1],
-                "shards": n,
-                "companies": companies,
-                "rows": rows,
-                "files": files,
-                "checksums": checksums,
-                "meta": meta,
-                "started_at": run.get("started_at"),
-                "completed_at": utc_now().isoformat(),
-            },
-        )
+        manifest = {
+            "format": FORMAT_VERSION,
+            "snapshot_id": run["snapshot_id"],
+            "snapshot_at": run["snapshot_at"],
+            "snapshot_date": path.parent.name.split("=", 1)[1],
+            "shards": n,
+            "companies": companies,
+            "rows": rows,
+            "files": files,
+            "checksums": checksums,
+            "meta": meta,
+            "started_at": run.get("started_at"),
+            "completed_at": utc_now().isoformat(),
+        }
+        if is_remote(path):  # no rename there: created whole, once (the first shard wins)
+            if not create_exclusive(path / MANIFEST, json_bytes(manifest)):
+                log.info("snapshot %s: another shard wrote the manifest first", path.name)
+        else:
+            atomic_write_json(path / MANIFEST, manifest)
         return True
 
 
-def _shard_record(path: Path) -> dict[str, Any]:
+def _shard_record(path: StoreDir) -> dict[str, Any]:
     """A shard record, validated (its ``files`` lists are what the manifest is built from)."""
     doc = read_record(path)
     files = doc.get("files")
@@ -384,7 +403,7 @@ def _shard_record(path: Path) -> dict[str, Any]:
 
 
 def _verified_checksums(
-    path: Path, shard_docs: list[dict[str, Any]], files: Mapping[str, list[str]]
+    path: StoreDir, shard_docs: list[dict[str, Any]], files: Mapping[str, list[str]]
 ) -> dict[str, dict[str, Any]]:
     """Checksums for the manifest: each part verified against its shard record's checksum
     (a part altered since its shard finished is corruption, not a new truth); parts of shard
@@ -407,12 +426,12 @@ def _verified_checksums(
     return out
 
 
-def complete_stranded(store: StorePath, snapshot_id: str | None = None) -> list[Path]:
+def complete_stranded(store: StorePath, snapshot_id: str | None = None) -> list[StoreDir]:
     """Write the manifest of every snapshot (or of ``snapshot_id`` only) whose shards have
     all finished but that has no manifest: a run killed after its last shard record and
     before the manifest. Returns the directories completed. Idempotent."""
-    done: list[Path] = []
-    for path in iter_snapshot_dirs(Path(store)):
+    done: list[StoreDir] = []
+    for path in iter_snapshot_dirs(store_root(store)):
         if snapshot_id is not None and path.name != snapshot_id:
             continue
         if completable(path) and _try_complete(path):
@@ -423,13 +442,13 @@ def complete_stranded(store: StorePath, snapshot_id: str | None = None) -> list[
 
 def finished_shard(
     store: StorePath, snapshot_id: str, shard: tuple[int, int]
-) -> tuple[Path, bool, dict[str, Any]] | None:
+) -> tuple[StoreDir, bool, dict[str, Any]] | None:
     """If shard ``(K, N)`` of ``snapshot_id`` already finished (its shard record exists) and
     the snapshot has no manifest yet: complete the snapshot if every shard has finished (a run
     killed between the last shard record and the manifest). Returns ``(path, complete, the
     shard record's meta)``; None if the shard has not finished (or the snapshot is complete,
     or absent), so it is written as usual."""
-    path = find_snapshot_dir(Path(store), snapshot_id)
+    path = find_snapshot_dir(store_root(store), snapshot_id)
     if path is None or (path / MANIFEST).exists():
         return None
     record = path / SHARDS_DIR / f"{shard_key(*shard)}.json"
@@ -439,7 +458,7 @@ def finished_shard(
     return path, _try_complete(path), meta
 
 
-def write_snapshot(store: StorePath, snapshot: Snapshot) -> Path:
+def write_snapshot(store: StorePath, snapshot: Snapshot) -> StoreDir:
     """Write a whole in-memory snapshot as one batch; its directory (manifest written last)."""
     snap = snapshot.conformed()
     writer = SnapshotWriter.open(
@@ -462,7 +481,7 @@ def write_snapshot(store: StorePath, snapshot: Snapshot) -> Path:
 _RESERVED_META = frozenset({"snapshot_id", "snapshot_at", "files", "rows", "shards"})
 
 
-def _manifest_row(path: Path) -> dict[str, Any]:
+def _manifest_row(path: StoreDir) -> dict[str, Any]:
     manifest = path / MANIFEST
     if manifest.exists():
         doc = listing_manifest(path)  # a corrupt manifest is listed (and raises on load)
@@ -520,7 +539,7 @@ def list_snapshots(store: StorePath, *, include_incomplete: bool = True) -> pd.D
     progress or killed) have ``complete`` false and null counts.
     """
     rows = []
-    for path in iter_snapshot_dirs(Path(store)):
+    for path in iter_snapshot_dirs(store_root(store)):
         with contextlib.suppress(OSError, ValueError, KeyError):
             row = _manifest_row(path)
             if row["complete"] or include_incomplete:
