@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 
@@ -11,12 +10,12 @@ from auditor.cli._app import app
 from auditor.cli._common import load_config_or_exit, settings_or_exit
 from auditor.cli._echo import echo
 from auditor.cli.options import ConfigOption, StoreOption
-from auditor.store import FINDINGS_META, list_snapshots
+from auditor.store import FINDINGS_META, StoreDir, list_snapshots, store_root
 
 __all__ = ["snapshots"]
 
 
-def _findings_count(path: Path) -> str:
+def _findings_count(path: StoreDir) -> str:
     """Findings stored by the night's audit ('-' when it was not audited)."""
     try:
         meta = json.loads((path / FINDINGS_META).read_text(encoding="utf-8"))
@@ -43,7 +42,7 @@ def snapshots(store: StoreOption = None, config: ConfigOption = None) -> None:
         done, shards = snap["shards_done"], snap["shards"]
         complete = "yes" if snap["complete"] else f"no ({done}/{shards} shards)"
         companies = "-" if pd.isna(snap["companies"]) else f"{int(snap['companies']):,}"
-        findings = _findings_count(Path(str(snap["path"]))) if snap["has_findings"] else "-"
+        findings = _findings_count(store_root(str(snap["path"]))) if snap["has_findings"] else "-"
         ident, day = str(snap["snapshot_id"]), str(snap["snapshot_date"])
         rows.append((ident, day, complete, companies, findings))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

@@ -245,7 +245,7 @@ def freshness_history(
     snaps = snaps.loc[(snaps["snapshot_at"] > start) & (snaps["snapshot_at"] <= end)]
     rows: list[dict[str, object]] = []
     for snap in snaps.itertuples(index=False):
-        meta = Path(str(snap.path)) / FINDINGS_META
+        meta = store_root(str(snap.path)) / FINDINGS_META
         figure = FleetFreshness.from_json(read_record(meta).get("freshness"))
         if figure is None:
             continue
