@@ -6,6 +6,7 @@ import asyncio
 import os
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -20,6 +21,9 @@ from auditor.cli.options import (
     LogFormatOption,
     StoreOption,
 )
+from auditor.config import AuditConfig
+from auditor.email_settings import SmtpSettings
+from auditor.links import DEFAULT_LINK_HOSTS
 from auditor.listen import (
     DEFAULT_MAX_BODY,
     EVENTS_DIR,
@@ -32,8 +36,24 @@ from auditor.listen import (
     serve,
 )
 from auditor.logs import configure_logging, register_secret
+from auditor.notify.forward import Forwarder
 
 __all__ = ["SECRET_ENV", "listen"]
+
+
+def _forwarder(config: AuditConfig, store: Path) -> Forwarder | None:
+    """The intraday forwarder of ``[[notify.forward]]``, or None when there is no route."""
+    if not (config.notify.enabled and config.notify.forward):
+        return None
+    relink = config.rule_options("needs-relink")
+    return Forwarder(
+        config.notify,
+        store,
+        email=config.email,
+        smtp=SmtpSettings(),
+        display_tz=config.timezone,
+        link_hosts=tuple(getattr(relink, "link_hosts", DEFAULT_LINK_HOSTS)),
+    )
 
 #: The environment variable holding the endpoint's Svix signing secret (``whsec_...``).
 SECRET_ENV = "CODAT_WEBHOOK_SECRET"  # noqa: S105 - the variable name, not a secret
@@ -70,7 +90,8 @@ def listen(
 
     Each event is acknowledged only once it is fsync'ed; redeliveries are de-duplicated by
     webhook-id. SIGTERM/Ctrl-C stop gracefully. Exit 2: bad secret, store or port."""
-    store = settings_or_exit(load_config_or_exit(config), store=store).store
+    loaded = load_config_or_exit(config)
+    store = settings_or_exit(loaded, store=store).store
     configure_logging(
         run_id=f"listen-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}", fmt=log_format
     )
@@ -97,7 +118,9 @@ def listen(
         echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     options = ListenerOptions(max_body_bytes=max_body, dedup_days=dedup_days)
-    server = ListenerServer(store, secret, host=host, port=port, options=options)
+    server = ListenerServer(
+        store, secret, host=host, port=port, options=options, sink=_forwarder(loaded, store)
+    )
     ready = asyncio.Event()
 
     async def main() -> int:
