@@ -172,6 +172,9 @@ class NotifySettings(BaseModel):
     forward: list[ForwardRoute] = Field(default_factory=list)
     #: Events waiting to be forwarded at most; beyond, new ones are dropped (counted, logged).
     forward_queue: int = Field(default=1000, ge=1, le=1_000_000)
+    #: Events forwarded per second at most (a burst waits in the queue, then drops): Slack
+    #: takes about one message a second per webhook, and the listener's CPU stays its own.
+    forward_per_second: float = Field(default=5.0, gt=0, le=1000)
     #: Seconds between checks for a new snapshot (company names, tags, links of the fleet).
     forward_refresh_seconds: float = Field(default=60.0, gt=0, le=86_400)
 

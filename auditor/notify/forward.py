@@ -45,6 +45,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Final
 
+import httpx
 import pandas as pd
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -423,6 +424,7 @@ class Forwarder:
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._task: asyncio.Task[None] | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._http: httpx.Client | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._closing = False
@@ -484,6 +486,8 @@ class Forwarder:
         if registry is not None:
             self.metrics = _Metrics(registry)
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="forward")
+        # One client for the listener's life: no TLS context and connection per message.
+        self._http = httpx.Client(timeout=self.settings.timeout, follow_redirects=False)
         self._task = asyncio.create_task(self._run())
         log.info("forward: %d route(s), queue of %d", len(self.routes),
                  self.settings.forward_queue)  # fmt: skip
@@ -506,6 +510,8 @@ class Forwarder:
             log.warning("forward: stopping: %d queued event(s) not forwarded", left)
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._http is not None:
+            self._http.close()
         self._task = None
 
     async def _run(self) -> None:
@@ -513,6 +519,7 @@ class Forwarder:
         while True:
             item = await self._queue.get()
             self.metrics.depth.set(self._queue.qsize())
+            began = time.monotonic()
             try:
                 if time.monotonic() - self._checked >= self.settings.forward_refresh_seconds:
                     self._checked = time.monotonic()
@@ -525,6 +532,9 @@ class Forwarder:
                           redact(f"{type(exc).__name__}: {exc}"))  # fmt: skip
             finally:
                 self._queue.task_done()
+            pause = 1.0 / self.settings.forward_per_second - (time.monotonic() - began)
+            if pause > 0:
+                await asyncio.sleep(pause)
 
     # ------------------------------------------------------------------ sending
 
@@ -590,6 +600,7 @@ class Forwarder:
                 max_attempts=self.settings.max_attempts,
                 max_seconds=self.settings.max_seconds,
                 sleep=self._sleep,
+                client=self._http,
             )
         except NotifyError as exc:
             self._outcome(channel, label, redact(str(exc)))
