@@ -488,6 +488,13 @@ class Forwarder:
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="forward")
         # One client for the listener's life: no TLS context and connection per message.
         self._http = httpx.Client(timeout=self.settings.timeout, follow_redirects=False)
+        # Warm up (lazy imports, regexes) before the listener takes its first request.
+        sample = {"eventType": "connection.disconnected", "payload": {
+            "referenceCompany": {"id": "warm-up", "tags": {}},
+            "connection": {"id": "warm-up", "linkUrl": "https://link-api.codat.io/x"}}}
+        for channel in ("slack", "teams", "webhook"):
+            encode_body(forward_payload(channel, self._describe("warm-up", datetime.now(UTC),
+                                                                sample)))  # fmt: skip
         self._task = asyncio.create_task(self._run())
         log.info("forward: %d route(s), queue of %d", len(self.routes),
                  self.settings.forward_queue)  # fmt: skip
@@ -539,8 +546,9 @@ class Forwarder:
     # ------------------------------------------------------------------ sending
 
     async def _forward(self, webhook_id: str, received_at: datetime, event: dict[str, Any]) -> None:
-        base = describe_event(webhook_id, received_at, event, self.directory,
-                              link_hosts=self.link_hosts)  # fmt: skip
+        loop = asyncio.get_running_loop()
+        base = await loop.run_in_executor(self._pool, self._describe, webhook_id, received_at,
+                                          event)  # fmt: skip
         sends: dict[tuple[str, str], ForwardMessage] = {}
         emails: dict[str, ForwardMessage] = {}
         for route in self.routes:
@@ -556,7 +564,6 @@ class Forwarder:
             self.counts["unmatched"] += 1
             self.metrics.unmatched.inc()
             return
-        loop = asyncio.get_running_loop()
         jobs = [loop.run_in_executor(self._pool, self._post, c, e, n)
                 for (c, e), n in sends.items()]  # fmt: skip
         by_note: dict[int, tuple[ForwardMessage, list[str]]] = {}
@@ -564,6 +571,12 @@ class Forwarder:
             by_note.setdefault(id(note), (note, []))[1].append(address)
         jobs += [loop.run_in_executor(self._pool, self._mail, n, to) for n, to in by_note.values()]
         await asyncio.gather(*jobs)
+
+    def _describe(
+        self, webhook_id: str, received_at: datetime, event: dict[str, Any]
+    ) -> ForwardMessage:
+        return describe_event(webhook_id, received_at, event, self.directory,
+                              link_hosts=self.link_hosts)  # fmt: skip
 
     def _sleep(self, seconds: float) -> None:
         if self._stop.wait(seconds):
