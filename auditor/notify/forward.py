@@ -527,11 +527,12 @@ class Forwarder:
             item = await self._queue.get()
             self.metrics.depth.set(self._queue.qsize())
             began = time.monotonic()
+            sent = False
             try:
                 if time.monotonic() - self._checked >= self.settings.forward_refresh_seconds:
                     self._checked = time.monotonic()
                     await loop.run_in_executor(self._pool, self.directory.refresh)
-                await self._forward(*item)
+                sent = await self._forward(*item)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # one event's bug never stops the forwarder
@@ -539,13 +540,15 @@ class Forwarder:
                           redact(f"{type(exc).__name__}: {exc}"))  # fmt: skip
             finally:
                 self._queue.task_done()
+            # Paced by what was sent: events no route matched cost a look-up, not a slot.
             pause = 1.0 / self.settings.forward_per_second - (time.monotonic() - began)
-            if pause > 0:
+            if sent and pause > 0:
                 await asyncio.sleep(pause)
 
     # ------------------------------------------------------------------ sending
 
-    async def _forward(self, webhook_id: str, received_at: datetime, event: dict[str, Any]) -> None:
+    async def _forward(self, webhook_id: str, received_at: datetime, event: dict[str, Any]) -> bool:
+        """Send ``event`` wherever a route wants it; whether anything was to be sent."""
         loop = asyncio.get_running_loop()
         base = await loop.run_in_executor(self._pool, self._describe, webhook_id, received_at,
                                           event)  # fmt: skip
@@ -563,7 +566,7 @@ class Forwarder:
         if not sends and not emails:
             self.counts["unmatched"] += 1
             self.metrics.unmatched.inc()
-            return
+            return False
         jobs = [loop.run_in_executor(self._pool, self._post, c, e, n)
                 for (c, e), n in sends.items()]  # fmt: skip
         by_note: dict[int, tuple[ForwardMessage, list[str]]] = {}
@@ -571,6 +574,7 @@ class Forwarder:
             by_note.setdefault(id(note), (note, []))[1].append(address)
         jobs += [loop.run_in_executor(self._pool, self._mail, n, to) for n, to in by_note.values()]
         await asyncio.gather(*jobs)
+        return True
 
     def _describe(
         self, webhook_id: str, received_at: datetime, event: dict[str, Any]
