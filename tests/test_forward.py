@@ -27,6 +27,7 @@ import pytest
 from aiohttp import web
 
 from auditor.config import ConfigError, load_config
+from auditor.email_settings import EmailSettings, SmtpSettings
 from auditor.listen import ListenerServer, signed_headers
 from auditor.notify.forward import Forwarder, describe_event, forward_payload
 from auditor.notify_settings import NotifySettings
@@ -34,6 +35,7 @@ from auditor.snapshot import Snapshot, tags_json
 from auditor.store import write_snapshot
 from auditor.testing.listen import start_listener
 from tests.hostile_codat import LoopbackServer
+from tests.smtp_inbox import plain_smtp_server
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 TOKEN = "T000/B000/FORWARDxSECRETx1234567890"
@@ -275,6 +277,40 @@ async def test_a_hanging_receiver_never_slows_acks_and_failures_are_logged_redac
     assert TOKEN not in ours
     assert receiver.url("slack") not in ours
     assert stopping < 3.0  # the drain is bounded
+
+
+async def test_an_event_is_mailed_through_smtp(
+    tmp_path: Path, session: aiohttp.ClientSession
+) -> None:
+    store = tmp_path / "store"
+    write_night(store, "n1", {"c-gold": "gold"})
+    notify = NotifySettings.model_validate(
+        {"forward": [{"events": ["connection.*"], "tags": {"tier": "gold"},
+                      "email": ["oncall@example.com", "lead@example.com"]}]}
+    )  # fmt: skip
+    with plain_smtp_server() as (inbox, port):
+        smtp = SmtpSettings(host="127.0.0.1", port=port, security="none", allow_plaintext=True,
+                            sender="freshness@example.com")  # fmt: skip
+        email = EmailSettings.model_validate({"subject_prefix": "[gold]"})
+        forwarder = Forwarder(notify, store, email=email, smtp=smtp,
+                              display_tz="Europe/London")  # fmt: skip
+        server = await start(store, forwarder)
+        try:
+            body = disconnected("c-gold", name="Gold\r\nBcc: evil@example.com Co")
+            assert (await post(session, server, "mail-1", body))[1] == "stored"
+            await until(lambda: forwarder.counts["sent"] >= 1)
+        finally:
+            await server.stop()
+    ((rcpt, msg),) = inbox.messages
+    assert sorted(rcpt) == ["lead@example.com", "oncall@example.com"]
+    assert msg["Subject"] == (
+        "[gold] Gold Bcc: evil@example.com Co (tier gold) on Xero disconnected (Deauthorized) "
+        "at 14:02 GMT"
+    )
+    assert msg["Bcc"] is None  # a name with a line break forges no header
+    text = msg.get_content()
+    assert f"Relink: {LINK}" in text
+    assert "Event: connection.disconnected (mail-1)" in text
 
 
 # ------------------------------------------------------------------------------ content
