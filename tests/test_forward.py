@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import jsonschema
 import pandas as pd
 import pytest
 from aiohttp import web
@@ -38,6 +39,7 @@ from tests.hostile_codat import LoopbackServer
 from tests.smtp_inbox import plain_smtp_server
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "forward-event.schema.json"
 TOKEN = "T000/B000/FORWARDxSECRETx1234567890"
 LINK = "https://link-api.codat.io/companies/c-gold/connections/k-gold/start"
 EVIL = "<!channel> @here <https://evil.example|click> & [click](https://evil.example) <at>x</at>"
@@ -195,6 +197,7 @@ async def test_a_matching_event_is_forwarded_once_even_when_redelivered(
         assert slack["blocks"][0]["text"]["verbatim"] is True
         (hook,) = receiver.bodies("hook")
         assert hook["schema"] == "codat-freshness-auditor/event"
+        jsonschema.validate(hook, json.loads(SCHEMA.read_text()))
         assert (hook["webhook_id"], hook["company_id"], hook["event_type"]) == (
             "msg_1", "c-gold", "connection.disconnected"
         )  # fmt: skip
@@ -332,6 +335,7 @@ def test_hostile_text_is_inert_and_unsafe_links_are_never_shown() -> None:
     assert "[click](https" not in json.dumps(teams)
     assert "actions" not in teams  # no link to relink with
     hook = forward_payload("webhook", note)
+    jsonschema.validate(hook, json.loads(SCHEMA.read_text()))
     assert hook["company_name"] == EVIL  # data, not markup
     assert hook["link_url"] is None
     safe = json.loads(disconnected("c-y"))
