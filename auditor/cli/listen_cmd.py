@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from filelock import FileLock, Timeout
+from pydantic import ValidationError
 
 from auditor.cli._app import app
 from auditor.cli._common import load_config_or_exit, settings_or_exit
@@ -46,11 +47,19 @@ def _forwarder(config: AuditConfig, store: Path) -> Forwarder | None:
     if not (config.notify.enabled and config.notify.forward):
         return None
     relink = config.rule_options("needs-relink")
+    smtp = None
+    if any(route.email for route in config.notify.forward):
+        try:  # read once, at start: a bad SMTP_* variable is a configuration error (exit 2)
+            smtp = SmtpSettings()
+        except ValidationError as exc:
+            fields = ", ".join(f"SMTP_{'_'.join(map(str, e['loc'])).upper()}" for e in exc.errors())
+            echo(f"error: invalid SMTP settings in the environment: {fields}", err=True)
+            raise typer.Exit(2) from None
     return Forwarder(
         config.notify,
         store,
         email=config.email,
-        smtp=SmtpSettings(),
+        smtp=smtp,
         display_tz=config.timezone,
         link_hosts=tuple(getattr(relink, "link_hosts", DEFAULT_LINK_HOSTS)),
     )
