@@ -24,6 +24,17 @@ A leaf of the config, like :mod:`auditor.email_settings`: :mod:`auditor.config` 
 A route's URL is read from the environment variable ``url_env`` when the message is sent; it is
 registered as a secret then (:func:`auditor.logs.register_secret`) and never appears in a log
 line, an error or a file.
+
+``[[notify.forward]]`` (:class:`ForwardRoute`) forwards selected webhook events at once from
+``auditor listen`` (:mod:`auditor.notify.forward`, docs/listen.md "Intraday forwarding"):
+
+.. code-block:: toml
+
+    [[notify.forward]]
+    events = ["connection.disconnected"]   # eventType, or a prefix such as "connection.*"
+    tags = {tier = "gold"}                 # the routes' tags filter (company tags)
+    slack = ["SLACK_ONCALL_URL"]           # url_env names, as in [[notify.slack]]
+    email = ["oncall@example.com"]
 """
 
 from __future__ import annotations
@@ -31,11 +42,12 @@ from __future__ import annotations
 import re
 from typing import Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from auditor.route_filters import RouteFilter
+from auditor.route_filters import RouteFilter, TagFilter
+from auditor.safe_text import EmailAddress
 
-__all__ = ["CHANNELS", "Channel", "NotifyRoute", "NotifySettings"]
+__all__ = ["CHANNELS", "Channel", "ForwardRoute", "NotifyRoute", "NotifySettings"]
 
 Channel = Literal["slack", "teams", "webhook"]
 CHANNELS: Final[tuple[Channel, ...]] = ("slack", "teams", "webhook")
@@ -68,6 +80,75 @@ class NotifyRoute(RouteFilter):
         return self.name or self.url_env
 
 
+#: An event type to forward: an ``eventType`` (``connection.disconnected``), a prefix
+#: (``connection.*``) or ``*`` (every event).
+_EVENT_PATTERN: Final = re.compile(r"^(\*|[A-Za-z0-9{}_-]+(\.[A-Za-z0-9{}_-]+)*(\.\*)?)$")
+
+
+def _env_names(values: list[str]) -> list[str]:
+    for value in values:
+        if not _ENV_NAME.match(value):
+            raise ValueError(
+                "environment variable names (letters, digits, _) holding the webhook URLs, "
+                "e.g. SLACK_WEBHOOK_URL; a URL itself never goes in the config file"
+            )
+    return values
+
+
+class ForwardRoute(BaseModel):
+    """One intraday forwarding route: which webhook events (``events``), for which companies
+    (``tags``, ``platforms``: the filters of every route), sent where (``slack``, ``teams``,
+    ``webhook``: variables naming webhook URLs, as ``url_env``; ``email``: addresses)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: A name for logs and the message (default: the event types).
+    name: str | None = Field(default=None, max_length=80, pattern=r"^[^\x00-\x1f\x7f]*$")
+    events: list[str] = Field(min_length=1)
+    tags: TagFilter | None = None
+    platforms: list[str] | None = None
+    slack: list[str] = Field(default_factory=list)
+    teams: list[str] = Field(default_factory=list)
+    webhook: list[str] = Field(default_factory=list)
+    email: list[EmailAddress] = Field(default_factory=list)
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not _EVENT_PATTERN.match(value):
+                raise ValueError(
+                    "event types such as connection.disconnected, a prefix such as "
+                    "connection.* or * (every event)"
+                )
+        return values
+
+    @field_validator("slack", "teams", "webhook")
+    @classmethod
+    def _url_envs(cls, values: list[str]) -> list[str]:
+        return _env_names(values)
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> ForwardRoute:
+        if not (self.slack or self.teams or self.webhook or self.email):
+            raise ValueError("a forward route needs somewhere to send: slack, teams, webhook "
+                             "(variable names) or email (addresses)")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or ", ".join(self.events)
+
+    def wants(self, event_type: str) -> bool:
+        """Whether this route forwards events of ``event_type``."""
+        for pattern in self.events:
+            if pattern == "*" or pattern == event_type:
+                return True
+            if pattern.endswith(".*") and event_type.startswith(pattern[:-1]):
+                return True
+        return False
+
+
 class NotifySettings(BaseModel):
     """The ``[notify]`` table of the config."""
 
@@ -87,6 +168,15 @@ class NotifySettings(BaseModel):
     slack: list[NotifyRoute] = Field(default_factory=list)
     teams: list[NotifyRoute] = Field(default_factory=list)
     webhook: list[NotifyRoute] = Field(default_factory=list)
+    #: Intraday forwarding of webhook events by ``auditor listen`` (not used by ``auditor run``).
+    forward: list[ForwardRoute] = Field(default_factory=list)
+    #: Events waiting to be forwarded at most; beyond, new ones are dropped (counted, logged).
+    forward_queue: int = Field(default=1000, ge=1, le=1_000_000)
+    #: Events forwarded per second at most (a burst waits in the queue, then drops): Slack
+    #: takes about one message a second per webhook, and the listener's CPU stays its own.
+    forward_per_second: float = Field(default=5.0, gt=0, le=1000)
+    #: Seconds between checks for a new snapshot (company names, tags, links of the fleet).
+    forward_refresh_seconds: float = Field(default=60.0, gt=0, le=86_400)
 
     @field_validator("report_url")
     @classmethod

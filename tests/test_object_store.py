@@ -148,7 +148,8 @@ def test_nightly_run_end_to_end_on_s3(
     assert listed.output.count("2024-05-01") >= 2
     # Each audited night shows its findings count, read from its findings.json on S3.
     night_rows = [line.split() for line in listed.output.splitlines() if "2024-05-0" in line]
-    assert night_rows and all(row[-1] != "-" for row in night_rows), listed.output
+    assert night_rows, listed.output
+    assert all(row[-1] != "-" for row in night_rows), listed.output
 
     # DuckDB over s3:// (fsspec filesystem registered with DuckDB; no httpfs download):
     # the night's status files, exactly as its manifest lists them.

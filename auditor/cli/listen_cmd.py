@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from filelock import FileLock, Timeout
+from pydantic import ValidationError
 
 from auditor.cli._app import app
 from auditor.cli._common import load_config_or_exit, settings_or_exit
@@ -21,6 +22,9 @@ from auditor.cli.options import (
     LogFormatOption,
     StoreOption,
 )
+from auditor.config import AuditConfig
+from auditor.email_settings import SmtpSettings
+from auditor.links import DEFAULT_LINK_HOSTS
 from auditor.listen import (
     DEFAULT_MAX_BODY,
     EVENTS_DIR,
@@ -33,8 +37,32 @@ from auditor.listen import (
     serve,
 )
 from auditor.logs import configure_logging, register_secret
+from auditor.notify.forward import Forwarder
 
 __all__ = ["SECRET_ENV", "listen"]
+
+
+def _forwarder(config: AuditConfig, store: Path) -> Forwarder | None:
+    """The intraday forwarder of ``[[notify.forward]]``, or None when there is no route."""
+    if not (config.notify.enabled and config.notify.forward):
+        return None
+    relink = config.rule_options("needs-relink")
+    smtp = None
+    if any(route.email for route in config.notify.forward):
+        try:  # read once, at start: a bad SMTP_* variable is a configuration error (exit 2)
+            smtp = SmtpSettings()
+        except ValidationError as exc:
+            fields = ", ".join(f"SMTP_{'_'.join(map(str, e['loc'])).upper()}" for e in exc.errors())
+            echo(f"error: invalid SMTP settings in the environment: {fields}", err=True)
+            raise typer.Exit(2) from None
+    return Forwarder(
+        config.notify,
+        store,
+        email=config.email,
+        smtp=smtp,
+        display_tz=config.timezone,
+        link_hosts=tuple(getattr(relink, "link_hosts", DEFAULT_LINK_HOSTS)),
+    )
 
 #: The environment variable holding the endpoint's Svix signing secret (``whsec_...``).
 SECRET_ENV = "CODAT_WEBHOOK_SECRET"  # noqa: S105 - the variable name, not a secret
@@ -71,7 +99,8 @@ def listen(
 
     Each event is acknowledged only once it is fsync'ed; redeliveries are de-duplicated by
     webhook-id. SIGTERM/Ctrl-C stop gracefully. Exit 2: bad secret, store or port."""
-    resolved = settings_or_exit(load_config_or_exit(config), store=store).store
+    loaded = load_config_or_exit(config)
+    resolved = settings_or_exit(loaded, store=store).store
     if not isinstance(resolved, Path):  # an append-only, fsync'ed log needs a file system
         echo(
             f"error: the listener's event log needs a local directory, not {resolved}: give "
@@ -107,7 +136,9 @@ def listen(
         echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     options = ListenerOptions(max_body_bytes=max_body, dedup_days=dedup_days)
-    server = ListenerServer(local, secret, host=host, port=port, options=options)
+    server = ListenerServer(
+        local, secret, host=host, port=port, options=options, sink=_forwarder(loaded, local)
+    )
     ready = asyncio.Event()
 
     async def main() -> int:

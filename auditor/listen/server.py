@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import Any, Final, Protocol
 
 from aiohttp import web
 from filelock import FileLock, Timeout
@@ -43,6 +43,7 @@ __all__ = [
     "DEFAULT_MAX_BODY",
     "REJECT_REASONS",
     "SIGNATURE_TOLERANCE_SECONDS",
+    "EventSink",
     "ListenerBusyError",
     "ListenerOptions",
     "ListenerServer",
@@ -84,6 +85,18 @@ _ACK: Final = {
     "stored": b'{"status": "stored"}',
     "duplicate": b'{"status": "duplicate"}',
 }
+
+
+class EventSink(Protocol):
+    """Takes newly stored events off the acknowledgement path (the intraday forwarder,
+    :class:`auditor.notify.forward.Forwarder`). :meth:`offer` is called once per new event,
+    after it is durable and never for a duplicate; it must not block (queue and return)."""
+
+    def offer(self, webhook_id: str, received_at: datetime, event: dict[str, Any]) -> None: ...
+
+    async def start(self, registry: CollectorRegistry) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 class ListenerBusyError(RuntimeError):
@@ -174,8 +187,10 @@ class ListenerServer:
         host: str = "127.0.0.1",
         port: int = 8787,
         options: ListenerOptions | None = None,
+        sink: EventSink | None = None,
     ) -> None:
         self.options = options or ListenerOptions()
+        self.sink = sink
         self._verifier = check_secret(secret)
         self.store = Path(store)
         self.host = host
@@ -220,6 +235,8 @@ class ListenerServer:
             if compacted:
                 log.info("compacted closed days: %s", compacted, extra={"compacted": compacted})
             await self.events.start()
+            if self.sink is not None:
+                await self.sink.start(self.metrics.registry)
         except BaseException:
             self._lock.release()
             raise
@@ -265,6 +282,9 @@ class ListenerServer:
             # writer, still running, syncs and acknowledges), then the writer drains and stops.
             await self._runner.cleanup()
             self._runner = None
+        if self.sink is not None:
+            with contextlib.suppress(Exception):
+                await self.sink.stop()
         await self.events.close()
         if self._lock is not None:
             self._lock.release()
@@ -395,6 +415,11 @@ class ListenerServer:
         if outcome == "stored":
             self.metrics.stored.inc()
             self.counts["stored"] += 1
+            if self.sink is not None:
+                try:  # durable now: forwarding may only queue it, never delay nor fail the ack
+                    self.sink.offer(webhook_id, received_at, event)
+                except Exception:
+                    log.exception("forwarding failed to take event %s", _short(webhook_id))
         else:
             self.metrics.duplicates.inc()
             self.counts["duplicates"] += 1

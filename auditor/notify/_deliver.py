@@ -172,7 +172,7 @@ def deliver_notifications(
         try:
             if not url:
                 raise NotifyError(f"{plan.label}: {plan.url_env} is not set (the webhook URL)")
-            extra = {"sleep": sleep} if sleep is not None else {}
+            extra: dict[str, Any] = {"sleep": sleep} if sleep is not None else {}
             post_json(
                 url,
                 body,

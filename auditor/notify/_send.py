@@ -12,6 +12,7 @@ chains an httpx exception that might.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -117,11 +118,14 @@ def post_json(
     max_attempts: int = 4,
     max_seconds: float = 60.0,
     sleep: Callable[[float], None] = time.sleep,
+    client: httpx.Client | None = None,
 ) -> int:
     """POST ``body`` (JSON) to ``url``; the HTTP status of the answer that took it (2xx).
 
     Raises :class:`NotifyError` (without the URL) after the last attempt, or at once on an
-    answer that retrying cannot change (4xx other than 408/429)."""
+    answer that retrying cannot change (4xx other than 408/429). ``client``: an
+    ``httpx.Client`` to reuse (``follow_redirects=False``; its own timeout), e.g. by a
+    long-running sender; else one is made for this message."""
     register_url(url)
     check_url(url, label)
     deadline = time.monotonic() + max_seconds
@@ -163,9 +167,11 @@ def post_json(
             _wait(state),
         ),
     )
-    with httpx.Client(timeout=timeout, follow_redirects=False) as client:
+    with contextlib.nullcontext(client) if client is not None else httpx.Client(
+        timeout=timeout, follow_redirects=False
+    ) as http:
         try:
-            return int(retrying(attempt, client))
+            return int(retrying(attempt, http))
         except _Retryable as exc:
             raise NotifyError(
                 redact(f"{label}: not delivered after {attempts} attempt"
