@@ -45,11 +45,13 @@ from auditor.snoozes import Snooze, apply_snoozes, load_snoozes, split_expired
 from auditor.vectors import as_utc_timestamp, concat, isin, map_values, text
 
 __all__ = [
+    "NotCompanyCompleteError",
     "RuleError",
     "SnoozesArg",
     "apply_coverage",
     "audit",
     "audit_partition",
+    "audit_partitions",
     "concat_findings",
     "run_fleet_rules",
     "sort_findings",
@@ -537,36 +539,84 @@ def audit(
     ``snoozes``    a list of :class:`Snooze`, or the path of a snooze file.
     ``chunk_size`` audit this many companies at a time (None: all at once).
     """
+    snapshot = _conformed(snapshot)
+    parts: Iterable[Snapshot] = [snapshot]
+    if chunk_size is not None and chunk_size > 0 and len(snapshot.company_ids) > chunk_size:
+        parts = (snapshot.partition(chunk) for chunk in _chunks(snapshot.company_ids, chunk_size))
+    return audit_partitions(
+        snapshot, parts, config, as_of=as_of, previous=previous, snoozes=snoozes
+    )
+
+
+class NotCompanyCompleteError(ValueError):
+    """A company came in more than one partition: the partitions were not company-complete,
+    so per-company rules may have seen part of it. Audit the whole snapshot instead."""
+
+
+def audit_partitions(
+    fleet: Snapshot,
+    partitions: Iterable[Snapshot],
+    config: AuditConfig | None = None,
+    *,
+    as_of: datetime,
+    previous: pd.DataFrame | None = None,
+    snoozes: SnoozesArg = None,
+) -> AuditResult:
+    """Audit a snapshot given as company-complete ``partitions`` (streamed: each partition is
+    dropped once its findings are taken, so memory follows the largest partition, not the
+    fleet) and ``fleet``: the fleet-level frames of the same snapshot (``companies``,
+    ``errors``, ``sync_settings``; its ``status`` may be empty). The fleet-level steps (fleet
+    rules such as provider incidents, rules failed fleet-wide, snoozes, the ledger, the sort)
+    run on the findings and on ``fleet`` only.
+
+    The findings are those of :func:`audit` on the whole snapshot. Raises
+    :class:`NotCompanyCompleteError` (after the last partition) if a company id came in two
+    partitions.
+    """
     config = config or AuditConfig()
     ts = as_utc_timestamp(as_of)
-    snapshot = _conformed(snapshot)
     failures: list[RuleFailure] = []
-    if chunk_size is not None and chunk_size > 0 and len(snapshot.company_ids) > chunk_size:
-        ids = snapshot.company_ids
-        results = [
-            _audit_partition(snapshot.partition(chunk), config, ts, failures)
-            for chunk in _chunks(ids, chunk_size)
-        ]
-        findings = _one_fleet_row(concat_findings(r[0] for r in results))
-        covered_keys = pd.concat([r[1]["incident_key"] for r in results], ignore_index=True)
+    shown: list[pd.DataFrame] = []
+    covered: list[pd.Series] = []
+    unchecked: list[tuple[str | None, str | None]] = []
+    seen: list[pd.Index] = []
+    for part in partitions:
+        part = _conformed(part)
+        seen.append(part.company_ids)
+        found, left_out = _audit_partition(part, config, ts, failures)
+        shown.append(found)
+        covered.append(left_out["incident_key"])
+        unchecked += [(None, c) for c in unchecked_companies(part.status, part.errors)]
+        del part, found, left_out
+    if len(seen) > 1:
+        ids = pd.Index(pd.concat([i.to_series() for i in seen], ignore_index=True))
+        if not ids.is_unique:
+            twice = ids[ids.duplicated()].unique()[:5].tolist()
+            raise NotCompanyCompleteError(
+                f"snapshot {fleet.snapshot_id}: companies {twice} came in more than one "
+                "partition"
+            )
+    del seen
+    if len(shown) == 1:
+        findings, covered_keys = shown[0], covered[0]
     else:
-        findings, covered = _audit_partition(snapshot, config, ts, failures)
-        covered_keys = covered["incident_key"]
+        findings = _one_fleet_row(concat_findings(shown))
+        covered_keys = (
+            pd.concat(covered, ignore_index=True) if covered else pd.Series(dtype="string")
+        )
+    del shown, covered
     failures = _merged(failures)
     by_name = {r.name: r for r in config.enabled_rules()}
     wholesale = [
-        _run_rows(by_name[f.rule], _failure_rows(by_name[f.rule], f, snapshot))
+        _run_rows(by_name[f.rule], _failure_rows(by_name[f.rule], f, fleet))
         for f in failures
         if f.fleet_wide
     ]
     if wholesale:
         findings = _finish([findings, *wholesale], ts)
-    findings = run_fleet_rules(findings, snapshot, config, ts, failures)
+    findings = run_fleet_rules(findings, fleet, config, ts, failures)
     active, expired = split_expired(_snooze_list(snoozes), ts)
     findings = apply_snoozes(findings, active)
-    unchecked: list[tuple[str | None, str | None]] = [
-        (None, c) for c in unchecked_companies(snapshot.status, snapshot.errors)
-    ]
     for failure in failures:
         if failure.fleet_wide:
             unchecked.append((failure.rule, None))
@@ -580,14 +630,14 @@ def audit(
     findings = sort_findings(findings)
     _log.info(
         "audit %s: %d findings (%d snoozed), %d resolved, %d covered by their root cause",
-        snapshot.snapshot_id,
+        fleet.snapshot_id,
         len(findings),
         int(findings["snoozed"].fillna(False).astype(bool).sum()),
         len(resolved),
         len(covered_keys),
     )
     return AuditResult(
-        snapshot_id=snapshot.snapshot_id,
+        snapshot_id=fleet.snapshot_id,
         as_of=ts.to_pydatetime(),
         findings=findings[list(FINDINGS_COLUMNS)],
         resolved=resolved,

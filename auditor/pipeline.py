@@ -9,14 +9,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
 
 from auditor.config import AuditConfig
-from auditor.engine import SnoozesArg, audit
+from auditor.engine import NotCompanyCompleteError, SnoozesArg, audit, audit_partitions
 from auditor.ledger import previous_tables
 from auditor.remediation import REFRESH_OUTCOME_COLUMNS, refresh_outcomes
 from auditor.report import FleetInfo, ReportPaths, write_csv, write_reports
@@ -24,14 +25,19 @@ from auditor.result import AuditResult
 from auditor.rules._shared import unmonitored_companies
 from auditor.snapshot import Snapshot
 from auditor.store import (
+    PARTITION_COMPANIES,
     history,
+    iter_partitions,
     load_findings,
     load_refreshes,
     load_snapshot,
+    partition_count,
+    select_snapshot,
     select_snapshots,
     write_findings,
 )
 from auditor.store._findings import same_audit, stored_audit
+from auditor.vectors import isin
 
 #: Last night's refreshes and whether each worked, next to the report.
 REFRESHES_CSV = "refreshes.csv"
@@ -67,7 +73,13 @@ def config_hash(config: AuditConfig) -> str:
 
 @dataclass(frozen=True)
 class AuditRun:
-    """What one audit of a stored snapshot produced."""
+    """What one audit of a stored snapshot produced.
+
+    ``snapshot``: the night audited. When the audit was streamed (a fleet larger than one
+    partition, see :func:`audit_store`) it holds the fleet-level frames only (``companies``,
+    ``errors``, ``sync_settings``); ``status`` and ``pull_operations`` are empty, since they
+    were read one partition at a time (``auditor.load_snapshot`` reads them whole).
+    """
 
     snapshot: Snapshot
     result: AuditResult
@@ -98,11 +110,16 @@ def previous_findings(
     return previous_tables(findings, [r for r in resolved if r is not None])
 
 
-def fleet_info(snapshot: Snapshot, as_of: datetime) -> FleetInfo:
-    """Fleet-level facts for the report header."""
+def fleet_info(
+    snapshot: Snapshot, as_of: datetime, *, companies_audited: int | None = None
+) -> FleetInfo:
+    """Fleet-level facts for the report header (``companies_audited``: counted by a streamed
+    audit, whose ``snapshot`` has no status rows; else counted here)."""
     companies = snapshot.companies
     return FleetInfo(
-        companies_audited=len(snapshot.company_ids),
+        companies_audited=(
+            len(snapshot.company_ids) if companies_audited is None else companies_audited
+        ),
         snapshot_id=snapshot.snapshot_id,
         as_of=as_of,
         connections=int(companies["connection_id"].notna().sum()),
@@ -134,6 +151,7 @@ def audit_store(
     history_days: int = 30,
     max_rows: int = 2000,
     overwrite: bool = False,
+    partition_companies: int | None = PARTITION_COMPANIES,
 ) -> AuditRun:
     """Audit a stored snapshot, store its findings, and write the reports to ``out_dir``.
 
@@ -148,18 +166,59 @@ def audit_store(
     writes its reports but not the stored findings and ledger, unless ``overwrite``;
     re-running the same audit rewrites them (idempotent). ``as_of`` before the snapshot's
     time raises :class:`AuditRefusedError`.
+
+    Memory: a snapshot of more than ``partition_companies`` companies is streamed: its
+    status rows are read one company-complete partition (about that many companies) at a
+    time (:func:`auditor.store.iter_partitions`), each audited and dropped; only the
+    fleet-level frames and the findings stay (:func:`auditor.engine.audit_partitions`). The
+    findings are the same as those of the whole snapshot. None: always read it whole.
     """
     config = config or AuditConfig()
-    snapshot = load_snapshot(store, which)
+    snapshot_id = select_snapshot(store, which).snapshot_id
+    streamed = (
+        partition_companies is not None
+        and partition_count(store, snapshot_id, companies=partition_companies) > 1
+    )
+    fleet_frames = ("companies", "errors", "sync_settings")
+    snapshot = load_snapshot(store, snapshot_id, **({"frames": fleet_frames} if streamed else {}))
     if as_of < snapshot.snapshot_at:
         raise AuditRefusedError(
             f"--as-of {as_of.isoformat()} is before snapshot {snapshot.snapshot_id} was taken "
             f"({snapshot.snapshot_at.isoformat()}): ages would be negative"
         )
     previous = previous_findings(store, snapshot.snapshot_id)
-    result = audit_snapshot(
-        snapshot, config=config, as_of=as_of, previous=previous, snoozes=snoozes
-    )
+    counted: int | None = None
+    judged = snapshot
+    queued = load_refreshes(store, before=snapshot.snapshot_id)
+    if streamed:
+        assert partition_companies is not None
+        ids: list[pd.Index] = []
+        refreshed: list[pd.DataFrame] = []
+
+        def partitions() -> Iterator[Snapshot]:
+            for part in iter_partitions(store, snapshot_id, companies=partition_companies):
+                ids.append(part.company_ids)
+                if queued is not None and not queued.empty:  # kept for refresh_outcomes
+                    st = part.status
+                    refreshed.append(st.loc[isin(st["company_id"], queued["company_id"])])
+                yield part
+
+        try:
+            result = audit_partitions(
+                snapshot, partitions(), config, as_of=as_of, previous=previous, snoozes=snoozes
+            )
+            counted = len(pd.Index(pd.concat([i.to_series() for i in ids])).unique())
+            if refreshed:  # the status rows of the companies refreshed last night only
+                judged = replace(snapshot, status=pd.concat(refreshed, ignore_index=True))
+        except NotCompanyCompleteError as exc:
+            log.warning("%s: auditing the whole snapshot in memory instead", exc)
+            snapshot = judged = load_snapshot(store, snapshot_id)
+            streamed = False
+        del ids, refreshed
+    if not streamed:
+        result = audit_snapshot(
+            snapshot, config=config, as_of=as_of, previous=previous, snoozes=snoozes
+        )
     digest = config_hash(config)
     stored, not_stored = True, ""
     own = stored_audit(store, snapshot.snapshot_id)
@@ -173,8 +232,8 @@ def audit_store(
             f"{as_of.isoformat()}, config {digest}) was not stored (use overwrite to replace)"
         )
         log.warning("findings not stored: %s", not_stored)
-    fleet = fleet_info(snapshot, as_of)
-    refreshes = _refresh_outcomes(store, snapshot)
+    fleet = fleet_info(snapshot, as_of, companies_audited=counted)
+    refreshes = _refresh_outcomes(judged, queued)
     paths = None
     if out_dir is not None:
         paths = write_reports(
@@ -199,9 +258,8 @@ def audit_store(
     )
 
 
-def _refresh_outcomes(store: Path | str, snapshot: Snapshot) -> pd.DataFrame | None:
+def _refresh_outcomes(snapshot: Snapshot, queued: pd.DataFrame | None) -> pd.DataFrame | None:
     """Did last night's refreshes work? Logged, and returned for the CSV export."""
-    queued = load_refreshes(store, before=snapshot.snapshot_id)
     if queued is None or queued.empty:
         return None
     outcomes = refresh_outcomes(queued, snapshot)
