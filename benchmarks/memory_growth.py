@@ -45,6 +45,7 @@ class Measured:
     label: str
     peak_gb: float
     wall_s: float
+    cpu_s: float  # user + system CPU of the child: steadier than wall on a shared machine
     killed: bool
     returncode: int
 
@@ -84,7 +85,8 @@ def run(label: str, command: list[str], *, limit_gb: float,
     errors.close()
     if code not in (0, 1, 2) and not killed:
         print(f"  {label} exited {code}:\n{err[-3000:]}", file=sys.stderr)
-    return Measured(label, peak_kb / 1024 / 1024, wall, killed, code)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Measured(label, peak_kb / 1024 / 1024, wall, cpu, killed, code)
 
 
 def build(n: int, batch: int, store: Path) -> None:
@@ -179,7 +181,8 @@ def _child_env() -> dict[str, str]:
 
 def _line(m: Measured) -> str:
     peak = f"killed > {m.peak_gb:.1f} GB" if m.killed else f"{m.peak_gb:.2f} GiB"
-    return f"{m.label:<16} peak RSS {peak:<18} wall {m.wall_s:7.1f} s  (exit {m.returncode})"
+    return (f"{m.label:<16} peak RSS {peak:<18} wall {m.wall_s:7.1f} s  CPU {m.cpu_s:7.1f} s"
+            f"  (exit {m.returncode})")
 
 
 def main() -> None:
