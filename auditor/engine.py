@@ -37,7 +37,7 @@ import pyarrow.compute as pc  # type: ignore[import-untyped]
 from auditor.config import AuditConfig
 from auditor.events import companies_without_reads, connection_timelines
 from auditor.findings import FINDINGS_COLUMNS, FINDINGS_SCHEMA, conform_findings, empty_findings
-from auditor.freshness import FRESHNESS_RULES, fleet_freshness
+from auditor.freshness import FRESHNESS_RULES, FleetFreshness, fleet_freshness
 from auditor.ledger import apply_ledger, connection_incidents, incident_keys, unchecked_companies
 from auditor.logs import redact
 from auditor.result import AuditResult, RuleFailure
@@ -49,11 +49,13 @@ from auditor.snoozes import Snooze, apply_snoozes, load_snoozes, split_expired
 from auditor.vectors import as_utc_timestamp, concat, isin, map_values, text
 
 __all__ = [
+    "NotCompanyCompleteError",
     "RuleError",
     "SnoozesArg",
     "apply_coverage",
     "audit",
     "audit_partition",
+    "audit_partitions",
     "concat_findings",
     "run_fleet_rules",
     "sort_findings",
@@ -550,44 +552,95 @@ def audit(
     ``snoozes``    a list of :class:`Snooze`, or the path of a snooze file.
     ``chunk_size`` audit this many companies at a time (None: all at once).
     """
+    snapshot = _conformed(snapshot)
+    parts: Iterable[Snapshot] = [snapshot]
+    if chunk_size is not None and chunk_size > 0 and len(snapshot.company_ids) > chunk_size:
+        parts = (snapshot.partition(chunk) for chunk in _chunks(snapshot.company_ids, chunk_size))
+    return audit_partitions(
+        snapshot, parts, config, as_of=as_of, previous=previous, snoozes=snoozes
+    )
+
+
+class NotCompanyCompleteError(ValueError):
+    """A company came in more than one partition: the partitions were not company-complete,
+    so per-company rules may have seen part of it. Audit the whole snapshot instead."""
+
+
+def audit_partitions(
+    fleet: Snapshot,
+    partitions: Iterable[Snapshot],
+    config: AuditConfig | None = None,
+    *,
+    as_of: datetime,
+    previous: pd.DataFrame | None = None,
+    snoozes: SnoozesArg = None,
+) -> AuditResult:
+    """Audit a snapshot given as company-complete ``partitions`` (streamed: each partition is
+    dropped once its findings are taken, so memory follows the largest partition, not the
+    fleet) and ``fleet``: the fleet-level frames of the same snapshot (``companies``,
+    ``errors``, ``sync_settings``; its ``status`` may be empty). The fleet-level steps (fleet
+    rules such as provider incidents, rules failed fleet-wide, snoozes, the ledger, the sort)
+    run on the findings and on ``fleet`` only.
+
+    The findings are those of :func:`audit` on the whole snapshot. Raises
+    :class:`NotCompanyCompleteError` (after the last partition) if a company id came in two
+    partitions.
+    """
     config = config or AuditConfig()
     ts = as_utc_timestamp(as_of)
-    snapshot = _conformed(snapshot)
     failures: list[RuleFailure] = []
-    if chunk_size is not None and chunk_size > 0 and len(snapshot.company_ids) > chunk_size:
-        ids = snapshot.company_ids
-        results = [
-            _audit_partition(snapshot.partition(chunk), config, ts, failures)
-            for chunk in _chunks(ids, chunk_size)
-        ]
-        findings = _one_fleet_row(concat_findings(r[0] for r in results))
-        covered = concat_findings(r[1] for r in results)
+    active, expired = split_expired(_snooze_list(snoozes), ts)
+    shown: list[pd.DataFrame] = []
+    covered_parts: list[pd.DataFrame] = []
+    unchecked: list[tuple[str | None, str | None]] = []
+    seen: list[pd.Index] = []
+    monitored = fresh = 0
+    for part in partitions:
+        part = _conformed(part)
+        if fleet.events is not None and part.events is None:  # a partition read from the store
+            events = fleet.events
+            part = replace(part, events=events.loc[isin(events["company_id"], part.company_ids)])
+        seen.append(part.company_ids)
+        found, left_out = _audit_partition(part, config, ts, failures)
+        shown.append(found)
+        covered_parts.append(left_out)
+        unchecked += [(None, c) for c in unchecked_companies(part.status, part.errors)]
+        # Freshness per partition (company-complete: the counts add up); stale rows explained
+        # by their root cause still make their data type not fresh.
+        rows = apply_snoozes(concat_findings([_freshness_rows(found), _freshness_rows(left_out)]),
+                             active)  # fmt: skip
+        figure = fleet_freshness(part.status, part.companies, rows, config.monitoring)
+        monitored, fresh = monitored + figure.monitored, fresh + figure.fresh
+        del part, found, left_out, rows
+    company_ids = seen[0] if len(seen) == 1 else pd.Index([])
+    if len(seen) > 1:
+        company_ids = pd.Index(pd.concat([i.to_series() for i in seen], ignore_index=True))
+        if not company_ids.is_unique:
+            twice = company_ids[company_ids.duplicated()].unique()[:5].tolist()
+            raise NotCompanyCompleteError(
+                f"snapshot {fleet.snapshot_id}: companies {twice} came in more than one "
+                "partition"
+            )
+    del seen
+    freshness = FleetFreshness(monitored, fresh)
+    if len(shown) == 1:
+        findings, covered = shown[0], covered_parts[0]
     else:
-        findings, covered = _audit_partition(snapshot, config, ts, failures)
+        findings = _one_fleet_row(concat_findings(shown))
+        covered = concat_findings(covered_parts)
     covered_keys = covered["incident_key"]
+    del shown, covered_parts
     failures = _merged(failures)
     by_name = {r.name: r for r in config.enabled_rules()}
     wholesale = [
-        _run_rows(by_name[f.rule], _failure_rows(by_name[f.rule], f, snapshot))
+        _run_rows(by_name[f.rule], _failure_rows(by_name[f.rule], f, fleet))
         for f in failures
         if f.fleet_wide
     ]
     if wholesale:
         findings = _finish([findings, *wholesale], ts)
-    findings = run_fleet_rules(findings, snapshot, config, ts, failures)
-    active, expired = split_expired(_snooze_list(snoozes), ts)
+    findings = run_fleet_rules(findings, fleet, config, ts, failures)
     findings = apply_snoozes(findings, active)
-    # Stale rows explained by their root cause still make their data type not fresh.
-    covered_stale = apply_snoozes(_freshness_rows(covered), active)
-    freshness = fleet_freshness(
-        snapshot.status,
-        snapshot.companies,
-        concat_findings([_freshness_rows(findings), covered_stale]),
-        config.monitoring,
-    )
-    unchecked: list[tuple[str | None, str | None]] = [
-        (None, c) for c in unchecked_companies(snapshot.status, snapshot.errors)
-    ]
     for failure in failures:
         if failure.fleet_wide:
             unchecked.append((failure.rule, None))
@@ -595,36 +648,36 @@ def audit(
             unchecked += [(failure.rule, c) for c in failure.companies]
     # validation-warning reads webhooks: no log, or no read of a company since the previous
     # audit, is not "the warning went away" (not collected is not resolved).
-    if snapshot.events is None:
+    if fleet.events is None:
         unchecked.append(("validation-warning", None))
     else:
-        unread = companies_without_reads(snapshot.events, snapshot.company_ids)
+        unread = companies_without_reads(fleet.events, company_ids)
         unchecked += [("validation-warning", str(c)) for c in unread]
     findings, resolved = apply_ledger(findings, previous, ts, unchecked=unchecked)
     if len(resolved) and len(covered_keys):
         # Still there, reported under its root cause: not resolved.
         resolved = resolved.loc[~isin(resolved["incident_key"], covered_keys.dropna())]
         resolved = resolved.reset_index(drop=True)
-    if snapshot.events is not None:  # disconnected and reconnected between the nights
-        timelines = connection_timelines(snapshot.events)
+    if fleet.events is not None:  # disconnected and reconnected between the nights
+        timelines = connection_timelines(fleet.events)
         resolved = connection_incidents(timelines, findings, resolved, ts.to_pydatetime())
     findings = sort_findings(findings)
     _log.info(
         "audit %s: %d findings (%d snoozed), %d resolved, %d covered by their root cause",
-        snapshot.snapshot_id,
+        fleet.snapshot_id,
         len(findings),
         int(findings["snoozed"].fillna(False).astype(bool).sum()),
         len(resolved),
         len(covered_keys),
     )
     return AuditResult(
-        snapshot_id=snapshot.snapshot_id,
+        snapshot_id=fleet.snapshot_id,
         as_of=ts.to_pydatetime(),
         findings=findings[list(FINDINGS_COLUMNS)],
         resolved=resolved,
         expired_snoozes=expired,
         rule_failures=tuple(failures),
-        company_tags=company_tags_series(snapshot.companies),
+        company_tags=company_tags_series(fleet.companies),
         covered=covered.reindex(columns=list(FINDINGS_COLUMNS)),
         freshness=freshness,
     )

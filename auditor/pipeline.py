@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,7 +19,7 @@ import pandas as pd
 
 from auditor.actions import build_actions
 from auditor.config import AuditConfig
-from auditor.engine import SnoozesArg, audit
+from auditor.engine import NotCompanyCompleteError, SnoozesArg, audit, audit_partitions
 from auditor.events import EventWindow, read_event_window
 from auditor.ledger import previous_tables
 from auditor.links import DEFAULT_LINK_HOSTS
@@ -29,18 +30,23 @@ from auditor.result import AuditResult
 from auditor.rules._shared import unmonitored_companies
 from auditor.snapshot import ERRORS_SCHEMA, Snapshot, conform
 from auditor.store import (
+    PARTITION_COMPANIES,
     StorePath,
     freshness_history,
     history,
     is_remote,
+    iter_partitions,
     load_findings,
     load_refreshes,
     load_snapshot,
+    partition_count,
+    select_snapshot,
     select_snapshots,
     store_root,
     write_findings,
 )
 from auditor.store._findings import same_audit, stored_audit
+from auditor.vectors import isin
 
 #: Last night's refreshes and whether each worked, next to the report.
 REFRESHES_CSV = "refreshes.csv"
@@ -77,7 +83,13 @@ def config_hash(config: AuditConfig) -> str:
 
 @dataclass(frozen=True)
 class AuditRun:
-    """What one audit of a stored snapshot produced."""
+    """What one audit of a stored snapshot produced.
+
+    ``snapshot``: the night audited. When the audit was streamed (a fleet larger than one
+    partition, see :func:`audit_store`) it holds the fleet-level frames only (``companies``,
+    ``errors``, ``sync_settings``); ``status`` and ``pull_operations`` are empty, since they
+    were read one partition at a time (``auditor.load_snapshot`` reads them whole).
+    """
 
     snapshot: Snapshot
     result: AuditResult
@@ -162,12 +174,19 @@ def with_events(snapshot: Snapshot, window: EventWindow) -> Snapshot:
 
 
 def fleet_info(
-    snapshot: Snapshot, as_of: datetime, events: EventWindow | None = None
+    snapshot: Snapshot,
+    as_of: datetime,
+    events: EventWindow | None = None,
+    *,
+    companies_audited: int | None = None,
 ) -> FleetInfo:
-    """Fleet-level facts for the report header."""
+    """Fleet-level facts for the report header (``companies_audited``: counted by a streamed
+    audit, whose ``snapshot`` has no status rows; else counted here)."""
     companies = snapshot.companies
     return FleetInfo(
-        companies_audited=len(snapshot.company_ids),
+        companies_audited=(
+            len(snapshot.company_ids) if companies_audited is None else companies_audited
+        ),
         snapshot_id=snapshot.snapshot_id,
         as_of=as_of,
         connections=int(companies["connection_id"].notna().sum()),
@@ -200,6 +219,7 @@ def audit_store(
     history_days: int = 30,
     max_rows: int = 2000,
     overwrite: bool = False,
+    partition_companies: int | None = PARTITION_COMPANIES,
 ) -> AuditRun:
     """Audit a stored snapshot, store its findings, and write the reports to ``out_dir``.
 
@@ -214,9 +234,21 @@ def audit_store(
     writes its reports but not the stored findings and ledger, unless ``overwrite``;
     re-running the same audit rewrites them (idempotent). ``as_of`` before the snapshot's
     time raises :class:`AuditRefusedError`.
+
+    Memory: a snapshot of more than ``partition_companies`` companies is streamed: its
+    status rows are read one company-complete partition (about that many companies) at a
+    time (:func:`auditor.store.iter_partitions`), each audited and dropped; only the
+    fleet-level frames and the findings stay (:func:`auditor.engine.audit_partitions`). The
+    findings are the same as those of the whole snapshot. None: always read it whole.
     """
     config = config or AuditConfig()
-    snapshot = load_snapshot(store, which)
+    snapshot_id = select_snapshot(store, which).snapshot_id
+    streamed = (
+        partition_companies is not None
+        and partition_count(store, snapshot_id, companies=partition_companies) > 1
+    )
+    fleet_frames = ("companies", "errors", "sync_settings")
+    snapshot = load_snapshot(store, snapshot_id, **({"frames": fleet_frames} if streamed else {}))
     if as_of < snapshot.snapshot_at:
         raise AuditRefusedError(
             f"--as-of {as_of.isoformat()} is before snapshot {snapshot.snapshot_id} was taken "
@@ -225,9 +257,45 @@ def audit_store(
     window = event_window(store, snapshot, as_of, expected=config.events.expected)
     snapshot = with_events(snapshot, window)
     previous = previous_findings(store, snapshot.snapshot_id)
-    result = audit_snapshot(
-        snapshot, config=config, as_of=as_of, previous=previous, snoozes=snoozes
-    )
+    counted: int | None = None
+    judged = snapshot
+    action_status: pd.DataFrame | None = None
+    queued = load_refreshes(store, before=snapshot.snapshot_id)
+    if streamed:
+        assert partition_companies is not None
+        ids: list[pd.Index] = []
+        refreshed: list[pd.DataFrame] = []
+        troubled: list[pd.DataFrame] = []
+
+        def partitions() -> Iterator[Snapshot]:
+            for part in iter_partitions(store, snapshot_id, companies=partition_companies):
+                ids.append(part.company_ids)
+                st = part.status
+                if queued is not None and not queued.empty:  # kept for refresh_outcomes
+                    refreshed.append(st.loc[isin(st["company_id"], queued["company_id"])])
+                # The pull operation ids the actions quote ("contact Codat support"): of the
+                # types not Complete only, so what is kept follows the problems, not the fleet.
+                not_complete = ~isin(st["current_status"], ["Complete"])
+                troubled.append(st.loc[not_complete, list(_ACTION_STATUS_COLUMNS)])
+                yield part
+
+        try:
+            result = audit_partitions(
+                snapshot, partitions(), config, as_of=as_of, previous=previous, snoozes=snoozes
+            )
+            counted = len(pd.Index(pd.concat([i.to_series() for i in ids])).unique())
+            if refreshed:  # the status rows of the companies refreshed last night only
+                judged = replace(snapshot, status=pd.concat(refreshed, ignore_index=True))
+            action_status = pd.concat(troubled, ignore_index=True) if troubled else None
+        except NotCompanyCompleteError as exc:
+            log.warning("%s: auditing the whole snapshot in memory instead", exc)
+            snapshot = judged = load_snapshot(store, snapshot_id)
+            streamed = False
+        del ids, refreshed, troubled
+    if not streamed:
+        result = audit_snapshot(
+            snapshot, config=config, as_of=as_of, previous=previous, snoozes=snoozes
+        )
     digest = config_hash(config)
     stored, not_stored = True, ""
     own = stored_audit(store, snapshot.snapshot_id)
@@ -241,12 +309,12 @@ def audit_store(
             f"{as_of.isoformat()}, config {digest}) was not stored (use overwrite to replace)"
         )
         log.warning("findings not stored: %s", not_stored)
-    fleet = fleet_info(snapshot, as_of, window)
-    refreshes = _refresh_outcomes(store, snapshot)
+    fleet = fleet_info(snapshot, as_of, window, companies_audited=counted)
+    refreshes = _refresh_outcomes(judged, queued)
     actions = build_actions(
         result,
         connections=snapshot.companies,
-        status=snapshot.status,
+        status=action_status if streamed else snapshot.status,
         refreshes=refreshes,
         link_hosts=_link_hosts(config),
     )
@@ -278,15 +346,19 @@ def audit_store(
     )
 
 
+#: The status columns the actions table reads (:func:`auditor.actions.build_actions`).
+_ACTION_STATUS_COLUMNS = ("company_id", "connection_id", "data_type", "current_status",
+                          "latest_sync_id")  # fmt: skip
+
+
 def _link_hosts(config: AuditConfig) -> list[str]:
     """The hosts whose https links may be sent to a customer (``[rules.needs-relink]``)."""
     hosts = getattr(config.rule_options("needs-relink"), "link_hosts", None)
     return list(hosts) if hosts is not None else list(DEFAULT_LINK_HOSTS)
 
 
-def _refresh_outcomes(store: StorePath, snapshot: Snapshot) -> pd.DataFrame | None:
+def _refresh_outcomes(snapshot: Snapshot, queued: pd.DataFrame | None) -> pd.DataFrame | None:
     """Did last night's refreshes work? Logged, and returned for the CSV export."""
-    queued = load_refreshes(store, before=snapshot.snapshot_id)
     if queued is None or queued.empty:
         return None
     outcomes = refresh_outcomes(queued, snapshot)

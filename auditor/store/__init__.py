@@ -25,10 +25,13 @@ from auditor.store._integrity import FindingsConflictError, StoreCorruptionError
 from auditor.store._layout import frame_from_tables
 from auditor.store._refreshes import REFRESHES_FILE, load_refreshes, write_refreshes
 from auditor.store._select import (
+    PARTITION_COMPANIES,
     SNAPSHOT_SELECTORS,
     SnapshotRef,
     is_selector,
+    iter_partitions,
     load_snapshot,
+    partition_count,
     resolve_snapshot_dir,
     select_snapshot,
     select_snapshots,
@@ -44,6 +47,7 @@ from auditor.store._snapshots import (
 
 __all__ = [
     "FINDINGS_META",
+    "PARTITION_COMPANIES",
     "REFRESHES_FILE",
     "SNAPSHOT_SELECTORS",
     "FindingsConflictError",
@@ -61,10 +65,12 @@ __all__ = [
     "history",
     "is_remote",
     "is_selector",
+    "iter_partitions",
     "list_snapshots",
     "load_findings",
     "load_refreshes",
     "load_snapshot",
+    "partition_count",
     "prune",
     "resolve_snapshot_dir",
     "select_snapshot",

@@ -14,7 +14,7 @@ the same night.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
@@ -24,7 +24,7 @@ import pandas as pd
 from auditor.snapshot import FRAME_NAMES, SCHEMAS, Snapshot
 from auditor.store._canonical import canonical
 from auditor.store._fs import StoreDir, store_root
-from auditor.store._integrity import read_manifest, read_parts
+from auditor.store._integrity import StoreCorruptionError, count_rows, read_manifest, read_parts
 from auditor.store._layout import (
     MANIFEST,
     check_snapshot_id,
@@ -33,10 +33,13 @@ from auditor.store._layout import (
 from auditor.store._snapshots import SnapshotNotFoundError, StorePath, list_snapshots
 
 __all__ = [
+    "PARTITION_COMPANIES",
     "SNAPSHOT_SELECTORS",
     "SnapshotRef",
     "is_selector",
+    "iter_partitions",
     "load_snapshot",
+    "partition_count",
     "resolve_snapshot_dir",
     "select_snapshot",
     "select_snapshots",
@@ -222,3 +225,123 @@ def load_snapshot(
         meta=manifest,
         **out,
     )
+
+
+#: Companies per partition :func:`iter_partitions` aims at (whole batches are never split).
+PARTITION_COMPANIES: Final = 25_000
+
+#: Frames read per partition; the others (``companies``, ``errors``: one row per company at
+#: most, and problems) are small enough to read whole for the fleet-level steps.
+_PART_FRAMES: Final = ("status", "pull_operations", "errors", "sync_settings", "companies")
+
+
+def _batch_of(rel: str) -> str:
+    """``status/part-s0of1-00003.parquet`` -> ``part-s0of1-00003.parquet`` (the batch)."""
+    return rel.rsplit("/", 1)[-1]
+
+
+def _groups(path: StoreDir, manifest: dict[str, object], companies: int) -> list[list[str]]:
+    """The batches of the snapshot in ``path`` (part names), in written order, grouped into
+    runs of about ``companies`` companies (a batch is never split)."""
+    files = manifest["files"]
+    assert isinstance(files, dict)
+    batches = [_batch_of(r) for r in files.get("companies", [])]
+    known = set(batches)
+    for name in _PART_FRAMES:
+        for rel in files.get(name, []):
+            if name == "sync_settings" and not _batch_of(rel).startswith("part-"):
+                continue  # the client-level profile: in every partition
+            if _batch_of(rel) not in known:
+                raise StoreCorruptionError(
+                    path / MANIFEST, f"lists {rel}, which belongs to no batch of companies"
+                )
+    out: list[list[str]] = []
+    size = 0
+    for batch in batches:
+        n = count_rows([path / "companies" / batch])
+        if out and size + n <= companies:
+            out[-1].append(batch)
+            size += n
+        else:
+            out.append([batch])
+            size = n
+    return out
+
+
+def partition_count(
+    store: StorePath, which: str = "latest", *, companies: int = PARTITION_COMPANIES
+) -> int:
+    """How many partitions :func:`iter_partitions` gives for this snapshot."""
+    path = select_snapshot(store, which).path
+    return len(_groups(path, read_manifest(path), companies))
+
+
+def iter_partitions(
+    store: StorePath, which: str = "latest", *, companies: int = PARTITION_COMPANIES
+) -> Iterator[Snapshot]:
+    """The snapshot ``which`` names, one company-complete partition at a time.
+
+    Each partition is a run of the batches the collector wrote (about ``companies`` companies;
+    a batch is never split), read and conformed exactly as :func:`load_snapshot` reads the
+    whole snapshot, with what :meth:`Snapshot.partition` keeps in every partition: the
+    client-level sync settings and the fleet-wide collection errors (``company_id`` null).
+    Only one partition is in memory at a time (drop it before taking the next), so the peak
+    does not grow with the fleet. Every part is verified (size, SHA-256, readable) as it is
+    read; the row counts of the whole snapshot are checked when the last partition has been
+    given. A company is in one batch only (the writer skips committed companies on resume),
+    so partitions are company-complete; callers that must be sure check that no company id
+    comes twice (the audit does).
+    """
+    path = select_snapshot(store, which).path
+    manifest = read_manifest(path)
+    files: dict[str, list[str]] = manifest["files"]
+    checksums = manifest.get("checksums")
+    groups = _groups(path, manifest, companies)
+    fleet_errors = _read_frame(path, files.get("errors", []), "errors", checksums)
+    fleet_errors = fleet_errors.loc[fleet_errors["company_id"].isna()].reset_index(drop=True)
+    profile = [r for r in files.get("sync_settings", []) if not _batch_of(r).startswith("part-")]
+    rows = dict.fromkeys(_PART_FRAMES, 0)
+    at = datetime.fromisoformat(str(manifest["snapshot_at"])).astimezone(UTC)
+    for group in groups:
+        batch = set(group)
+        out: dict[str, pd.DataFrame] = {}
+        for name in _PART_FRAMES:
+            rels = [r for r in files.get(name, []) if _batch_of(r) in batch]
+            rows[name] += count_rows([path / r for r in rels]) if rels else 0
+            if name == "sync_settings":
+                rels = profile + rels
+            frame = _read_frame(path, rels, name, checksums)
+            if name == "errors":
+                frame = pd.concat(
+                    [frame.loc[frame["company_id"].notna()], fleet_errors], ignore_index=True
+                )
+                frame = canonical(frame, SCHEMAS[name])
+            out[name] = frame
+        yield Snapshot(snapshot_id=str(manifest["snapshot_id"]), snapshot_at=at, meta=manifest,
+                       **out)
+    rows["sync_settings"] += count_rows([path / r for r in profile]) if profile else 0
+    for name, n in rows.items():
+        want = manifest["rows"].get(name)
+        if want is not None and int(want) != n:
+            raise StoreCorruptionError(
+                path / MANIFEST, f"records {want} rows for {name}, its parts hold {n}"
+            )
+
+
+def _read_frame(
+    path: StoreDir, rels: list[str], name: str, checksums: object
+) -> pd.DataFrame:
+    """One frame of the parts ``rels``, verified and in canonical form (as load_snapshot)."""
+    schema = SCHEMAS[name]
+    dictionary = [c for c, kind in schema.items() if kind == "category"]
+    raw = (
+        read_parts(
+            path,
+            rels,
+            checksums=checksums if isinstance(checksums, dict) else None,
+            dictionary=dictionary,
+        )
+        if rels
+        else pd.DataFrame({c: [] for c in schema})
+    )
+    return canonical(raw, schema)

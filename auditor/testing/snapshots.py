@@ -112,12 +112,22 @@ def _weights(values: tuple[float, ...]) -> np.ndarray:
     return out
 
 
-def synthetic_snapshot(n_companies: int, seed: int = 7, profile: FleetProfile = STRESS) -> Snapshot:
+def synthetic_snapshot(
+    n_companies: int,
+    seed: int = 7,
+    profile: FleetProfile = STRESS,
+    *,
+    first_company: int = 0,
+) -> Snapshot:
     """A synthetic snapshot of ``n_companies`` companies x every data type, built column by
-    column with numpy (deterministic for a seed); ``profile`` says how broken the fleet is."""
+    column with numpy (deterministic for a seed); ``profile`` says how broken the fleet is.
+
+    ``first_company`` numbers the companies from there (``c0100000`` ...), so that a large
+    fleet can be built and stored one slice at a time (``benchmarks/memory_growth.py``)."""
     rng = np.random.default_rng(seed)
     n_types = len(ALL_DATA_TYPES)
-    ids = np.char.add("c", np.char.zfill(np.arange(n_companies).astype(str), 7))
+    numbers = np.arange(first_company, first_company + n_companies)
+    ids = np.char.add("c", np.char.zfill(numbers.astype(str), 7))
     names = np.char.add(ids, " Ltd")
     platform_idx = rng.choice(len(PLATFORMS), size=n_companies, p=PLATFORM_WEIGHTS)
     conn_status = rng.choice(
@@ -186,7 +196,10 @@ def synthetic_snapshot(n_companies: int, seed: int = 7, profile: FleetProfile = 
         ),
         utc=True,
     )
-    sync_ids = pd.array(np.char.add("op-", np.arange(rows).astype(str)), dtype="string")
+    first_row = first_company * n_types
+    sync_ids = pd.array(
+        np.char.add("op-", np.arange(first_row, first_row + rows).astype(str)), dtype="string"
+    )
     status = pd.DataFrame(
         {
             "company_id": pd.array(ids[company_of_row], dtype="string"),

@@ -1,0 +1,214 @@
+"""Benchmark: peak RSS of ``auditor snapshot`` and ``auditor audit`` as the fleet grows.
+
+Every figure is one real process of the CLI (``auditor audit`` / ``auditor snapshot``) or of
+the store reader, started from here; its peak RSS is the kernel's ``ru_maxrss`` of that child
+(what ``/usr/bin/time -v`` prints as "Maximum resident set size"). A child whose RSS passes
+``--limit-gb`` is killed (shown as ``killed > N GB``) so that the shared machine survives.
+
+Stages:
+
+* ``audit``: a synthetic fleet (``auditor.testing.snapshots``, realistic profile) of N
+  companies x 43 data types, built and stored slice by slice with the store's own batch writer
+  (``--batch`` companies per Parquet part, as the collector writes them), so that building a
+  million companies needs no more memory than building ``--batch``. Then, each in a fresh
+  process: ``read (whole)`` = ``auditor.load_snapshot`` (the whole snapshot as DataFrames),
+  ``read (stream)`` = ``auditor.store.iter_partitions`` (the company-complete partitions the
+  audit reads, each dropped after it is read), and ``auditor audit`` (all rules, provider
+  incidents, ledger, reports: ``report.html`` + CSVs + ``results.json``).
+* ``collect``: the sandbox's generated fleet of N companies served by ``auditor sandbox``
+  (another process, zero latency, no rate limit; its memory is not counted) and collected by
+  ``auditor snapshot`` into a fresh store.
+
+Usage::
+
+    .venv/bin/python benchmarks/memory_growth.py audit --companies 10000 100000 1000000
+    .venv/bin/python benchmarks/memory_growth.py collect --companies 10000 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+AS_OF = "2024-06-01T10:00:00Z"  # the synthetic fleet's snapshot time + the realistic delay
+
+
+@dataclass
+class Measured:
+    label: str
+    peak_gb: float
+    wall_s: float
+    cpu_s: float  # user + system CPU of the child: steadier than wall on a shared machine
+    killed: bool
+    returncode: int
+
+
+def run(label: str, command: list[str], *, limit_gb: float,
+        env: dict[str, str] | None = None) -> Measured:
+    """Run ``command``; its peak RSS (ru_maxrss of the child) and wall time."""
+    start = time.perf_counter()
+    errors = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - read below
+    # cwd: not this checkout, so that ``python -c`` imports the interpreter's own auditor.
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=errors,
+                            cwd=tempfile.gettempdir())
+    killed = False
+    status_file = Path(f"/proc/{proc.pid}/status")
+    while True:
+        # wait4 (not Popen.poll): the child's own ru_maxrss, as /usr/bin/time -v reports it.
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        try:
+            rss_kb = next(
+                int(line.split()[1])
+                for line in status_file.read_text().splitlines()
+                if line.startswith("VmRSS:")
+            )
+        except (OSError, StopIteration):
+            rss_kb = 0
+        if rss_kb > limit_gb * 1024 * 1024:
+            proc.kill()
+            killed = True
+        time.sleep(0.05)
+    wall = time.perf_counter() - start
+    proc.returncode = code = os.waitstatus_to_exitcode(status)
+    peak_kb = usage.ru_maxrss
+    errors.seek(0)
+    err = errors.read()
+    errors.close()
+    if code not in (0, 1, 2) and not killed:
+        print(f"  {label} exited {code}:\n{err[-3000:]}", file=sys.stderr)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Measured(label, peak_kb / 1024 / 1024, wall, cpu, killed, code)
+
+
+def build(n: int, batch: int, store: Path) -> None:
+    """Store a synthetic realistic fleet of ``n`` companies, ``batch`` companies a part."""
+    from auditor.store import SnapshotWriter
+    from auditor.testing.snapshots import AS_OF as SNAP_AT
+    from auditor.testing.snapshots import REALISTIC, SNAPSHOT_ID, synthetic_snapshot
+
+    shutil.rmtree(store, ignore_errors=True)
+    writer = SnapshotWriter.open(store, snapshot_id=SNAPSHOT_ID, snapshot_at=SNAP_AT)
+    profile = None
+    for i, first in enumerate(range(0, n, batch)):
+        part = synthetic_snapshot(min(batch, n - first), seed=7 + i, profile=REALISTIC,
+                                  first_company=first)
+        writer.write_batch(part.frames())
+        profile = part.sync_settings
+    assert profile is not None
+    writer.write_profile_settings(profile)
+    assert writer.finish({"synthetic": True})
+
+
+_READ_WHOLE = "import sys; from auditor.store import load_snapshot; load_snapshot(sys.argv[1])"
+_READ_STREAM = (
+    "import sys; from auditor.store import iter_partitions\n"
+    "for part in iter_partitions(sys.argv[1]): del part"
+)
+
+
+def bench_audit(sizes: list[int], batch: int, folder: Path, limit_gb: float,
+                reuse: bool, py: str) -> list[tuple[int, list[Measured]]]:
+    rows = []
+    auditor = str(Path(py).parent / "auditor")
+    for n in sizes:
+        store = folder / f"store-{n}"
+        if not (reuse and (store / "built").exists()):
+            t0 = time.perf_counter()
+            build(n, batch, store)
+            (store / "built").write_text("ok")
+            print(f"built {n:,} companies in {time.perf_counter() - t0:.0f} s", flush=True)
+        out = folder / f"out-{n}"
+        measured = []
+        for label, command in (
+            ("imports only", [auditor, "--help"]),
+            ("read (whole)", [py, "-c", _READ_WHOLE, str(store)]),
+            ("read (stream)", [py, "-c", _READ_STREAM, str(store)]),
+            ("auditor audit", [auditor, "audit", "--store", str(store),
+                               "--snapshot", "bench", "--as-of", AS_OF, "--out", str(out),
+                               "--overwrite"]),
+        ):
+            m = run(label, command, limit_gb=limit_gb, env=_child_env())
+            print(f"  {n:>9,}  {_line(m)}", flush=True)
+            measured.append(m)
+        rows.append((n, measured))
+    return rows
+
+
+def bench_collect(sizes: list[int], folder: Path, limit_gb: float,
+                  py: str) -> list[tuple[int, list[Measured]]]:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench_collector import _fleet_file, sandbox  # type: ignore[import-not-found]
+
+    rows = []
+    for n in sizes:
+        work = folder / f"collect-{n}"
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        fleet = _fleet_file(n, work)
+        with sandbox(fleet, latency_ms=0, rate_limit=None) as box:
+            env = {**_child_env(), "CODAT_API_KEY": box.api_key}
+            m = run("auditor snapshot", [
+                str(Path(py).parent / "auditor"), "snapshot", "--base-url", box.base_url,
+                "--store", str(work / "store"), "--progress", "off",
+            ], limit_gb=limit_gb, env=env)
+        print(f"  {n:>9,}  {_line(m)}", flush=True)
+        rows.append((n, [m]))
+    return rows
+
+
+_CHILD_PYTHONPATH: list[str | None] = [None]
+
+
+def _child_env() -> dict[str, str]:
+    """The children's environment: ``--child-pythonpath`` (if given) as PYTHONPATH."""
+    env = dict(os.environ)
+    want = _CHILD_PYTHONPATH[0]
+    if want is not None:
+        env.pop("PYTHONPATH", None)
+        if want:
+            env["PYTHONPATH"] = want
+    return env
+
+
+def _line(m: Measured) -> str:
+    peak = f"killed > {m.peak_gb:.1f} GB" if m.killed else f"{m.peak_gb:.2f} GiB"
+    return (f"{m.label:<16} peak RSS {peak:<18} wall {m.wall_s:7.1f} s  CPU {m.cpu_s:7.1f} s"
+            f"  (exit {m.returncode})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("stage", choices=["audit", "collect"])
+    parser.add_argument("--companies", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--batch", type=int, default=5000,
+                        help="companies per stored part (the collector's --batch-size)")
+    parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "mem-growth")
+    parser.add_argument("--limit-gb", type=float, default=8.0)
+    parser.add_argument("--reuse", action="store_true", help="reuse stores built earlier")
+    parser.add_argument("--python", default=sys.executable,
+                        help="the interpreter (and its auditor) measured, e.g. another "
+                        "checkout's .venv/bin/python to measure it on the same stores")
+    parser.add_argument("--child-pythonpath", default=None,
+                        help="PYTHONPATH of the measured processes ('' for none)")
+    args = parser.parse_args()
+    _CHILD_PYTHONPATH[0] = args.child_pythonpath
+    args.dir.mkdir(parents=True, exist_ok=True)
+    print(f"{'companies':>11}  stage")
+    if args.stage == "audit":
+        bench_audit(args.companies, args.batch, args.dir, args.limit_gb, args.reuse,
+                    args.python)
+    else:
+        bench_collect(args.companies, args.dir, args.limit_gb, args.python)
+
+
+if __name__ == "__main__":
+    main()
