@@ -25,6 +25,10 @@ from auditor.cli import app
 from auditor.codat import CodatBaseURLError, CodatClient, CodatConnectError, RetryPolicy
 from auditor.collector import TransportName, collector_transport
 
+#: Registered as a secret by the client (redacted from every log line in this process): a
+#: word that occurs in other tests' log lines, such as "key", would be redacted there too.
+API_KEY = "fail-fast-test-api-key"
+
 FAST = RetryPolicy(max_attempts=4, initial_wait=0.01, max_wait=0.02, jitter=0.0)
 INVALID = "http://does-not-resolve.invalid"
 
@@ -66,7 +70,7 @@ def test_a_host_that_does_not_resolve_is_not_retried(
     (httpx-aiohttp raises ``ConnectTimeout`` for aiohttp's DNS error)."""
     looked_up = _failing_resolver(monkeypatch, "codat.example.test", socket.EAI_NONAME)
     client = CodatClient(
-        "key",
+        API_KEY,
         base_url="http://codat.example.test",
         retry=FAST,
         transport=collector_transport(transport),
@@ -90,7 +94,7 @@ def test_a_temporary_resolver_failure_fails_fast_before_the_first_answer_only(
 ) -> None:
     # Before any answer: the host has never resolved for this client, nothing to wait for.
     _failing_resolver(monkeypatch, "codat.example.test", socket.EAI_AGAIN)
-    first = CodatClient("key", base_url="http://codat.example.test", retry=FAST)
+    first = CodatClient(API_KEY, base_url="http://codat.example.test", retry=FAST)
     with pytest.raises(CodatBaseURLError):
         _list(first)
     assert sum(first.stats.requests.values()) == 1
@@ -107,7 +111,7 @@ def test_a_temporary_resolver_failure_fails_fast_before_the_first_answer_only(
         monkeypatch.undo()
         _failing_resolver(monkeypatch, "codat.example.test", socket.EAI_AGAIN, after=1)
         client = CodatClient(
-            "key", base_url=f"http://codat.example.test:{server.port}", retry=FAST
+            API_KEY, base_url=f"http://codat.example.test:{server.port}", retry=FAST
         )
 
         async def twice() -> None:
@@ -122,7 +126,7 @@ def test_a_temporary_resolver_failure_fails_fast_before_the_first_answer_only(
 
 
 def test_an_unsupported_scheme_is_not_retried() -> None:
-    client = CodatClient("key", base_url="ftp://127.0.0.1:9", retry=FAST)
+    client = CodatClient(API_KEY, base_url="ftp://127.0.0.1:9", retry=FAST)
     with pytest.raises(CodatBaseURLError) as info:
         _list(client)
     assert "unsupported scheme ('ftp'" in str(info.value)
@@ -130,7 +134,7 @@ def test_an_unsupported_scheme_is_not_retried() -> None:
 
 
 def test_a_refused_connection_is_still_retried() -> None:
-    client = CodatClient("key", base_url="http://127.0.0.1:9", retry=FAST)  # nothing listens
+    client = CodatClient(API_KEY, base_url="http://127.0.0.1:9", retry=FAST)  # nothing listens
     with pytest.raises(CodatConnectError) as info:
         _list(client)
     assert not isinstance(info.value, CodatBaseURLError)
@@ -139,7 +143,7 @@ def test_a_refused_connection_is_still_retried() -> None:
 
 def test_an_invalid_name_is_refused_without_a_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
     looked_up = _failing_resolver(monkeypatch, "unused", socket.EAI_NONAME)
-    client = CodatClient("key", base_url=INVALID, retry=FAST)
+    client = CodatClient(API_KEY, base_url=INVALID, retry=FAST)
     with pytest.raises(CodatBaseURLError, match=r"does-not-resolve\.invalid"):
         _list(client)
     assert looked_up == []
