@@ -35,7 +35,7 @@ import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.compute as pc  # type: ignore[import-untyped]
 
 from auditor.config import AuditConfig
-from auditor.events import companies_without_reads, connection_timelines
+from auditor.events import companies_without_reads, connection_timelines, types_without_reads
 from auditor.findings import FINDINGS_COLUMNS, FINDINGS_SCHEMA, conform_findings, empty_findings
 from auditor.freshness import FRESHNESS_RULES, FleetFreshness, fleet_freshness
 from auditor.ledger import apply_ledger, connection_incidents, incident_keys, unchecked_companies
@@ -648,12 +648,16 @@ def audit_partitions(
             unchecked += [(failure.rule, c) for c in failure.companies]
     # validation-warning reads webhooks: no log, or no read of a company since the previous
     # audit, is not "the warning went away" (not collected is not resolved).
+    unread_types: list[tuple[str, str, str]] = []
     if fleet.events is None:
         unchecked.append(("validation-warning", None))
     else:
         unread = companies_without_reads(fleet.events, company_ids)
         unchecked += [("validation-warning", str(c)) for c in unread]
-    findings, resolved = apply_ledger(findings, previous, ts, unchecked=unchecked)
+        unread_types = types_without_reads(fleet.events, previous, "validation-warning")
+    findings, resolved = apply_ledger(
+        findings, previous, ts, unchecked=unchecked, unchecked_types=unread_types
+    )
     if len(resolved) and len(covered_keys):
         # Still there, reported under its root cause: not resolved.
         resolved = resolved.loc[~isin(resolved["incident_key"], covered_keys.dropna())]

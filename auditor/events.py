@@ -45,7 +45,7 @@ from auditor.listen.eventlog import (
     load_raw_events,
 )
 from auditor.snapshot import ColumnKind, conform, empty_frame
-from auditor.vectors import isin
+from auditor.vectors import isin, text
 
 __all__ = [
     "CONNECTION_EVENTS",
@@ -60,6 +60,7 @@ __all__ = [
     "prune_events",
     "rate_limit_reached",
     "read_event_window",
+    "types_without_reads",
 ]
 
 log = logging.getLogger("auditor.events")
@@ -324,6 +325,28 @@ def companies_without_reads(events: pd.DataFrame | None, company_ids: pd.Index) 
         return ids.to_numpy(dtype=object)
     reads = events.loc[isin(events["event_type"], READ_EVENTS), "company_id"].dropna()
     return ids[~isin(ids, reads.unique())].to_numpy(dtype=object)
+
+
+def types_without_reads(
+    events: pd.DataFrame, previous: pd.DataFrame | None, rule: str
+) -> list[tuple[str, str, str]]:
+    """``(rule, company_id, data_type)`` of the incidents of ``rule`` open in ``previous``
+    whose company x data type had no read event in ``events``: not re-checked tonight, so
+    carried over, never "resolved" (a read of the company's other types says nothing of it)."""
+    if previous is None or previous.empty:
+        return []
+    prev = previous.loc[isin(previous["rule"], [rule])
+                        & ~isin(previous["state"], ["resolved"])]  # fmt: skip
+    if prev.empty:
+        return []
+    reads = events.loc[isin(events["event_type"], READ_EVENTS)]
+    read_keys = text(reads["company_id"], "") + "|" + text(reads["data_type"], "")
+    keys = text(prev["company_id"], "") + "|" + text(prev["data_type"], "")
+    gone = prev.loc[~isin(keys, read_keys.unique())]
+    return [
+        (rule, str(c), str(t))
+        for c, t in zip(text(gone["company_id"], ""), text(gone["data_type"], ""), strict=True)
+    ]
 
 
 def prune_events(

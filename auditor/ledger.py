@@ -94,13 +94,16 @@ def apply_ledger(
     as_of: datetime,
     *,
     unchecked: Iterable[tuple[str | None, str | None]] = (),
+    unchecked_types: Iterable[tuple[str, str, str]] = (),
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(tonight's findings with state/first_seen/nights_open, the resolved incidents).
 
     ``unchecked``: ``(rule, company_id)`` pairs that could not be judged tonight (``None`` is
     any: ``(None, "c1")`` is a company that could not be read, ``("stale", None)`` a rule that
     failed for the whole fleet). Their incidents open in ``previous`` stay open (carried over):
-    they are not resolved.
+    they are not resolved. ``unchecked_types``: ``(rule, company_id, data_type)`` triples
+    not judged tonight, for a rule that judges each data type on its own evidence (e.g.
+    ``validation-warning``: a type with no read event since the previous audit).
     """
     now = pd.Timestamp(as_of)
     out = findings.copy()
@@ -159,7 +162,7 @@ def apply_ledger(
     seen_tonight[tonight] = True
     last_open = open_rows[open_at[prev_codes[open_rows]] == open_rows]
     gone = last_open[~seen_tonight[prev_codes[last_open]]]
-    carried_mask = _unchecked_mask(prev.iloc[gone], list(unchecked))
+    carried_mask = _unchecked_mask(prev.iloc[gone], list(unchecked), list(unchecked_types))
     carried = prev.iloc[gone[carried_mask]].copy()
     resolved = prev.iloc[gone[~carried_mask]].copy()
     resolved["state"] = "resolved"
@@ -176,11 +179,20 @@ def apply_ledger(
     return tonight_out, conform_findings(resolved.reset_index(drop=True))
 
 
-def _unchecked_mask(rows: pd.DataFrame, unchecked: list[tuple[str | None, str | None]]) -> Any:
-    """Rows matching one of the ``(rule, company_id)`` patterns (``None`` matches any)."""
+def _unchecked_mask(
+    rows: pd.DataFrame,
+    unchecked: list[tuple[str | None, str | None]],
+    types: list[tuple[str, str, str]] | None = None,
+) -> Any:
+    """Rows matching one of the ``(rule, company_id)`` patterns (``None`` matches any) or one
+    of the ``(rule, company_id, data_type)`` triples."""
     mask = np.zeros(len(rows), dtype=bool)
-    if not unchecked or rows.empty:
+    if (not unchecked and not types) or rows.empty:
         return mask
+    if types:
+        keys = (text(rows["rule"], "") + "|" + text(rows["company_id"], "") + "|"
+                + text(rows["data_type"], ""))  # fmt: skip
+        mask |= isin(keys, ["|".join(t) for t in types])
     companies = [c for r, c in unchecked if r is None and c is not None]
     rules = [r for r, c in unchecked if c is None and r is not None]
     pairs = [f"{r}|{c}" for r, c in unchecked if r is not None and c is not None]

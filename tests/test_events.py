@@ -8,6 +8,7 @@ deliveries) or, for the reader's edge cases, with the listener's own framing
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Iterator
@@ -42,10 +43,12 @@ SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 HOSTILE = '<img src=x onerror=alert(1)>\u202e\r\nBcc: evil@example.test\x1b[2J'
 
 
-def read_completed(company: str, data_type: str, issues: list[dict[str, object]]) -> str:
+def read_completed(
+    company: str, data_type: str, issues: list[dict[str, object]], n: int = 0
+) -> str:
     return json.dumps(
         {
-            "id": f"rc-{company}-{data_type}",
+            "id": f"rc-{company}-{data_type}-{n}",
             "eventType": "read.completed",
             "generatedDate": "2026-11-30T23:59:00.000Z",
             "payload": {
@@ -99,14 +102,15 @@ WARNING = {
 }
 
 
-async def deliver(store: Path, bodies: list[str]) -> None:
-    """Post ``bodies`` to a real listener writing into ``store``; each must be stored."""
+async def deliver(store: Path, bodies: list[str], batch: str = "msg") -> None:
+    """Post ``bodies`` to a real listener writing into ``store``; each must be stored
+    (``batch`` prefixes the webhook ids: the listener drops an id it has seen)."""
     server = ListenerServer(store, SECRET, port=0)
     await server.start()
     try:
         async with aiohttp.ClientSession() as session:
             for n, body in enumerate(bodies):
-                headers = signed_headers(SECRET, f"msg_{n}", body)
+                headers = signed_headers(SECRET, f"{batch}_{n}", body)
                 async with session.post(server.url + "/webhooks/codat", data=body,
                                         headers=headers) as response:  # fmt: skip
                     assert response.status == 200, await response.text()
@@ -231,6 +235,32 @@ async def test_events_reach_the_rule_the_report_the_digest_and_the_ledger(tmp_pa
     carried = rules(run2.result.findings, "validation-warning")
     assert carried["state"].astype(str).tolist() == ["ongoing"]
     assert rules(run2.result.resolved, "needs-relink").empty
+
+    # Night 3: a clean read of c1's bills only. It says nothing of its invoices, whose
+    # warning is carried over (not re-checked), never "resolved".
+    await _after(at2)  # the next window starts at the previous audit's as_of
+    await deliver(store, [read_completed("c1", "bills", [])], batch="night3")
+    at3 = datetime.now(UTC) + timedelta(seconds=1)
+    write_snapshot(store, night("night3", at3))
+    run3 = audit_store(store, which="night3", as_of=at3 + timedelta(seconds=1))
+    assert rules(run3.result.resolved, "validation-warning").empty
+    kept = rules(run3.result.findings, "validation-warning")
+    assert kept["data_type"].astype(str).tolist() == ["invoices"]
+    assert kept["carried_over"].tolist() == [True]
+
+    # Night 4: a clean read of the invoices themselves resolves it.
+    await _after(at3 + timedelta(seconds=1))
+    await deliver(store, [read_completed("c1", "invoices", [], n=4)], batch="night4")
+    at4 = datetime.now(UTC) + timedelta(seconds=1)
+    write_snapshot(store, night("night4", at4))
+    run4 = audit_store(store, which="night4", as_of=at4 + timedelta(seconds=1))
+    assert rules(run4.result.findings, "validation-warning").empty
+    assert len(rules(run4.result.resolved, "validation-warning")) == 1
+
+
+async def _after(moment: datetime) -> None:
+    """Wait until the wall clock (the listener's receive time) is past ``moment``."""
+    await asyncio.sleep(max((moment - datetime.now(UTC)).total_seconds(), 0) + 0.05)
 
 
 def _write_segment(store: Path, day: str, lines: list[bytes]) -> Path:

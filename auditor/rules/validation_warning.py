@@ -13,8 +13,9 @@ What it flags
 When it is not raised
     A later read of the same data type without issues clears it (only the latest read
     counts). Without an event log nothing is raised, and open ``validation-warning`` incidents stay
-    open (not resolved) until a read of the company is seen again; so do those of a company
-    with no read event since the previous audit.
+    open (not resolved) until a read of that data type is seen again; so do those of a data
+    type with no read event since the previous audit (a read of the company's other types
+    says nothing of it).
 
 Why it matters
     ``dataStatus`` says ``Complete`` and the data is fresh, yet Codat flagged it: totals may
