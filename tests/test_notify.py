@@ -7,6 +7,8 @@ limits; hostile names must stay inert; the webhook URL must never reach a log li
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import logging
 from collections.abc import Iterator
@@ -41,7 +43,7 @@ from auditor.notify.slack import (
     text_length,
 )
 from auditor.notify.teams import CARD_CONTENT_TYPE, MAX_PAYLOAD_BYTES
-from auditor.report import plan_deliveries
+from auditor.report import build_digest, plan_deliveries
 from auditor.result import AuditResult, RuleFailure
 from auditor.routing import Scope, company_tags_series
 from auditor.sandbox import SandboxOptions, SandboxServer, load_fleet
@@ -360,6 +362,18 @@ def test_email_routes_by_tags_and_min_nights() -> None:
     ]
     assert len(scoped.findings) == len(expected)
     assert delivery.scope.label() == "tag owner=team-a & open 3+ nights"
+    # The team's digest leads with the team's actions (Start here and actions.csv).
+    msg = build_digest(result, recipients=delivery.recipients, scope=delivery.scope)
+    html = str(msg.get_body(("html",)).get_content())  # type: ignore[union-attr]
+    assert 'id="start-here"' in html
+    (attachment,) = [a for a in msg.iter_attachments() if a.get_filename() == "actions.csv"]
+    content = attachment.get_content()
+    raw = content if isinstance(content, bytes) else content.encode()
+    if attachment.get_content_type() == "application/gzip":
+        raw = gzip.decompress(raw)
+    rows = pd.read_csv(io.BytesIO(raw))
+    assert len(rows) > 0
+    assert set(rows["company_id"]) <= _team_a(result)
 
 
 def test_slack_routes_by_tags_and_min_nights(receiver: Receiver) -> None:

@@ -205,7 +205,7 @@ def build_digest_view(
     if actions is None:
         actions = build_actions(scoped, refreshes=refreshes)
     actions = actions.reindex(columns=list(ACTION_COLUMNS))
-    actions = actions.loc[scope.mask(actions).to_numpy(dtype=bool)]
+    actions = actions.loc[scope.mask(actions, result.company_tags).to_numpy(dtype=bool)]
     lead = actions.head(max(start_here, 0))
     start_keys = set(lead["root_key"].dropna().astype(str))
     active = scoped.active.reindex(columns=list(FINDINGS_COLUMNS))
@@ -346,7 +346,7 @@ def build_digest(
     if actions is None:
         actions = build_actions(result, refreshes=refreshes)
     actions = actions.reindex(columns=list(ACTION_COLUMNS))
-    scoped_actions = actions.loc[scope.mask(actions).to_numpy(dtype=bool)]
+    scoped_actions = actions.loc[scope.mask(actions, result.company_tags).to_numpy(dtype=bool)]
     scoped_refreshes = refreshes if scope.everything else _scoped_refreshes(refreshes, scoped)
     files = _csv_attachments(
         scoped, settings.gzip_above_bytes, scoped_actions, scoped_refreshes, connections
