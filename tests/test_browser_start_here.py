@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from auditor.report import FleetInfo, write_reports
+from auditor.report import FleetInfo, build_digest, write_reports
 from auditor.testing.synthetic import synthetic_history, synthetic_result
 from tests.test_browser_report import ARGS, AS_OF, CHROMIUM, Page
 
@@ -80,3 +81,37 @@ def test_first_action_is_on_the_first_phone_screen(browser: object, report: Path
         assert p.errors == []
     finally:
         p.close()
+
+
+#: A narrow mail client's reading pane (and Gmail's web view at its narrowest).
+MAIL = {"width": 600, "height": 900}
+UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+
+def test_the_digest_reads_at_600px_with_start_here_first(
+    browser: object, tmp_path: Path
+) -> None:
+    result = synthetic_result(400, as_of=AS_OF, seed=11, realistic=True)
+    msg = build_digest(result, fleet=FleetInfo(companies_audited=400, collection_errors=2))
+    body = msg.get_body(("html",))
+    assert body is not None
+    page_file = tmp_path / "digest.html"
+    page_file.write_text(str(body.get_content()), encoding="utf-8")
+    context = browser.new_context(viewport=MAIL)  # type: ignore[attr-defined]
+    page = context.new_page()
+    try:
+        page.goto(page_file.as_uri())
+        page.wait_for_load_state("load")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= MAIL["width"], f"the digest is {width}px wide"
+        top = page.evaluate(
+            "document.querySelector('#start-here tr').getBoundingClientRect().top"
+        )
+        assert 0 < top < MAIL["height"], f"Start here's first action starts at {top}px"
+        shown = page.evaluate("document.body.innerText")
+        assert "Start here" in shown
+        # Short ids only (the full one is in a title attribute and the CSVs): no 4-line UUID.
+        assert re.search(UUID, shown) is None
+        assert re.search(UUID, page.content()) is not None  # ... they are there, not shown
+    finally:
+        context.close()
