@@ -49,7 +49,8 @@ class SandboxOptions:
     ``webhook_poll_seconds``  real seconds between two looks at sandbox time.
     ``webhook_step_minutes``  sandbox minutes per scan step (a sync that fails and recovers
                               within one step is not seen).
-    ``webhook_issue_rate``    share of completed reads carrying a ``warning.validation``.
+    ``webhook_issue_rate``    share of company x data types whose data is doubtful: 80 % of
+                              their completed reads carry a ``warning.validation``.
     ``webhook_duplicate_rate`` share of events delivered twice (at least once delivery).
     ``webhook_retry_seconds`` delays between attempts after a failed delivery (then gives up).
     ``webhook_concurrency``   deliveries in flight at once.
@@ -77,7 +78,7 @@ class SandboxOptions:
     webhook_secret: str | None = field(default=None, repr=False)
     webhook_poll_seconds: float = 1.0
     webhook_step_minutes: int = 240
-    webhook_issue_rate: float = 0.03
+    webhook_issue_rate: float = 0.005
     webhook_duplicate_rate: float = 0.05
     webhook_retry_seconds: tuple[float, ...] = (0.0, 0.2, 1.0, 5.0, 30.0)
     webhook_concurrency: int = 4
