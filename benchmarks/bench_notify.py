@@ -18,6 +18,7 @@ import argparse
 import time
 from datetime import UTC, datetime
 
+from auditor.actions import build_actions
 from auditor.notify import (
     build_notification,
     encode_body,
@@ -40,13 +41,18 @@ def main() -> None:
     args = parser.parse_args()
     for companies in args.companies:
         result = synthetic_result(companies, as_of=AS_OF, realistic=True)
-        print(f"{companies:,} companies: {len(result.active):,} active findings")
+        started = time.perf_counter()
+        actions = build_actions(result)  # as `auditor run` passes them: one entry per action
+        print(f"{companies:,} companies: {len(result.active):,} active findings, "
+              f"{len(actions):,} actions ({time.perf_counter() - started:.1f} s)")
         for max_items in args.max_items:
             started = time.perf_counter()
-            note = build_notification(result, max_items=max_items, report_url=REPORT_URL)
+            note = build_notification(
+                result, max_items=max_items, report_url=REPORT_URL, actions=actions
+            )
             built = time.perf_counter() - started
             print(f"  max_items={max_items}: content built in {built:.2f}s, "
-                  f"{note.entries_total:,} company x rule entries in scope")  # fmt: skip
+                  f"{note.entries_total:,} entries (company x root cause) in scope")  # fmt: skip
             for channel, layout in (
                 ("slack", slack_payload),
                 ("teams", teams_payload),

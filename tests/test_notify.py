@@ -529,3 +529,16 @@ def test_an_empty_night_says_so_and_never_all_clear_when_incomplete() -> None:
     teams = json.dumps(teams_payload(build_notification(broken)))
     assert "the audit is incomplete" in teams
     assert "Nothing open in scope tonight" not in teams
+
+
+def test_with_the_actions_table_an_entry_is_one_ranked_action() -> None:
+    from auditor.actions import build_actions
+
+    result = synthetic_result(300, as_of=AS_OF, seed=5)
+    actions = build_actions(result)
+    note = build_notification(result, max_items=10, actions=actions)
+    assert note.entries_total == len(actions)
+    top = actions.head(10)
+    assert [e.company_id for e in note.entries] == top["company_id"].fillna("").astype(str).tolist()
+    for entry, text in zip(note.entries, top["action_text"].astype(str), strict=True):
+        assert entry.remedy.startswith(text[:40])  # the one action to take, not the rule's remedy
