@@ -100,6 +100,21 @@ class Notification:
         """Entries not shown when ``shown`` are."""
         return max(self.entries_total - shown, 0)
 
+    def headline(self) -> list[tuple[str, int]]:
+        """The counts every channel leads with, as (label, count)."""
+        c = self.change
+        counts = [
+            ("New errors", c.new_errors),
+            ("New warnings", c.new_warnings),
+            ("Regressed", c.regressed),
+            ("Resolved", c.resolved),
+            ("Open errors", self.open_errors),
+            ("Open warnings", self.open_warnings),
+        ]
+        if self.companies_audited is not None:
+            counts.append(("Companies audited", self.companies_audited))
+        return counts
+
 
 def _present(value: object) -> str | None:
     """``value`` as text; None for a missing value (None, NA, NaN)."""

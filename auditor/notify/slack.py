@@ -114,17 +114,7 @@ def _fixed_blocks(note: Notification) -> list[dict[str, Any]]:
         label = "*INCOMPLETE*" if note.incomplete else "*Notice*"
         body = "\n".join(f"• {escape(n)}" for n in note.notices)
         blocks.append(_section(f":warning: {label}\n{body}"))
-    c = note.change
-    fields = [
-        ("New errors", c.new_errors),
-        ("New warnings", c.new_warnings),
-        ("Regressed", c.regressed),
-        ("Resolved", c.resolved),
-        ("Open errors", note.open_errors),
-        ("Open warnings", note.open_warnings),
-    ]
-    if note.companies_audited is not None:
-        fields.append(("Companies audited", note.companies_audited))
+    fields = note.headline()
     blocks.append(
         {
             "type": "section",

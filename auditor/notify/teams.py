@@ -90,17 +90,7 @@ def _card(note: Notification, entries: list[dict[str, Any]], shown: int) -> dict
                 + [_text(escape(n), spacing="Small") for n in note.notices],
             }
         )
-    c = note.change
-    facts = [
-        ("New errors", c.new_errors),
-        ("New warnings", c.new_warnings),
-        ("Regressed", c.regressed),
-        ("Resolved", c.resolved),
-        ("Open errors", note.open_errors),
-        ("Open warnings", note.open_warnings),
-    ]
-    if note.companies_audited is not None:
-        facts.append(("Companies audited", note.companies_audited))
+    facts = note.headline()
     body.append({"type": "FactSet", "facts": [{"title": k, "value": f"{v:,}"} for k, v in facts]})
     context = f"Snapshot {note.snapshot_id}"
     if note.scope:
