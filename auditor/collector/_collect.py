@@ -33,7 +33,7 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -273,39 +273,40 @@ class _Run:
         return self._issues.since(self._issues_before)
 
     async def run(self) -> None:
+        """List the companies and collect them at once, page by page: the list is streamed to
+        the workers through a bounded queue (memory follows the queue, not the fleet)."""
         reporter: asyncio.Task[None] | None = None
+        n_workers = max(1, self.opt.concurrency)
+        queue: asyncio.Queue[Company | None] = asyncio.Queue(
+            maxsize=max(self.opt.page_size, 2 * n_workers)
+        )
+        settings = asyncio.create_task(self._settings())
+        tasks: list[asyncio.Task[None]] = []
         try:
-            settings = asyncio.create_task(self._settings())
-            try:
-                companies = await self._list()
-            finally:
-                await settings
-            self.stats.total = len(companies)
-            budget = self.opt.error_details_budget
-            self.error_details.budget = max(
-                0, default_budget(len(companies)) if budget is None else budget
-            )
             reporter = asyncio.create_task(report_progress(self.stats, self.opt.progress))
-            it = iter(companies)
-            workers = [
-                asyncio.create_task(self._worker(it))
-                for _ in range(max(1, min(self.opt.concurrency, len(companies))))
-            ]
+            tasks = [asyncio.create_task(self._list(queue, n_workers))]
+            tasks += [asyncio.create_task(self._worker(queue)) for _ in range(n_workers)]
             try:
-                await asyncio.gather(*workers)
+                await asyncio.gather(*tasks)
             except BaseException as exc:
-                # A fatal error (see is_fatal) or a cancellation: stop every worker, and
-                # wait until they have stopped, before the error goes up.
-                for w in workers:
-                    w.cancel()
-                await asyncio.gather(*workers, return_exceptions=True)
+                # A fatal error (see is_fatal) or a cancellation: stop the lister and every
+                # worker, and wait until they have stopped, before the error goes up.
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
                 if isinstance(exc, CodatQuotaExhaustedError):
                     # The companies already collected are kept (no request is made for
                     # them again on --resume: the quota is what ran out).
                     await self._flush(force=True)
                 raise
+            finally:
+                await settings
             await self._flush(force=True)
         finally:
+            if not settings.done():
+                settings.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await settings
             if reporter is not None:
                 reporter.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -322,10 +323,14 @@ class _Run:
             self.settings_errors.append(_error_row(None, exc, EP_SYNC_SETTINGS))
             self.stats.errors += 1
 
-    async def _list(self) -> list[Company]:
+    async def _list(self, queue: asyncio.Queue[Company | None], n_workers: int) -> None:
+        """Put every company to collect on ``queue`` as its page arrives, then one ``None``
+        per worker. ``stats.total`` and the error-text budget grow with the list."""
         seen: set[str] = set()
-        out: list[Company] = []
         k, n = self.shard if self.shard is not None else (0, 1)
+        budget = self.opt.error_details_budget
+        if budget is not None:
+            self.error_details.budget = max(0, budget)
         async for company in self.client.iter_companies(page_size=self.opt.page_size):
             self.stats.listed += 1
             cid = company.id
@@ -337,19 +342,23 @@ class _Run:
             if cid in self.skip:
                 self.stats.skipped += 1
                 continue
-            out.append(company)
+            self.stats.total += 1
+            if budget is None:  # the default share of the companies listed so far
+                self.error_details.budget = default_budget(self.stats.total)
+            await queue.put(company)
         self.stats.requests += max(1, -(-self.stats.listed // self.opt.page_size))
         log.info(
             "listed %d companies; collecting %d%s%s",
             self.stats.listed,
-            len(out),
+            self.stats.total,
             f" (shard {k}/{n})" if n > 1 else "",
             f", {self.stats.skipped} already written" if self.stats.skipped else "",
         )
-        return out
+        for _ in range(n_workers):
+            await queue.put(None)
 
-    async def _worker(self, companies: Iterator[Company]) -> None:
-        for company in companies:
+    async def _worker(self, queue: asyncio.Queue[Company | None]) -> None:
+        while (company := await queue.get()) is not None:
             await self._company(company)
             self.stats.done += 1
             if (
