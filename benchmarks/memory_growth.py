@@ -1,8 +1,11 @@
 """Benchmark: peak RSS of ``auditor snapshot`` and ``auditor audit`` as the fleet grows.
 
 Every figure is one real process of the CLI (``auditor audit`` / ``auditor snapshot``) or of
-the store reader, started from here; its peak RSS is the kernel's ``ru_maxrss`` of that child
-(what ``/usr/bin/time -v`` prints as "Maximum resident set size"). A child whose RSS passes
+the store reader, started from here; its peak RSS is the child's ``VmHWM`` (the peak of its
+own memory since it started, read from ``/proc`` every 50 ms until it exits). Not
+``ru_maxrss``: that one keeps the high-water mark of the process it was forked from, so the
+2.6 GB this script holds while it builds a 100,000-company fleet file was once reported as
+the collector's peak. A child whose RSS passes
 ``--limit-gb`` is killed (shown as ``killed > N GB``) so that the shared machine survives.
 
 Stages:
@@ -60,26 +63,31 @@ def run(label: str, command: list[str], *, limit_gb: float,
                             cwd=tempfile.gettempdir())
     killed = False
     status_file = Path(f"/proc/{proc.pid}/status")
+    hwm_kb = 0
     while True:
-        # wait4 (not Popen.poll): the child's own ru_maxrss, as /usr/bin/time -v reports it.
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
         try:
-            rss_kb = next(
-                int(line.split()[1])
+            fields = {
+                line.split(":")[0]: int(line.split()[1])
                 for line in status_file.read_text().splitlines()
-                if line.startswith("VmRSS:")
-            )
-        except (OSError, StopIteration):
-            rss_kb = 0
+                if line.startswith(("VmRSS:", "VmHWM:"))
+            }
+        except (OSError, ValueError, IndexError):
+            fields = {}
+        rss_kb = fields.get("VmRSS", 0)
+        # VmHWM: the peak of the process's own memory since it exec'd. Not ru_maxrss, which
+        # keeps the high-water mark of the fork it started from: a parent that built a big
+        # fleet file in memory would be counted as the child's peak.
+        hwm_kb = max(hwm_kb, fields.get("VmHWM", 0), rss_kb)
         if rss_kb > limit_gb * 1024 * 1024:
             proc.kill()
             killed = True
         time.sleep(0.05)
     wall = time.perf_counter() - start
     proc.returncode = code = os.waitstatus_to_exitcode(status)
-    peak_kb = usage.ru_maxrss
+    peak_kb = hwm_kb or usage.ru_maxrss
     errors.seek(0)
     err = errors.read()
     errors.close()
