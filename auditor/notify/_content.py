@@ -25,7 +25,7 @@ import pandas as pd
 from auditor.findings import FINDINGS_COLUMNS
 from auditor.report import FleetInfo, digest_subject
 from auditor.report._env import format_local
-from auditor.report._view import Change, build_change, build_notices, unsnoozed
+from auditor.report._view import Change, build_change, build_notices, errors_and_warnings, unsnoozed
 from auditor.result import AuditResult
 from auditor.routing import Scope
 from auditor.safe_text import DISPLAY_LIMITS, clip
@@ -269,9 +269,7 @@ def build_notification(
     active = scoped.active.reindex(columns=list(FINDINGS_COLUMNS))
     resolved = unsnoozed(scoped.resolved).reindex(columns=list(FINDINGS_COLUMNS))
     change = build_change(active, resolved)
-    sev = active["severity"].astype("string")
-    open_errors = int((sev == "error").fillna(False).sum())
-    open_warnings = int((sev == "warning").fillna(False).sum())
+    open_errors, open_warnings = errors_and_warnings(active)
     as_of = fleet.as_of or result.as_of
     day = format_local(as_of, display_tz, "%Y-%m-%d", zone_name=False)
     subject = digest_subject(change, open_errors + open_warnings, day, "").strip()

@@ -50,6 +50,7 @@ from ._view import (
     build_change,
     build_notices,
     build_rule_totals,
+    errors_and_warnings,
     finding_rows,
     rank_findings,
     unsnoozed,
@@ -211,9 +212,7 @@ def build_digest_view(
     active = scoped.active.reindex(columns=list(FINDINGS_COLUMNS))
     resolved = unsnoozed(scoped.resolved).reindex(columns=list(FINDINGS_COLUMNS))
     change = build_change(active, resolved)
-    sev = active["severity"].astype("string")
-    open_errors = int((sev == "error").fillna(False).sum())
-    open_warnings = int((sev == "warning").fillna(False).sum())
+    open_errors, open_warnings = errors_and_warnings(active)
     as_of = fleet.as_of or result.as_of
     day = format_local(as_of, display_tz, "%Y-%m-%d", zone_name=False)
     sections = _action_sections(actions, resolved, start_keys, max_items)

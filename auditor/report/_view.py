@@ -42,6 +42,7 @@ __all__ = [
     "build_expired",
     "build_rule_totals",
     "build_view",
+    "errors_and_warnings",
     "finding_rows",
     "rank_findings",
     "unsnoozed",
@@ -323,17 +324,22 @@ def _count(frame: pd.DataFrame, state: str, severity: str) -> int:
     return int(mask.fillna(False).sum())
 
 
+def errors_and_warnings(frame: pd.DataFrame) -> tuple[int, int]:
+    """(errors, warnings): the rows of ``frame`` by severity."""
+    sev = frame["severity"].astype("string")
+    return int((sev == "error").fillna(False).sum()), int((sev == "warning").fillna(False).sum())
+
+
 def build_change(active: pd.DataFrame, resolved: pd.DataFrame) -> Change:
     """Counts of new, regressed and resolved incidents by severity."""
-    resolved_active = unsnoozed(resolved)
-    sev = resolved_active["severity"].astype("string")
+    resolved_errors, resolved_warnings = errors_and_warnings(unsnoozed(resolved))
     return Change(
         new_errors=_count(active, "new", "error"),
         new_warnings=_count(active, "new", "warning"),
         regressed_errors=_count(active, "regressed", "error"),
         regressed_warnings=_count(active, "regressed", "warning"),
-        resolved_errors=int((sev == "error").fillna(False).sum()),
-        resolved_warnings=int((sev == "warning").fillna(False).sum()),
+        resolved_errors=resolved_errors,
+        resolved_warnings=resolved_warnings,
     )
 
 
@@ -534,6 +540,7 @@ def build_view(
     snoozed = findings.loc[snoozed_mask]
     resolved = unsnoozed(result.resolved.reindex(columns=list(FINDINGS_COLUMNS)))
     sev = active["severity"].astype("string")
+    open_errors, open_warnings = errors_and_warnings(active)
     ranked = rank_findings(active)
     rule_totals = build_rule_totals(active, rules)
     seen_rules = [t.name for t in rule_totals]
@@ -545,8 +552,8 @@ def build_view(
         companies_audited=fleet.companies_audited,
         companies_affected=int(active["company_id"].nunique()),
         collection_errors=fleet.collection_errors,
-        open_errors=int((sev == "error").fillna(False).sum()),
-        open_warnings=int((sev == "warning").fillna(False).sum()),
+        open_errors=open_errors,
+        open_warnings=open_warnings,
         snoozed=len(snoozed),
         change=build_change(active, resolved),
         rule_totals=rule_totals,
