@@ -18,14 +18,16 @@ Stages:
   ``read (stream)`` = ``auditor.store.iter_partitions`` (the company-complete partitions the
   audit reads, each dropped after it is read), and ``auditor audit`` (all rules, provider
   incidents, ledger, reports: ``report.html`` + CSVs + ``results.json``).
-* ``collect``: the sandbox's generated fleet of N companies served by ``auditor sandbox``
-  (another process, zero latency, no rate limit; its memory is not counted) and collected by
-  ``auditor snapshot --rate-limit 0`` into a fresh store.
+* ``collect``: the sandbox's generated fleet of N companies (seed 7) served by
+  ``auditor sandbox --companies N`` (another process, zero latency, no rate limit; its memory
+  is printed apart, not counted) and collected by ``auditor snapshot --rate-limit 0`` into a
+  fresh store. The generated fleet includes the 0.5 % of companies whose dataStatus the
+  sandbox refuses (404 or 500, retried), as a real fleet would.
 
 Usage::
 
     .venv/bin/python benchmarks/memory_growth.py audit --companies 10000 100000 1000000
-    .venv/bin/python benchmarks/memory_growth.py collect --companies 10000 100000
+    .venv/bin/python benchmarks/memory_growth.py collect --companies 10000 100000 1000000
 """
 
 from __future__ import annotations
@@ -33,10 +35,13 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,27 +158,72 @@ def bench_audit(sizes: list[int], batch: int, folder: Path, limit_gb: float,
 
 def bench_collect(sizes: list[int], folder: Path, limit_gb: float,
                   py: str) -> list[tuple[int, list[Measured]]]:
-    sys.path.insert(0, str(Path(__file__).parent))
-    from bench_collector import _fleet_file, sandbox  # type: ignore[import-not-found]
-
     rows = []
     for n in sizes:
         work = folder / f"collect-{n}"
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
-        fleet = _fleet_file(n, work)
-        with sandbox(fleet, latency_ms=0, rate_limit=None) as box:
-            env = {**_child_env(), "CODAT_API_KEY": box.api_key}
+        with generated_sandbox(n, py) as (base_url, api_key, sandbox_pid):
+            env = {**_child_env(), "CODAT_API_KEY": api_key}
             m = run("auditor snapshot", [
-                str(Path(py).parent / "auditor"), "snapshot", "--base-url", box.base_url,
+                str(Path(py).parent / "auditor"), "snapshot", "--base-url", base_url,
                 "--store", str(work / "store"), "--progress", "off",
                 # The sandbox has no limit: measure memory, not the 1,000/min DoS ceiling
                 # (at the default a 100k fleet takes two hours of mostly waiting).
                 "--rate-limit", "0",
             ], limit_gb=limit_gb, env=env)
-        print(f"  {n:>9,}  {_line(m)}", flush=True)
+            served_gb = _hwm_gb(sandbox_pid)
+        print(f"  {n:>9,}  {_line(m)}  [sandbox peak {served_gb:.2f} GiB]", flush=True)
         rows.append((n, [m]))
     return rows
+
+
+SANDBOX_NOW = "2024-05-01T06:00:00Z"
+
+
+@contextmanager
+def generated_sandbox(n: int, py: str) -> Iterator[tuple[str, str, int]]:
+    """``auditor sandbox --companies n`` (the generated fleet, seed 7) in another process:
+    (base URL, API key, pid). The generated fleet is held as arrays (about 3.7 KB a company),
+    so a million companies can be served here; a fleet *file* of that size could not (its
+    JSON is parsed into Python objects: 5.4 GB at 100,000 companies)."""
+    proc = subprocess.Popen(
+        [str(Path(py).parent / "auditor"), "sandbox", "--companies", str(n), "--seed", "7",
+         "--now", SANDBOX_NOW, "--port", "0", "--latency-ms", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"}, cwd=tempfile.gettempdir(),
+    )
+    assert proc.stdout is not None
+    base_url = api_key = ""
+    for line in proc.stdout:
+        if "base URL:" in line:
+            base_url = line.split("base URL:")[1].strip()
+        if "API key:" in line:
+            api_key = line.split("API key:")[1].split()[0]
+        if base_url and api_key:
+            break
+    if not base_url:
+        proc.kill()
+        raise RuntimeError("the sandbox did not start")
+    try:
+        yield base_url, api_key, proc.pid
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+
+
+def _hwm_gb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024 / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return float("nan")
 
 
 _CHILD_PYTHONPATH: list[str | None] = [None]
