@@ -273,13 +273,15 @@ class Snapshot:
     @property
     def company_ids(self) -> pd.Index:
         """Every company in the snapshot: collected, erroring, or with no data types."""
+        # Each frame's distinct ids first (cheap on a categorical: its codes), then the union,
+        # in order of first appearance (companies, then status, then errors).
         ids = pd.concat(
             [
-                self.companies["company_id"].astype("string"),
-                self.status["company_id"].astype("string"),
-                self.errors["company_id"].astype("string"),
-            ]
-        ).dropna()
+                pd.Series(frame["company_id"].dropna().unique()).astype("string")
+                for frame in (self.companies, self.status, self.errors)
+            ],
+            ignore_index=True,
+        )
         index: pd.Index = pd.Index(ids.drop_duplicates(), dtype="string")
         return index
 

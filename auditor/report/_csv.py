@@ -20,10 +20,14 @@ alone, so a negative number stays a number. The cost: a program reading the CSV 
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
-from typing import Final
+from typing import BinaryIO, Final
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.compute as pc  # type: ignore[import-untyped]
 
 from auditor.findings import FINDINGS_COLUMNS, FINDINGS_SCHEMA
 from auditor.result import AuditResult
@@ -84,24 +88,35 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     """A copy of ``frame`` whose text cells cannot run as spreadsheet formulas (see module doc).
 
     Only text-like columns (string, object, category) are touched; numbers, booleans and
-    timestamps keep their type.
+    timestamps keep their type. A categorical column is checked on its categories (a few
+    distinct values, not one per row) and stays categorical.
     """
     out = frame.copy()
     for name in out.columns:
         col = out[name]
-        if not (
-            pd.api.types.is_string_dtype(col.dtype)
-            or pd.api.types.is_object_dtype(col.dtype)
-            or isinstance(col.dtype, pd.CategoricalDtype)
-        ):
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            out[name] = _neutral_categorical(col)
+            continue
+        if not (pd.api.types.is_string_dtype(col.dtype) or pd.api.types.is_object_dtype(col.dtype)):
             continue
         text = col.astype("string")
         hostile = text.str.contains(_FORMULA_PATTERN, regex=True).fillna(False).astype(bool)
         if hostile.any():
             out[name] = text.mask(hostile, "'" + text)
-        elif isinstance(col.dtype, pd.CategoricalDtype):
-            out[name] = text
     return out
+
+
+def _neutral_categorical(col: pd.Series) -> pd.Series:
+    categories = pd.Series(col.cat.categories).astype("string")
+    hostile = categories.str.contains(_FORMULA_PATTERN, regex=True).fillna(False).astype(bool)
+    if not hostile.any():
+        return col
+    renamed = categories.mask(hostile, "'" + categories)
+    if renamed.is_unique:  # "'=x" may already be a category: then prefix row by row
+        return col.cat.rename_categories(list(renamed))
+    text = col.astype("string")
+    bad = text.str.contains(_FORMULA_PATTERN, regex=True).fillna(False).astype(bool)
+    return text.mask(bad, "'" + text)
 
 
 def _format_timestamps(frame: pd.DataFrame) -> pd.DataFrame:
@@ -111,7 +126,14 @@ def _format_timestamps(frame: pd.DataFrame) -> pd.DataFrame:
             out[name].dtype
         ):
             ts = pd.to_datetime(out[name], utc=True)
-            out[name] = ts.dt.strftime(_TIMESTAMP_FORMAT).astype("string")
+            # numpy formats whole seconds in C (pandas' strftime goes row by row in Python).
+            seconds = (
+                ts.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]").astype("datetime64[s]")
+            )
+            text = pa.array(np.datetime_as_string(seconds, unit="s"), type=pa.string())
+            stamped = pc.binary_join_element_wise(text, "Z", "")
+            formatted = pd.Series(pd.arrays.ArrowStringArray(stamped), index=out.index)
+            out[name] = formatted.mask(ts.isna().to_numpy())
     return out
 
 
@@ -182,16 +204,120 @@ def _dtype_of(column: str) -> str:
 
 def to_csv_bytes(frame: pd.DataFrame) -> bytes:
     """``frame`` as safe CSV bytes (UTF-8, formulas neutralised, ISO timestamps)."""
-    buffer = io.StringIO()
-    neutralise_formulas(_format_timestamps(frame)).to_csv(
-        buffer, index=False, lineterminator="\r\n"
-    )
-    return buffer.getvalue().encode("utf-8")
+    buffer = io.BytesIO()
+    _write_safe_csv(frame, buffer)
+    return buffer.getvalue()
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:
     """Write ``frame`` as safe CSV to ``path`` atomically (temp file, then rename)."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(to_csv_bytes(frame))
+    with tmp.open("wb") as out:
+        _write_safe_csv(frame, out)
     tmp.replace(path)
     return path
+
+
+#: Rows converted and written at a time by the vectorised writer (bounds its memory).
+_CHUNK_ROWS: Final[int] = 50_000
+#: A field csv.writer (QUOTE_MINIMAL, lineterminator CRLF) quotes: one holding a delimiter,
+#: a quote or a line-end character.
+_NEEDS_QUOTES: Final[str] = '[,"\r\n]'
+
+
+def _write_safe_csv(frame: pd.DataFrame, out: BinaryIO) -> None:
+    safe = neutralise_formulas(_format_timestamps(frame))
+    if safe.shape[1] < 2 or not all(_vector_dtype(safe[c].dtype) for c in safe.columns):
+        # pandas' writer: the reference for the bytes the vectorised writer produces.
+        text = io.StringIO()
+        safe.to_csv(text, index=False, lineterminator="\r\n")
+        out.write(text.getvalue().encode("utf-8"))
+        return
+    header = ",".join(_quoted_text(str(c)) for c in safe.columns) + "\r\n"
+    out.write(header.encode("utf-8"))
+    for start in range(0, len(safe), _CHUNK_ROWS):
+        chunk = safe.iloc[start : start + _CHUNK_ROWS]
+        fields = [_csv_field(_cell_text(chunk[c])) for c in chunk.columns]
+        joined = pc.binary_join_element_wise(*fields, ",")
+        lines = pc.binary_join_element_wise(joined, pa.scalar("\r\n"), "")
+        out.write(_concatenated(lines))
+
+
+def _vector_dtype(dtype: object) -> bool:
+    """Dtypes the vectorised writer renders exactly as pandas + csv.writer do."""
+    if isinstance(dtype, pd.CategoricalDtype | pd.StringDtype):
+        return True
+    if isinstance(dtype, pd.BooleanDtype) or _is_integer(dtype):
+        return True
+    return isinstance(dtype, np.dtype) and dtype.kind in "bfO"
+
+
+def _is_integer(dtype: object) -> bool:
+    """A numpy or nullable (``Int64``) integer dtype."""
+    kinds = np.dtype | pd.api.extensions.ExtensionDtype
+    return isinstance(dtype, kinds) and pd.api.types.is_integer_dtype(dtype)
+
+
+def _cell_text(col: pd.Series) -> pa.Array:
+    """Each cell as csv.writer writes it (``str`` of the value; missing: empty), unquoted."""
+    dtype = col.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        categories = pa.array([str(c) for c in dtype.categories] + [""], type=pa.string())
+        codes = col.cat.codes.to_numpy()
+        return categories.take(pa.array(np.where(codes < 0, len(categories) - 1, codes)))
+    if isinstance(dtype, pd.StringDtype):
+        return pa.array(col.array, type=pa.string(), from_pandas=True).fill_null("")
+    if isinstance(dtype, np.dtype) and dtype.kind == "f":
+        values = col.to_numpy()
+        text = values.astype(str)  # as pandas formats floats for CSV
+        return pa.array(np.where(np.isnan(values), "", text), type=pa.string())
+    missing = np.asarray(col.isna(), dtype=bool)
+    if isinstance(dtype, pd.BooleanDtype) or (isinstance(dtype, np.dtype) and dtype.kind == "b"):
+        truth = col.to_numpy(dtype=bool, na_value=False)
+        return pa.array(np.where(missing, "", np.where(truth, "True", "False")), pa.string())
+    if _is_integer(dtype):
+        unsigned = getattr(dtype, "kind", "i") == "u"
+        numbers = col.to_numpy(dtype=np.uint64 if unsigned else np.int64, na_value=0)
+        return pa.array(np.where(missing, "", numbers.astype(str)), type=pa.string())
+    values = np.asarray(col.array, dtype=object)
+    return pa.array(
+        [
+            "" if gone else v if isinstance(v, str) else str(v)
+            for v, gone in zip(values, missing, strict=True)
+        ],
+        type=pa.string(),
+    )
+
+
+def _csv_field(text: pa.Array) -> pa.Array:
+    """``text`` quoted where csv.writer (QUOTE_MINIMAL) quotes it: inner quotes doubled."""
+    needs = pc.match_substring_regex(text, _NEEDS_QUOTES)
+    if not pc.any(needs).as_py():
+        return text
+    inner = (
+        pc.replace_substring(text, '"', '""')
+        if pc.any(pc.match_substring(text, '"')).as_py()
+        else text
+    )
+    return pc.if_else(needs, pc.binary_join_element_wise('"', inner, '"', ""), text)
+
+
+def _quoted_text(text: str) -> str:
+    if re.search(_NEEDS_QUOTES, text):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _concatenated(lines: pa.Array | pa.ChunkedArray) -> bytes:
+    """The UTF-8 bytes of ``lines`` one after another (each string array's data buffer)."""
+    chunks = lines.chunks if isinstance(lines, pa.ChunkedArray) else [lines]
+    parts = []
+    for chunk in chunks:
+        array = chunk.cast(pa.large_string())
+        if not len(array):
+            continue
+        _, offsets_buffer, data = array.buffers()
+        offsets = np.frombuffer(offsets_buffer, dtype=np.int64)
+        first, last = offsets[array.offset], offsets[array.offset + len(array)]
+        parts.append(memoryview(data)[int(first) : int(last)])
+    return b"".join(parts)

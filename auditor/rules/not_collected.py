@@ -34,6 +34,7 @@ from __future__ import annotations
 import pandas as pd
 
 from auditor.rules._base import Rule, RuleContext, RuleOptions
+from auditor.vectors import isin
 
 __all__ = ["RULE", "check"]
 
@@ -130,7 +131,7 @@ def check(ctx: RuleContext) -> pd.DataFrame:
     endpoint = first["endpoint"].astype("string")
     what = endpoint.map(lambda e: COMPANY_INPUTS.get(str(e), str(e))).astype("string")
     read = pd.Series(
-        first["company_id"].isin(ctx.status["company_id"].dropna().unique()).to_numpy(),
+        isin(first["company_id"], ctx.status["company_id"].dropna().unique()),
         index=first.index,
     )
     message = (
