@@ -64,7 +64,7 @@ from auditor.findings import FINDINGS_COLUMNS
 from auditor.links import DEFAULT_LINK_HOSTS, safe_links
 from auditor.result import AuditResult
 from auditor.rules import RULES, Rule
-from auditor.vectors import text
+from auditor.vectors import isin, text
 
 __all__ = [
     "ACTIONS",
@@ -411,6 +411,8 @@ def _links(company_id: pd.Series, connection_id: pd.Series, connections: pd.Data
     """The safe https link of each row's connection (null when unknown or unusable)."""
     if connections is None or connections.empty:
         return pd.Series(pd.NA, index=company_id.index, dtype="string")
+    # Only the connections of the companies with an action (not the whole fleet's).
+    connections = connections.loc[isin(connections["company_id"], company_id.dropna().unique())]
     conn = pd.DataFrame(
         {
             "company_id": text(connections["company_id"]),
@@ -429,6 +431,7 @@ def _pull_operations(active: pd.DataFrame, status: pd.DataFrame | None,
     """Per root key: the ``latestSyncId`` of its worst data type that has one."""
     if status is None or status.empty:
         return pd.Series(pd.NA, index=keys, dtype="string")
+    status = status.loc[isin(status["company_id"], text(active["company_id"]).dropna().unique())]
     st = pd.DataFrame(
         {
             "company_id": text(status["company_id"]),

@@ -501,10 +501,15 @@ def build_expired(frame: pd.DataFrame) -> tuple[ExpiredSnooze, ...]:
     )
 
 
+def _distinct(column: pd.Series) -> set[str]:
+    """The distinct non-missing values of ``column`` as text (cheap on a categorical)."""
+    return {str(v) for v in pd.Series(column.dropna().unique()).astype("string").dropna()}
+
+
 def _options(frame: pd.DataFrame, name: str) -> tuple[str, ...]:
     if frame.empty:
         return ()
-    return tuple(sorted({str(v) for v in frame[name].dropna().astype("string")}))
+    return tuple(sorted(_distinct(frame[name])))
 
 
 def build_view(
@@ -539,7 +544,8 @@ def build_view(
     active = findings.loc[~snoozed_mask]
     snoozed = findings.loc[snoozed_mask]
     resolved = unsnoozed(result.resolved.reindex(columns=list(FINDINGS_COLUMNS)))
-    sev = active["severity"].astype("string")
+    severities = _distinct(active["severity"])
+    states = _distinct(active["state"])
     open_errors, open_warnings = errors_and_warnings(active)
     ranked = rank_findings(active)
     rule_totals = build_rule_totals(active, rules)
@@ -570,9 +576,9 @@ def build_view(
         appendix=build_appendix(rules, seen_rules),
         filters=FilterOptions(
             rules=tuple(seen_rules),
-            severities=tuple(s for s in ("error", "warning") if s in set(sev.dropna())),
+            severities=tuple(s for s in ("error", "warning") if s in severities),
             platforms=_options(active, "platform"),
-            states=tuple(s for s in STATE_ORDER if s in set(active["state"].dropna().astype(str))),
+            states=tuple(s for s in STATE_ORDER if s in states),
         ),
         csv_files=dict(csv_files or {}),
         notices=build_notices(result, fleet),
