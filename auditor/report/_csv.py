@@ -238,8 +238,8 @@ def _write_safe_csv(frame: pd.DataFrame, out: BinaryIO) -> None:
     for start in range(0, len(safe), _CHUNK_ROWS):
         chunk = safe.iloc[start : start + _CHUNK_ROWS]
         fields = [_csv_field(_cell_text(chunk[c])) for c in chunk.columns]
-        joined = pc.binary_join_element_wise(*fields, ",")
-        lines = pc.binary_join_element_wise(joined, pa.scalar("\r\n"), "")
+        joined = pc.binary_join_element_wise(*fields, _large(","))
+        lines = pc.binary_join_element_wise(joined, _large("\r\n"), _large(""))
         out.write(_concatenated(lines))
 
 
@@ -259,33 +259,35 @@ def _is_integer(dtype: object) -> bool:
 
 
 def _cell_text(col: pd.Series) -> pa.Array:
-    """Each cell as csv.writer writes it (``str`` of the value; missing: empty), unquoted."""
+    """Each cell as csv.writer writes it (``str`` of the value; missing: empty), unquoted.
+
+    Large strings (64-bit offsets): a chunk's joined lines may pass 2 GB of text."""
     dtype = col.dtype
     if isinstance(dtype, pd.CategoricalDtype):
-        categories = pa.array([str(c) for c in dtype.categories] + [""], type=pa.string())
+        categories = pa.array([str(c) for c in dtype.categories] + [""], type=pa.large_string())
         codes = col.cat.codes.to_numpy()
         return categories.take(pa.array(np.where(codes < 0, len(categories) - 1, codes)))
     if isinstance(dtype, pd.StringDtype):
-        return pa.array(col.array, type=pa.string(), from_pandas=True).fill_null("")
+        return pa.array(col.array, type=pa.large_string(), from_pandas=True).fill_null("")
     if isinstance(dtype, np.dtype) and dtype.kind == "f":
         values = col.to_numpy()
         text = values.astype(str)  # as pandas formats floats for CSV
-        return pa.array(np.where(np.isnan(values), "", text), type=pa.string())
+        return pa.array(np.where(np.isnan(values), "", text), type=pa.large_string())
     missing = np.asarray(col.isna(), dtype=bool)
     if isinstance(dtype, pd.BooleanDtype) or (isinstance(dtype, np.dtype) and dtype.kind == "b"):
         truth = col.to_numpy(dtype=bool, na_value=False)
-        return pa.array(np.where(missing, "", np.where(truth, "True", "False")), pa.string())
+        return pa.array(np.where(missing, "", np.where(truth, "True", "False")), pa.large_string())
     if _is_integer(dtype):
         unsigned = getattr(dtype, "kind", "i") == "u"
         numbers = col.to_numpy(dtype=np.uint64 if unsigned else np.int64, na_value=0)
-        return pa.array(np.where(missing, "", numbers.astype(str)), type=pa.string())
+        return pa.array(np.where(missing, "", numbers.astype(str)), type=pa.large_string())
     values = np.asarray(col.array, dtype=object)
     return pa.array(
         [
             "" if gone else v if isinstance(v, str) else str(v)
             for v, gone in zip(values, missing, strict=True)
         ],
-        type=pa.string(),
+        type=pa.large_string(),
     )
 
 
@@ -299,7 +301,12 @@ def _csv_field(text: pa.Array) -> pa.Array:
         if pc.any(pc.match_substring(text, '"')).as_py()
         else text
     )
-    return pc.if_else(needs, pc.binary_join_element_wise('"', inner, '"', ""), text)
+    quote, empty = _large('"'), _large("")
+    return pc.if_else(needs, pc.binary_join_element_wise(quote, inner, quote, empty), text)
+
+
+def _large(value: str) -> pa.Scalar:
+    return pa.scalar(value, type=pa.large_string())
 
 
 def _quoted_text(text: str) -> str:
