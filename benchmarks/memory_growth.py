@@ -60,7 +60,7 @@ class Measured:
 
 def run(label: str, command: list[str], *, limit_gb: float,
         env: dict[str, str] | None = None) -> Measured:
-    """Run ``command``; its peak RSS (ru_maxrss of the child) and wall time."""
+    """Run ``command``; its peak RSS (the child's VmHWM), wall and CPU time."""
     start = time.perf_counter()
     errors = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - read below
     # cwd: not this checkout, so that ``python -c`` imports the interpreter's own auditor.
