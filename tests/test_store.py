@@ -332,3 +332,24 @@ def test_findings_history_and_prune(tmp_path: Path, reference: Snapshot) -> None
     assert list_snapshots(tmp_path)["snapshot_id"].tolist() == ["n3"]
     manifest = json.loads(next(tmp_path.glob("*/n3/manifest.json")).read_text())
     assert manifest["snapshot_id"] == "n3"
+
+
+def test_manifest_counts_distinct_companies_part_by_part(
+    tmp_path: Path, reference: Snapshot
+) -> None:
+    """The manifest's company count is read one part at a time (hashes of the ids, not the
+    ids of the whole fleet); a company written in two parts is still counted once."""
+    ids = reference.companies["company_id"].unique()
+    first, second = reference.partition(ids[:10]), reference.partition(ids[5:15])
+    writer = SnapshotWriter.open(tmp_path, snapshot_id="twice", snapshot_at=AT)
+    writer.write_batch(first.frames())
+    writer.write_batch(second.frames())  # ids[5:10] come twice
+    assert writer.finish()
+    snap = load_snapshot(tmp_path, "twice")
+    assert snap.meta["companies"] == 15 == snap.companies["company_id"].nunique()
+
+    writer = SnapshotWriter.open(tmp_path / "b", snapshot_id="once", snapshot_at=AT)
+    writer.write_batch(reference.partition(ids[:10]).frames())
+    writer.write_batch(reference.partition(ids[10:25]).frames())
+    assert writer.finish()
+    assert load_snapshot(tmp_path / "b", "once").meta["companies"] == 25

@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa  # type: ignore[import-untyped]
 from filelock import FileLock
 from upath import UPath
 
@@ -37,6 +39,7 @@ from auditor.store._integrity import (
     listing_manifest,
     read_parts,
     read_record,
+    read_verified,
     shard_checksums,
     written_checksum,
 )
@@ -329,6 +332,28 @@ def _manifest_guard(path: StoreDir) -> contextlib.AbstractContextManager[object]
     return FileLock(str(path / ".lock-manifest"))
 
 
+def _distinct_companies(path: StoreDir, rels: list[str]) -> int:
+    """The number of distinct company ids in the ``companies`` parts ``rels``, read one part
+    at a time: the ids of the whole fleet are never held (1,000,000 of them as a frame cost
+    the collector 0.3 GiB at the end of its run).
+
+    Each part's distinct ids are counted, and a 64-bit hash of each is kept (8 bytes an id).
+    When the hashes are all distinct, no id is in two parts and the sum is exact; otherwise
+    (an id in two parts, or a hash collision) the ids are read whole and counted exactly.
+    """
+    total = 0
+    hashes: list[np.ndarray] = []
+    for rel in rels:
+        column = read_verified(path / rel, None, columns=["company_id"]).column("company_id")
+        distinct = column.unique().drop_null().cast(pa.string()).to_numpy(zero_copy_only=False)
+        total += len(distinct)
+        hashes.append(pd.util.hash_array(distinct))
+    if not hashes or len(np.unique(np.concatenate(hashes))) == total:
+        return total
+    ids = read_parts(path, rels, columns=["company_id"])["company_id"]
+    return int(ids.nunique())
+
+
 def _try_complete(path: StoreDir) -> bool:
     """Write ``manifest.json`` if all shards of the snapshot in ``path`` have finished."""
     with _manifest_guard(path):
@@ -348,10 +373,7 @@ def _try_complete(path: StoreDir) -> bool:
                         files[name].append(rel)
         checksums = _verified_checksums(path, shard_docs, files)
         rows = {name: _count_rows([path / r for r in rels]) for name, rels in files.items()}
-        companies = 0
-        if files["companies"]:
-            ids = read_parts(path, files["companies"], columns=["company_id"])["company_id"]
-            companies = int(ids.nunique())
+        companies = _distinct_companies(path, files["companies"])
         meta: dict[str, Any] = {}
         for doc in shard_docs:
             for k, v in dict(doc.get("meta") or {}).items():
