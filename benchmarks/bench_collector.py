@@ -105,14 +105,7 @@ def sandbox(fleet: Path, *, latency_ms: float, rate_limit: int | None) -> Iterat
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert proc.stdout is not None
-    base_url = api_key = ""
-    for line in proc.stdout:
-        if "base URL:" in line:
-            base_url = line.split("base URL:")[1].strip()
-        if "API key:" in line:
-            api_key = line.split("API key:")[1].split()[0]
-        if base_url and api_key:
-            break
+    base_url, api_key = sandbox_banner(proc.stdout)
     if not base_url:
         proc.kill()
         errors.seek(0)
@@ -124,6 +117,19 @@ def sandbox(fleet: Path, *, latency_ms: float, rate_limit: int | None) -> Iterat
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def sandbox_banner(stdout: Iterator[str]) -> tuple[str, str]:
+    """(base URL, API key) from the lines ``auditor sandbox`` prints as it starts ("" if absent)."""
+    base_url = api_key = ""
+    for line in stdout:
+        if "base URL:" in line:
+            base_url = line.split("base URL:")[1].strip()
+        if "API key:" in line:
+            api_key = line.split("API key:")[1].split()[0]
+        if base_url and api_key:
+            break
+    return base_url, api_key
 
 
 TRANSPORT = "auto"

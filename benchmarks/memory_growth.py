@@ -195,14 +195,10 @@ def generated_sandbox(n: int, py: str) -> Iterator[tuple[str, str, int]]:
         env={**os.environ, "PYTHONUNBUFFERED": "1"}, cwd=tempfile.gettempdir(),
     )
     assert proc.stdout is not None
-    base_url = api_key = ""
-    for line in proc.stdout:
-        if "base URL:" in line:
-            base_url = line.split("base URL:")[1].strip()
-        if "API key:" in line:
-            api_key = line.split("API key:")[1].split()[0]
-        if base_url and api_key:
-            break
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench_collector import sandbox_banner  # type: ignore[import-not-found]
+
+    base_url, api_key = sandbox_banner(proc.stdout)
     if not base_url:
         proc.kill()
         raise RuntimeError("the sandbox did not start")
